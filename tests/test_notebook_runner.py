@@ -1,0 +1,67 @@
+"""The headless notebook runner behind `make reproduce` and `make notebooks`."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from lnedu.notebooks import atomic_write_text, execute_in_place, find_notebooks, reproduce
+
+
+def _write(folder, name, code, title="Tiny"):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / name
+    nbformat.write(nb, path)
+    return path
+
+
+def test_reproduce_writes_pages_summary_and_index(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _write(nbs, "01-good.ipynb", "print(6 * 7)", title="01. Good")
+    _write(nbs, "02-bad.ipynb", "raise ValueError('boom')", title="02. Bad")
+    _write(nbs, "scratch.ipynb", "print('not numbered: ignored')")
+    out = tmp_path / "out"
+    runs = reproduce(nbs, out, progress=False)
+    assert [r.path.name for r in runs] == ["01-good.ipynb", "02-bad.ipynb"]
+    assert [r.ok for r in runs] == [True, False]
+    assert "boom" in runs[1].error
+    page = (out / "01-good.html").read_text(encoding="utf-8")
+    assert "42" in page
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| 01-good.ipynb | 01. Good | ok |" in summary
+    assert "FAILED" in summary and "1 of 2 notebooks ran without error" in summary
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert index.count("<tr><td><a href=") == 2
+    assert not list(out.glob(".tmp-*")), "temporary files must not remain"
+    # the stored notebooks were not touched
+    assert nbformat.read(nbs / "01-good.ipynb", as_version=4).cells[1].outputs == []
+
+
+def test_execute_in_place_stores_outputs_only_for_notebooks_that_ran(tmp_path):
+    good = _write(tmp_path, "01-good.ipynb", "print('fresh output')")
+    bad = _write(tmp_path, "02-bad.ipynb", "1 / 0")
+    before_bad = bad.read_text(encoding="utf-8")
+    runs = execute_in_place([good, bad], progress=False)
+    assert [r.ok for r in runs] == [True, False]
+    outputs = nbformat.read(good, as_version=4).cells[1].outputs
+    assert outputs and "fresh output" in outputs[0]["text"]
+    assert bad.read_text(encoding="utf-8") == before_bad
+
+
+def test_find_notebooks_orders_and_rejects_missing_folder(tmp_path):
+    for name in ("10-b.ipynb", "02-a.ipynb", "x.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in find_notebooks(tmp_path)] == ["02-a.ipynb", "10-b.ipynb"]
+    with pytest.raises(FileNotFoundError, match="folder: expected a folder of notebooks"):
+        find_notebooks(tmp_path / "nope")
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    p = tmp_path / "f.txt"
+    atomic_write_text(p, "first")
+    atomic_write_text(p, "second")
+    assert p.read_text() == "second"
+    assert [q.name for q in tmp_path.iterdir()] == ["f.txt"]
