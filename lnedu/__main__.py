@@ -5,6 +5,11 @@ Commands:
 * ``reproduce [--notebooks DIR] [--out DIR] [--only NAME ...]``: execute every notebook headless on the
   embedded defaults and write HTML pages, ``summary.md`` and ``index.html`` into ``--out`` (``reports/``).
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
+* ``list``: the experiments, with the paper's claim each one tests.
+* ``run NAME [--preset tiny|small|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
+  [--resume]``: train every variant x seed of one experiment; checkpoints make ``--resume`` lose nothing.
+* ``report [--runs DIR] [--out DIR]``: the claims table and the plots of the finished experiments.
+* ``data fetch NAME``: download a real data set (with its checksum) into the cache.
 * ``info``: versions, the array backend and whether a GPU is usable.
 
 Bad arguments and unwritable folders give one clear line on stderr and a non-zero exit.
@@ -47,6 +52,59 @@ def _cmd_notebooks(args) -> int:
     return 0 if all(r.ok for r in runs) else 1
 
 
+def _cmd_list(args) -> int:
+    from . import experiments
+
+    for name in experiments.names():
+        exp = experiments.get(name)
+        print(f"{name:<14} {exp.TITLE} ({exp.PAPER})")
+        print(f"{'':<14} claim: {exp.CLAIM}")
+        print(f"{'':<14} variants: {', '.join(exp.VARIANTS)}; presets: {', '.join(exp.PRESETS)}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from . import backend, experiments
+
+    exp = experiments.get(args.name)
+    if args.preset not in exp.PRESETS:
+        raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
+    if args.device == "gpu":
+        backend.use("cupy")
+    experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=args.out, resume=args.resume)
+    summary = Path(args.out) / exp.NAME / "summary.json"
+    import json
+
+    s = json.loads(summary.read_text(encoding="utf-8"))
+    verdict = {True: "held", False: "did not hold", None: "undecided"}[s["held"]]
+    print(f"{exp.TITLE}: {s['claim']}")
+    print(f"  ours ({args.preset}): {s['our_figure']}")
+    print(f"  verdict: {verdict}. {s['note']}")
+    print(f"  results: {summary.parent}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .experiments.report import write_report
+
+    rows = write_report(args.runs, args.out)
+    if not rows:
+        print(f"lnedu: runs: no finished experiments under {args.runs}; run `python -m lnedu run NAME` first",
+              file=sys.stderr)
+        return 2
+    print(Path(args.out, "claims.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from .data import load_mnist
+
+    fetchers = {"mnist": lambda: load_mnist(download=True)}
+    d = fetchers[args.name]()
+    print(f"{d.description}: cached")
+    return 0
+
+
 def _cmd_info(args) -> int:
     import numpy as np
 
@@ -57,9 +115,16 @@ def _cmd_info(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gives one line (``lnedu: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"lnedu: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lnedu", description="lnedu: learn layer normalization by doing.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p = _Parser(prog="python -m lnedu", description="lnedu: learn layer normalization by doing.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     r = sub.add_parser("reproduce", help="execute every notebook headless and write an HTML report")
@@ -76,6 +141,30 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default: 900)")
     n.set_defaults(func=_cmd_notebooks)
 
+    sub.add_parser("list", help="the experiments and their claims").set_defaults(func=_cmd_list)
+
+    from .experiments import EXPERIMENTS
+
+    u = sub.add_parser("run", help="run one experiment (every variant x seed)")
+    u.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help=f"one of: {', '.join(EXPERIMENTS)}")
+    u.add_argument("--preset", default="small", help="tiny (seconds), small (default, minutes) or paper (GPU)")
+    u.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    u.add_argument("--variants", nargs="+", help="a subset of the experiment's variants (default: all)")
+    u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu runs on CuPy")
+    u.add_argument("--out", default="runs", help="results folder (default: runs)")
+    u.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
+    u.set_defaults(func=_cmd_run)
+
+    o = sub.add_parser("report", help="claims table and plots of the finished experiments")
+    o.add_argument("--runs", default="runs", help="results folder (default: runs)")
+    o.add_argument("--out", default="reports", help="output folder (default: reports)")
+    o.set_defaults(func=_cmd_report)
+
+    d = sub.add_parser("data", help="fetch a real data set into the cache")
+    d.add_argument("action", choices=["fetch"])
+    d.add_argument("name", choices=["mnist"])
+    d.set_defaults(func=_cmd_data)
+
     i = sub.add_parser("info", help="versions and array backends")
     i.set_defaults(func=_cmd_info)
     return p
@@ -86,7 +175,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"lnedu: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

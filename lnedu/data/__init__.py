@@ -1,0 +1,21 @@
+"""Data sets: real loaders (a local path, a cache, a checked download when asked) and embedded defaults.
+
+Nothing here touches the network unless asked to (see :mod:`lnedu.data.download`); every loader says in its
+result which data it returned, so a notebook can print whether the real set or the embedded default ran.
+"""
+
+from .download import DataUnavailable, cache_dir, fetch, md5sum
+from .mnist import Dataset, binarize, load_digits, load_digits_dataset, load_mnist, read_idx
+
+__all__ = [
+    "DataUnavailable",
+    "cache_dir",
+    "fetch",
+    "md5sum",
+    "Dataset",
+    "read_idx",
+    "load_mnist",
+    "load_digits",
+    "load_digits_dataset",
+    "binarize",
+]

@@ -1,0 +1,83 @@
+"""Fetching real data sets: a cache folder, checksums, atomic writes, and no surprise network access.
+
+lnedu never downloads behind a reader's back: notebooks and tests use a local copy or the cache when one
+is there, and an embedded default otherwise. A download happens only when asked for, with
+``download=True``, the environment variable ``LNEDU_DOWNLOAD=1``, or ``python -m lnedu data fetch NAME``.
+Every downloaded file is checked against its published MD5 before it is moved into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+__all__ = ["DataUnavailable", "cache_dir", "md5sum", "fetch", "download_allowed"]
+
+
+class DataUnavailable(RuntimeError):
+    """A real data set is neither on disk nor allowed/able to be downloaded."""
+
+
+def cache_dir() -> Path:
+    """Where data sets are cached: ``$LNEDU_DATA`` or ``~/.cache/lnedu``."""
+    return Path(os.environ.get("LNEDU_DATA") or Path.home() / ".cache" / "lnedu")
+
+
+def download_allowed(download: bool | None = None) -> bool:
+    """``download`` if given, else whether ``$LNEDU_DOWNLOAD`` is set to 1/true/yes."""
+    if download is not None:
+        return bool(download)
+    return os.environ.get("LNEDU_DOWNLOAD", "").strip().lower() in ("1", "true", "yes")
+
+
+def md5sum(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(url: str, dest, md5: str, *, download: bool | None = None, timeout: float = 30.0,
+          progress: bool = True) -> Path:
+    """Return ``dest`` holding the file at ``url`` with checksum ``md5``; download it if allowed.
+
+    An existing ``dest`` with the right checksum is used as it is. A download goes to a temporary file
+    beside ``dest``, is checked, and only then renamed: an interrupted or corrupt download never
+    leaves a file that looks complete.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        got = md5sum(dest)
+        if got == md5:
+            return dest
+        raise DataUnavailable(f"{dest}: checksum mismatch (expected md5 {md5}, got {got}); delete it to re-fetch")
+    if not download_allowed(download):
+        raise DataUnavailable(
+            f"{dest.name} is not in {dest.parent} and downloading was not requested "
+            "(pass download=True, set LNEDU_DOWNLOAD=1, or run `python -m lnedu data fetch`)"
+        )
+    from tqdm.auto import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                for block in iter(lambda: r.read(1 << 16), b""):
+                    f.write(block)
+                    bar.update(len(block))
+        got = md5sum(tmp)
+        if got != md5:
+            raise DataUnavailable(f"{url}: checksum mismatch (expected md5 {md5}, got {got})")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise DataUnavailable(f"{url}: download failed ({exc})") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest

@@ -1,0 +1,42 @@
+"""The paper's experiments, small enough to run on a laptop: one module per experiment.
+
+``python -m lnedu list`` shows them, ``python -m lnedu run NAME`` runs one (see :mod:`.runner` for what an
+experiment module defines, and for checkpoints and resume), ``python -m lnedu report`` collects the claims
+table and the plots into ``reports/``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+from .runner import RunResult, Verdict, load_results, run, run_one
+
+__all__ = ["EXPERIMENTS", "get", "names", "default_preset", "run", "run_one", "load_results", "RunResult", "Verdict"]
+
+# name -> module, in the order of the paper's sections
+EXPERIMENTS = {
+    "mnist": "lnedu.experiments.mnist_mlp",
+}
+
+
+def names() -> list[str]:
+    """Names of the experiments whose module is present."""
+    out = []
+    for name, mod in EXPERIMENTS.items():
+        if importlib.util.find_spec(mod) is not None:
+            out.append(name)
+    return out
+
+
+def get(name: str):
+    """The experiment module called ``name``."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"name: expected one of {names()}, got {name!r}")
+    return importlib.import_module(EXPERIMENTS[name])
+
+
+def default_preset() -> str:
+    """The preset notebooks run: ``$LNEDU_PRESET`` if set (nbval in CI uses ``tiny``), else ``small``."""
+    return os.environ.get("LNEDU_PRESET", "small").strip() or "small"

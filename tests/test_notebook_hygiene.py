@@ -1,0 +1,72 @@
+"""Every stored notebook is one a student can trust: titled, ordered, executed, clean.
+
+nbval (run by `make test` over notebooks/) checks that the stored outputs reproduce; these checks cover
+what nbval does not: structure, stored errors, machine paths, and that the index lists every notebook.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lnedu.notebooks import find_notebooks
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PATHS = find_notebooks(NOTEBOOKS) if NOTEBOOKS.is_dir() else []
+ABSOLUTE = re.compile(r"(/home/|/root/|/work/|/tmp/|/Users/|[A-Z]:\\\\)")
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_there_are_notebooks_and_an_index():
+    names = [p.name for p in PATHS]
+    assert names and names[0] == "00-index.ipynb"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_title_and_what_you_will_learn(path):
+    nb = _read(path)
+    md = [c for c in nb.cells if c.cell_type == "markdown"]
+    assert md, "no markdown cell"
+    number = path.name[:2]
+    assert md[0].source.startswith(f"# {number}."), f"first cell should be the title '# {number}. ...'"
+    if number != "00":
+        assert any("what you will learn" in c.source.lower() for c in md[:3]), "no 'What you will learn' cell"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_stored_executed_without_errors(path):
+    nb = _read(path)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert code, "no code cell"
+    assert all(c.execution_count is not None for c in code), "stored unexecuted: run `make notebooks`"
+    counts = [c.execution_count for c in code]
+    assert counts == sorted(counts), "cells were executed out of order"
+    for c in code:
+        for out in c.outputs:
+            assert out.output_type != "error", f"stored error output: {out.get('ename')}"
+            assert not (out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_no_machine_paths(path):
+    text = path.read_text(encoding="utf-8")
+    # images are base64 and cannot hold paths; strip them before searching
+    text = re.sub(r'"image/png": "[^"]*"', "", text)
+    m = ABSOLUTE.search(text)
+    assert m is None, f"machine path near: {text[max(0, m.start() - 60): m.end() + 60]!r}"
+
+
+def test_index_lists_every_notebook_in_order():
+    index = (NOTEBOOKS / "00-index.ipynb").read_text(encoding="utf-8")
+    positions = []
+    for p in PATHS[1:]:
+        stem = p.stem
+        assert stem in index, f"00-index does not mention {stem}"
+        positions.append(index.index(stem))
+    assert positions == sorted(positions), "00-index lists the notebooks out of order"
