@@ -25,7 +25,7 @@ from pathlib import Path
 def _cmd_reproduce(args) -> int:
     from .notebooks import reproduce
 
-    runs = reproduce(args.notebooks, args.out, timeout=args.timeout, only=args.only)
+    runs = reproduce(args.notebooks, args.out, runs=args.runs, timeout=args.timeout, only=args.only)
     if not runs:
         print(f"lnedu: no notebooks matched in {args.notebooks}", file=sys.stderr)
         return 2
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="execute every notebook headless and write an HTML report")
     r.add_argument("--notebooks", default="notebooks", help="folder of numbered notebooks (default: notebooks)")
     r.add_argument("--out", default="reports", help="output folder (default: reports)")
+    r.add_argument("--runs", default="runs", help="where experiment notebooks keep their runs (default: runs)")
     r.add_argument("--only", nargs="*", help="run only notebooks whose file name contains one of these")
     r.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default: 900)")
     r.set_defaults(func=_cmd_reproduce)

@@ -67,10 +67,11 @@ def _title(nb) -> str:
     return ""
 
 
-def execute_notebook(path, *, timeout: int = 900):
+def execute_notebook(path, *, timeout: int = 900, env: dict | None = None):
     """Execute the notebook at ``path`` (in its own folder) and return ``(notebook, NotebookRun)``.
 
     An error inside the notebook does not raise: the run is marked failed and the partial notebook returned.
+    ``env`` adds environment variables for the kernel.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -84,7 +85,7 @@ def execute_notebook(path, *, timeout: int = 900):
     start = time.perf_counter()
     ok, error = True, ""
     try:
-        client.execute()
+        client.execute(env={**os.environ, **(env or {})})
     except CellExecutionError as exc:
         ok, error = False, str(exc).strip().splitlines()[-1] if str(exc).strip() else "cell error"
     return nb, NotebookRun(path, _title(nb), time.perf_counter() - start, ok, error)
@@ -104,7 +105,7 @@ def execute_in_place(paths, *, timeout: int = 900, progress: bool = True) -> lis
     return runs
 
 
-def _summary_markdown(runs) -> str:
+def _summary_markdown(runs, claims=()) -> str:
     lines = [
         "# lnedu reproduce: summary",
         "",
@@ -116,15 +117,23 @@ def _summary_markdown(runs) -> str:
         lines.append(f"| {r.path.name} | {r.title} | {status} | {r.seconds:.1f} |")
     total = sum(r.seconds for r in runs)
     lines += ["", f"{sum(r.ok for r in runs)} of {len(runs)} notebooks ran without error in {total:.1f} s."]
+    if claims:
+        lines += ["", "## Claims", "", "| experiment | paper | our figure | verdict |", "|---|---|---|---|"]
+        verdict = {True: "held", False: "did not hold", None: "undecided"}
+        lines += [f"| {c['title']} | {c['paper']} | {c['our_figure']} | {verdict[c['held']]} |" for c in claims]
     return "\n".join(lines) + "\n"
 
 
-def _index_html(runs) -> str:
+def _index_html(runs, claims=()) -> str:
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.path.stem)}.html'>{html.escape(r.path.name)}</a></td>"
         f"<td>{html.escape(r.title)}</td><td class='{'ok' if r.ok else 'bad'}'>"
         f"{'ok' if r.ok else 'FAILED: ' + html.escape(r.error)}</td><td>{r.seconds:.1f}</td></tr>"
         for r in runs
+    )
+    claims_link = (
+        f"<p><a href='claims.html'>The claims table</a>: {len(claims)} experiment(s), the paper's claim "
+        "beside our small run's figure and verdict.</p>" if claims else ""
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lnedu reproduce report</title>
@@ -135,13 +144,18 @@ td,th{{border:1px solid #ccc;padding:.3em .6em}}.ok{{color:#070}}.bad{{color:#a0
 <table id="notebooks"><thead><tr><th>notebook</th><th>title</th><th>status</th><th>seconds</th></tr></thead>
 <tbody>
 {rows}
-</tbody></table></body></html>
+</tbody></table>
+{claims_link}
+</body></html>
 """
 
 
-def reproduce(notebooks="notebooks", out="reports", *, timeout: int = 900, progress: bool = True, only=None):
+def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int = 900, progress: bool = True,
+              only=None):
     """Execute copies of the notebooks and write ``out/NAME.html``, ``out/summary.md``, ``out/index.html``.
 
+    Experiment notebooks train into ``runs/PRESET`` (resuming what is there); afterwards the claims table
+    and the experiments' figures are written too (``out/claims.md``, ``out/claims.html``, ``out/NAME.png``).
     The stored notebooks are not modified. Returns the list of :class:`NotebookRun`.
     """
     from nbconvert import HTMLExporter
@@ -158,13 +172,18 @@ def reproduce(notebooks="notebooks", out="reports", *, timeout: int = 900, progr
     paths = find_notebooks(notebooks)
     if only:
         paths = [p for p in paths if any(o in p.name for o in only)]
+    from .experiments import default_preset
+    from .experiments.report import write_report
+
+    env = {"LNEDU_RUNS": str(Path(runs).resolve())}
     exporter = HTMLExporter()
-    runs = []
+    done = []
     for path in tqdm(paths, desc="reproduce", disable=not progress):
-        nb, run = execute_notebook(path, timeout=timeout)
+        nb, run = execute_notebook(path, timeout=timeout, env=env)
         body, _ = exporter.from_notebook_node(nb)
         atomic_write_text(out / f"{path.stem}.html", body)
-        runs.append(run)
-    atomic_write_text(out / "summary.md", _summary_markdown(runs))
-    atomic_write_text(out / "index.html", _index_html(runs))
-    return runs
+        done.append(run)
+    claims = write_report(Path(runs) / default_preset(), out)
+    atomic_write_text(out / "summary.md", _summary_markdown(done, claims))
+    atomic_write_text(out / "index.html", _index_html(done, claims))
+    return done

@@ -20,16 +20,16 @@ def _write(folder, name, code, title="Tiny"):
 def test_reproduce_writes_pages_summary_and_index(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _write(nbs, "01-good.ipynb", "print(6 * 7)", title="01. Good")
+    _write(nbs, "01-good.ipynb", "import os\nprint(6 * 7, os.environ['LNEDU_RUNS'].endswith('runs'))", title="01. Good")
     _write(nbs, "02-bad.ipynb", "raise ValueError('boom')", title="02. Bad")
     _write(nbs, "scratch.ipynb", "print('not numbered: ignored')")
     out = tmp_path / "out"
-    runs = reproduce(nbs, out, progress=False)
+    runs = reproduce(nbs, out, runs=tmp_path / "runs", progress=False)
     assert [r.path.name for r in runs] == ["01-good.ipynb", "02-bad.ipynb"]
     assert [r.ok for r in runs] == [True, False]
     assert "boom" in runs[1].error
     page = (out / "01-good.html").read_text(encoding="utf-8")
-    assert "42" in page
+    assert "42 True" in page
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert "| 01-good.ipynb | 01. Good | ok |" in summary
     assert "FAILED" in summary and "1 of 2 notebooks ran without error" in summary

@@ -13,7 +13,18 @@ import os
 
 from .runner import RunResult, Verdict, load_results, run, run_one
 
-__all__ = ["EXPERIMENTS", "get", "names", "default_preset", "run", "run_one", "load_results", "RunResult", "Verdict"]
+__all__ = [
+    "EXPERIMENTS",
+    "get",
+    "names",
+    "default_preset",
+    "notebook_run",
+    "run",
+    "run_one",
+    "load_results",
+    "RunResult",
+    "Verdict",
+]
 
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
@@ -40,3 +51,20 @@ def get(name: str):
 def default_preset() -> str:
     """The preset notebooks run: ``$LNEDU_PRESET`` if set (nbval in CI uses ``tiny``), else ``small``."""
     return os.environ.get("LNEDU_PRESET", "small").strip() or "small"
+
+
+def notebook_run(name: str, **kwargs):
+    """What an experiment notebook calls: run (or pick up the finished runs of) one experiment.
+
+    The preset is :func:`default_preset`; results go to ``$LNEDU_RUNS/PRESET`` (default ``../runs/PRESET``,
+    the repository's ``runs/`` folder seen from ``notebooks/``), and ``resume=True``, so a notebook executed
+    after ``python -m lnedu run NAME`` shows those runs instead of training again.
+    Returns ``(module, preset, results)``.
+    """
+    from pathlib import Path
+
+    exp = get(name)
+    preset = default_preset()
+    out = Path(os.environ.get("LNEDU_RUNS", "../runs")) / preset
+    kwargs.setdefault("resume", True)
+    return exp, preset, run(exp, preset, out=out, **kwargs)
