@@ -132,3 +132,18 @@ def test_cli_run_tiny_and_list(tmp_path):
     assert "verdict: undecided" in res.stdout
     listing = subprocess.run([sys.executable, "-m", "lnedu", "list"], capture_output=True, text=True, cwd=ROOT)
     assert "mnist" in listing.stdout and "claim:" in listing.stdout
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_every_experiment_runs_its_tiny_preset_and_decides(name, tmp_path):
+    exp = experiments.get(name)
+    assert exp.NAME == name and exp.CLAIM and exp.PAPER and set(exp.PRESETS) == {"tiny", "small", "paper"}
+    results = experiments.run(exp, "tiny", seeds=(0,), out=tmp_path, progress=False)
+    assert set(results) == set(exp.VARIANTS)
+    summary = json.loads((tmp_path / name / "summary.json").read_text())
+    assert summary["held"] in (True, False, None) and summary["our_figure"]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = exp.plot(results)
+    assert fig.axes

@@ -29,6 +29,7 @@ __all__ = [
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
     "mnist": "lnedu.experiments.mnist_mlp",
+    "convnet": "lnedu.experiments.convnet",
 }
 
 

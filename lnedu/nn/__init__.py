@@ -1,5 +1,6 @@
 """The model layer: modules that own parameters and gradients and run backprop by hand."""
 
+from .conv import BatchNorm2d, Conv2d, Flatten, LayerNorm2d
 from .layers import BatchNorm, LayerNorm, Linear, ReLU, RMSNorm, Sigmoid, Tanh, WeightNormLinear
 from .module import Module, Sequential, save_npz_atomic
 
@@ -15,4 +16,8 @@ __all__ = [
     "Tanh",
     "Sigmoid",
     "ReLU",
+    "Conv2d",
+    "LayerNorm2d",
+    "BatchNorm2d",
+    "Flatten",
 ]

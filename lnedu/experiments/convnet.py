@@ -1,0 +1,123 @@
+"""Convolutional networks: baseline vs batch norm vs layer norm (LN paper §6.7).
+
+The paper reports no numbers, only that in preliminary experiments layer norm sped up training over the
+un-normalized baseline but batch norm did better, and why: in a fully connected layer the hidden units
+tend to contribute similarly to the prediction, so re-centring and re-scaling them together is reasonable;
+in a convnet, the many units whose receptive fields lie near the image boundary are rarely turned on and
+have very different statistics from the rest, so one shared mean and variance per example fits them badly.
+"further research is needed". Beware third-party tables that quote CIFAR numbers for LN: they are not in
+the paper.
+
+Our small run: two 3x3 conv layers (im2col by hand) on the 8x8 digits, each followed by the variant's
+normalization and ReLU, then a linear classifier. BN is spatial (per channel over batch and positions);
+LN normalizes each example over all C*H*W units with a per-channel gain and bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn, optim
+from ..data import load_digits_dataset
+from .common import ClassifierTask
+from .runner import Verdict
+
+NAME = "convnet"
+TITLE = "Convolutional networks"
+PAPER = "LN §6.7 (no figure; text only)"
+CLAIM = "LN speeds up training over the baseline, but BN does better"
+VARIANTS = ("baseline", "bn", "ln")
+
+
+@dataclass
+class Config:
+    channels: int = 16
+    epochs: float = 6
+    batch_size: int = 32
+    lr: float = 1e-3
+    data: str = "auto"
+    eval_per_epoch: int = 2
+    steps: int = 0
+    eval_every: int = 1
+    checkpoint_every: int = 100
+
+
+PRESETS = {
+    "tiny": Config(channels=4, epochs=0.5, data="digits"),
+    "small": Config(channels=16, epochs=6),
+    "paper": Config(channels=64, epochs=30, data="mnist", batch_size=128),
+}
+
+
+def build_model(variant: str, image_shape, n_out: int, channels: int, rng, dtype=np.float32):
+    """conv3x3(c) - norm - ReLU - conv3x3/2(2c) - norm - ReLU - flatten - linear."""
+    h, w = image_shape
+    norms = {
+        "baseline": lambda c: None,
+        "bn": lambda c: nn.BatchNorm2d(c, dtype=dtype),
+        "ln": lambda c: nn.LayerNorm2d(c, dtype=dtype),
+    }
+    mods, c_in = [], 1
+    for c_out, stride in ((channels, 1), (2 * channels, 2)):
+        mods.append(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=(variant == "baseline"), rng=rng,
+                              dtype=dtype))
+        norm = norms[variant](c_out)
+        if norm is not None:
+            mods.append(norm)
+        mods.append(nn.ReLU())
+        c_in = c_out
+        h, w = (h + 2 - 3) // stride + 1, (w + 2 - 3) // stride + 1
+    mods += [nn.Flatten(), nn.Linear(c_in * h * w, n_out, init="xavier", rng=rng, dtype=dtype)]
+    return nn.Sequential(*mods)
+
+
+class _ImageView:
+    """A Dataset whose rows are reshaped to (1, H, W) images on the fly."""
+
+    def __init__(self, data):
+        self.__dict__.update(data.__dict__)
+        shape = (1, *data.image_shape)
+        self.x_train = data.x_train.reshape(-1, *shape)
+        self.x_test = data.x_test.reshape(-1, *shape)
+
+
+def build(config: Config, variant: str, seed: int) -> ClassifierTask:
+    data = load_digits_dataset(config.data)
+    rng = np.random.default_rng(seed)
+    model = build_model(variant, data.image_shape, data.num_classes, config.channels, rng)
+    return ClassifierTask(model, optim.Adam(model, lr=config.lr), _ImageView(data), batch_size=config.batch_size,
+                          epochs=config.epochs, seed=seed, eval_per_epoch=config.eval_per_epoch)
+
+
+def _mean_curve(results, variant, key):
+    runs = results[variant]
+    m = min(len(r.eval) for r in runs)
+    return np.mean([[e[key] for e in r.eval[:m]] for r in runs], axis=0)
+
+
+def verdict(results) -> Verdict:
+    """Held if LN's training NLL, averaged over the run (area under the curve: speed), is below the
+    baseline's, and BN's is below LN's."""
+    if not {"baseline", "bn", "ln"} <= set(results):
+        return Verdict(None, "needs baseline, bn and ln", "")
+    auc = {v: float(np.mean(_mean_curve(results, v, "train_nll"))) for v in ("baseline", "bn", "ln")}
+    err = {v: 100 * float(_mean_curve(results, v, "test_error")[-1]) for v in ("baseline", "bn", "ln")}
+    held = auc["bn"] < auc["ln"] < auc["baseline"]
+    n = len(results["ln"])
+    fig = ("mean train NLL over the run: " + ", ".join(f"{v} {auc[v]:.3f}" for v in auc)
+           + "; final test error: " + ", ".join(f"{v} {err[v]:.1f}%" for v in err) + f" (mean of {n} seeds)")
+    return Verdict(held, fig, "8x8 digits have little 'boundary' for the paper's argument to bite on")
+
+
+def plot(results):
+    import matplotlib.pyplot as plt
+
+    from ..viz.experiments import plot_curves
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    plot_curves(results, "train_nll", ax=axes[0], logy=True, ylabel="train NLL")
+    plot_curves(results, "test_error", ax=axes[1], ylabel="test error")
+    fig.tight_layout()
+    return fig
