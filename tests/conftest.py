@@ -1,0 +1,49 @@
+"""Shared fixtures: ``xp`` runs a test on every array backend that can run here, ``rng`` gives it seeded data.
+
+* ``xp`` is parametrized over ``numpy`` and ``cupy``. The cupy case carries the ``gpu`` marker and is
+  skipped (never failed) where :func:`lnedu.backend.available_backends` does not list it, that is without
+  CuPy or without a CUDA device. ``pytest -m "not gpu"`` leaves it out altogether.
+* ``rng`` is a ``numpy.random.Generator`` seeded from the test's id: different data for every test and
+  parameter set, the same data on every run.
+* Any test marked ``@pytest.mark.gpu`` is skipped where no GPU backend is available.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+
+import numpy as np
+import pytest
+
+from lnedu import backend
+
+AVAILABLE_BACKENDS = backend.available_backends()
+GPU_SKIP_REASON = "cupy backend: CuPy is not installed or no CUDA device is visible (lnedu.backend.gpu_available())"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA device (skipped otherwise)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if "cupy" in AVAILABLE_BACKENDS:
+        return
+    skip = pytest.mark.skip(reason=GPU_SKIP_REASON)
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp(request):
+    """The array module of one backend (numpy, or cupy where a GPU is available)."""
+    if request.param not in AVAILABLE_BACKENDS:
+        pytest.skip(GPU_SKIP_REASON)
+    return importlib.import_module(request.param)
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded by the test's node id (stable across runs, distinct across tests)."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
