@@ -140,7 +140,7 @@ def _projection(out, seed):
     so that it is never a copy of test data drawn with the same seed."""
     xp = get_array_module(out)
     rng = np.random.default_rng([int(seed), 0x6C6E])
-    return xp.asarray(rng.standard_normal(out.shape))
+    return xp.asarray(rng.standard_normal(np.shape(out)))  # np.shape: a loss is a Python float
 
 
 def check_function(forward, backward, inputs: dict, *, wrt=None, seed: int = 0, h: float = 1e-5):
@@ -148,7 +148,9 @@ def check_function(forward, backward, inputs: dict, *, wrt=None, seed: int = 0, 
 
     ``backward`` returns the gradients in the order of ``inputs`` (a dict, ordered): a tuple, or a
     single array for a one-input function. ``wrt`` names the inputs to check (default: every input
-    whose gradient is not ``None``); non-differentiable inputs (integer targets, say) are skipped.
+    whose gradient is not ``None``); non-differentiable inputs (integer targets, say) and inputs
+    passed as ``None`` (an absent gain or bias) are skipped. The output may be an array or a scalar
+    (a loss).
     """
     out, cache = forward(**inputs)
     R = _projection(out, seed)
@@ -156,7 +158,11 @@ def check_function(forward, backward, inputs: dict, *, wrt=None, seed: int = 0, 
     if not isinstance(grads, tuple):
         grads = (grads,)
     names = list(inputs)
-    analytic = {n: g for n, g in zip(names, grads) if g is not None and (wrt is None or n in wrt)}
+    analytic = {
+        n: g
+        for n, g in zip(names, grads)
+        if g is not None and inputs[n] is not None and (wrt is None or n in wrt)
+    }
 
     def loss():
         o, _ = forward(**inputs)

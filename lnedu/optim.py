@@ -9,13 +9,25 @@ Its ``state_dict()`` holds the step count and the moment buffers, so training re
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
+from ._checks import check_positive
 from .backend import get_array_module, to_numpy
 from .nn.module import Module
 
 __all__ = ["clip_grad_norm", "global_norm", "Optimizer", "SGD", "Adam"]
+
+
+def _check_in(name: str, value, low: float, high: float) -> float:
+    """Check that ``value`` is a real number in ``[low, high)``; return it as float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number in [{low:g}, {high:g}), got {type(value).__name__}")
+    v = float(value)
+    if not low <= v < high:
+        raise ValueError(f"{name}: expected a number in [{low:g}, {high:g}), got {value!r}")
+    return v
 
 
 def global_norm(grads) -> float:
@@ -32,6 +44,7 @@ def clip_grad_norm(grads, max_norm: float) -> float:
 
     Returns the norm before clipping (useful to log). Directions are kept; only the length shrinks.
     """
+    max_norm = check_positive("max_norm", max_norm)
     grads = list(grads)
     norm = global_norm(grads)
     if norm > max_norm > 0:
@@ -50,16 +63,10 @@ class Optimizer:
         modules = list(modules)
         if not modules or not all(isinstance(m, Module) for m in modules):
             raise TypeError("modules: expected an lnedu.nn.Module or a non-empty list of them")
-        if not (float(lr) > 0):
-            raise ValueError(f"lr: expected a learning rate > 0, got {lr!r}")
-        if clip is not None and not (float(clip) > 0):
-            raise ValueError(f"clip: expected None or a norm > 0, got {clip!r}")
-        if not (float(lr_decay) >= 0):
-            raise ValueError(f"lr_decay: expected a decay rate >= 0, got {lr_decay!r}")
         self.modules = modules
-        self.base_lr = float(lr)
-        self.clip = None if clip is None else float(clip)
-        self.lr_decay = float(lr_decay)
+        self.base_lr = check_positive("lr", lr)
+        self.clip = None if clip is None else check_positive("clip", clip)
+        self.lr_decay = _check_in("lr_decay", lr_decay, 0.0, math.inf)
         self.t = 0
         self.last_grad_norm = None
 
@@ -101,16 +108,25 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: dict):
-        self.t = int(state["t"])
+        """Restore what :meth:`state_dict` returned; everything is checked before anything is written."""
+        if "t" not in state:
+            raise ValueError(f"state: expected the key 't' (the step count), got keys {sorted(state)}")
         refs = {key: p for key, _, _, p, _ in self._triples()}
-        for slot, bufs in self._buffers().items():
+        slots = self._buffers()
+        loaded = {slot: {} for slot in slots}
+        for k, v in state.items():
+            if k == "t":
+                continue
+            slot, sep, key = k.partition(":")
+            if not sep or slot not in slots or key not in refs:
+                raise ValueError(f"state[{k!r}]: not a buffer of this optimizer for a parameter of its modules")
+            if tuple(np.shape(v)) != tuple(refs[key].shape):
+                raise ValueError(f"state[{k!r}]: expected shape {tuple(refs[key].shape)}, got {tuple(np.shape(v))}")
+            loaded[slot][key] = get_array_module(refs[key]).array(np.asarray(v), dtype=refs[key].dtype)
+        self.t = int(state["t"])
+        for slot, bufs in slots.items():
             bufs.clear()
-            for k, v in state.items():
-                if k.startswith(slot + ":"):
-                    key = k[len(slot) + 1:]
-                    if key not in refs:
-                        raise KeyError(f"state[{k!r}]: no parameter {key!r} in this optimizer's modules")
-                    bufs[key] = get_array_module(refs[key]).asarray(v, dtype=refs[key].dtype)
+            bufs.update(loaded[slot])
         return self
 
 
@@ -119,9 +135,7 @@ class SGD(Optimizer):
 
     def __init__(self, modules, lr=0.01, *, momentum=0.0, clip=None, lr_decay=0.0):
         super().__init__(modules, lr, clip=clip, lr_decay=lr_decay)
-        if not 0 <= float(momentum) < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = _check_in("momentum", momentum, 0.0, 1.0)
         self.velocity: dict = {}
 
     def _buffers(self):
@@ -147,12 +161,11 @@ class Adam(Optimizer):
 
     def __init__(self, modules, lr=1e-3, *, betas=(0.9, 0.999), eps=1e-8, clip=None, lr_decay=0.0):
         super().__init__(modules, lr, clip=clip, lr_decay=lr_decay)
-        b1, b2 = (float(b) for b in betas)
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
-        if not float(eps) > 0:
-            raise ValueError(f"eps: expected a number > 0, got {eps!r}")
-        self.b1, self.b2, self.eps = b1, b2, float(eps)
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"betas: expected a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
+        self.b1 = _check_in("betas[0]", betas[0], 0.0, 1.0)
+        self.b2 = _check_in("betas[1]", betas[1], 0.0, 1.0)
+        self.eps = check_positive("eps", eps)
         self.m: dict = {}
         self.v: dict = {}
 

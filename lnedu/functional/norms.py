@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 from .._checks import (
     check_finite as _check_finite,
+)
+from .._checks import (
     check_float_array,
     check_positive,
     check_same_dtype,
@@ -181,8 +183,9 @@ class LayerNormStagedCache(NamedTuple):
 def layer_norm_staged(x, gain, bias, eps: float = 1e-5):
     """Layer norm as a computational graph, one elementary operation per line (for teaching).
 
-    Computes the same ``y`` as :func:`layer_norm` with the textbook two-pass statistics; keeps every
-    node so that :func:`layer_norm_backward_staged` can walk the graph backwards one step at a time.
+    Computes the same ``y`` as :func:`layer_norm` with the textbook two-pass statistics (``gain`` and
+    ``bias`` may be ``None``, meaning 1 and 0); keeps every node so that
+    :func:`layer_norm_backward_staged` can walk the graph backwards one step at a time.
     """
     eps = _check_norm_args(x, gain, bias, eps, False)
     xp = get_array_module(x)
@@ -194,7 +197,7 @@ def layer_norm_staged(x, gain, bias, eps: float = 1e-5):
     std = xp.sqrt(var + eps)  # 5. standard deviation
     rstd = 1.0 / std  # 6. reciprocal
     xhat = xc * rstd  # 7. normalize
-    y = gain * xhat + bias  # 8. gain and bias
+    y = xhat * (1.0 if gain is None else gain) + (0.0 if bias is None else bias)  # 8. gain and bias (None: 1, 0)
     return y, LayerNormStagedCache(x, mu, xc, sq, var, std, rstd, xhat, gain, H)
 
 
@@ -210,8 +213,8 @@ def layer_norm_backward_staged(dy, cache: LayerNormStagedCache):
     lead = tuple(range(dy.ndim - 1))
     # 8. y = gain * xhat + bias
     dbias = dy.sum(axis=lead)
-    dgain = (dy * xhat).sum(axis=lead)
-    dxhat = dy * gain
+    dgain = (dy * xhat).sum(axis=lead) if gain is not None else None
+    dxhat = dy * gain if gain is not None else dy
     # 7. xhat = xc * rstd
     dxc = dxhat * rstd
     drstd = (dxhat * xc).sum(axis=-1, keepdims=True)

@@ -6,6 +6,8 @@ norm) running statistics. Gains start at 1 and biases at 0, as in all of the LN 
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import functional as F
@@ -124,7 +126,7 @@ class BatchNorm(_NormBase):
 
     def __init__(self, num_features, eps=1e-5, *, momentum=0.1, unbiased=False, affine=True, dtype=np.float32):
         super().__init__(num_features, eps, dtype, affine)
-        if not 0 < float(momentum) <= 1:
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
             raise ValueError(f"momentum: expected a number in (0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         self.unbiased = bool(unbiased)

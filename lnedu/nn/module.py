@@ -143,21 +143,27 @@ class Module:
         return out
 
     def load_state_dict(self, state: dict):
-        """Load arrays saved by :meth:`state_dict`; names and shapes must match exactly."""
-        expected = set(self.state_dict())
-        got = set(state)
-        if expected != got:
-            missing, extra = sorted(expected - got), sorted(got - expected)
-            raise KeyError(f"state: expected the keys of this model; missing {missing}, unexpected {extra}")
+        """Load arrays saved by :meth:`state_dict`; names and shapes must match exactly.
+
+        Everything is checked before anything is written, so a failed load leaves the model as it was.
+        """
+        expected = {k: p.shape for k, p, _ in self.named_parameters()}
+        expected.update({"buffer:" + k: b.shape for k, b in self.named_buffers()})
+        if set(expected) != set(state):
+            missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise ValueError(f"state: expected the keys of this model; missing {missing}, unexpected {extra}")
+        for key, value in state.items():
+            if tuple(expected[key]) != tuple(np.shape(value)):
+                raise ValueError(
+                    f"state[{key!r}]: expected shape {tuple(expected[key])}, got {tuple(np.shape(value))}"
+                )
         for key, value in state.items():
             is_buf = key.startswith("buffer:")
             m, leaf = self._owner(key[len("buffer:"):] if is_buf else key)
             target = m.buffers if is_buf else m.params
             old = target[leaf]
-            if tuple(old.shape) != tuple(np.shape(value)):
-                raise ValueError(f"state[{key!r}]: expected shape {tuple(old.shape)}, got {tuple(np.shape(value))}")
             xp = get_array_module(old)
-            target[leaf] = xp.asarray(np.asarray(value), dtype=old.dtype)
+            target[leaf] = xp.array(np.asarray(value), dtype=old.dtype)  # a copy: never alias the caller's arrays
             if not is_buf:
                 m.grads[leaf] = xp.zeros_like(target[leaf])
         return self

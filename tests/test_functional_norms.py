@@ -1,0 +1,272 @@
+"""lnedu.functional.norms: forwards against the plain formulas, backwards against finite differences,
+and the numerics that the corrected two-pass statistics promise (large offsets in float32, constant rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lnedu.functional as F
+from lnedu.backend import to_numpy
+from lnedu.gradcheck import check_function
+
+TOL = 1e-7  # the project's bar for a float64 gradient check
+SHAPES = [(3, 5), (2, 3, 7), (4, 1), (1, 6)]
+
+
+def _rows(rng, shape, dtype=np.float64):
+    """Data with a random offset and scale per call, so that no test sees only zero-mean unit-variance rows."""
+    loc, scale = rng.uniform(-3, 3), rng.uniform(0.5, 3)
+    return rng.normal(loc, scale, shape).astype(dtype)
+
+
+def _affine(rng, n, dtype=np.float64):
+    return rng.normal(1.0, 0.5, n).astype(dtype), rng.normal(0.0, 1.0, n).astype(dtype)
+
+
+def _ln_reference(x, gain=None, bias=None, eps=1e-5):
+    """Layer norm straight from the paper's Eq. 3 and Eq. 5, in float64 numpy."""
+    x = np.asarray(x, dtype=np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    sigma = np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
+    y = (x - mu) / sigma
+    return y * (1.0 if gain is None else gain) + (0.0 if bias is None else bias)
+
+
+def _assert_passes(report):
+    assert report.max_rel_error < TOL, f"\n{report}"
+
+
+# --------------------------------------------------------------------------------------------------
+# layer norm
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_layer_norm_matches_the_formula(shape, rng):
+    x = _rows(rng, shape)
+    g, b = _affine(rng, shape[-1])
+    y, _ = F.layer_norm(x, g, b, eps=1e-5)
+    np.testing.assert_allclose(y, _ln_reference(x, g, b, 1e-5), rtol=1e-12, atol=1e-12)
+    y0, _ = F.layer_norm(x, None, None, eps=1e-3)
+    np.testing.assert_allclose(y0, _ln_reference(x, eps=1e-3), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_gradcheck(shape, affine, xp, rng):
+    x = xp.asarray(_rows(rng, shape))
+    g, b = (xp.asarray(a) for a in _affine(rng, shape[-1])) if affine else (None, None)
+    for seed in range(2):
+        rep = check_function(F.layer_norm, F.layer_norm_backward, dict(x=x, gain=g, bias=b), seed=seed)
+        _assert_passes(rep)
+        assert set(rep.errors) == ({"x", "gain", "bias"} if affine else {"x"})
+
+
+def test_layer_norm_is_invariant_to_shifting_and_scaling_each_case(rng):
+    # Table 1 of the paper: per-case re-centring and re-scaling of the summed inputs leave LN unchanged
+    # (exactly so as eps -> 0; eps = 1e-12 makes the difference rounding-level for O(1) data).
+    x = _rows(rng, (4, 9))
+    g, b = _affine(rng, 9)
+    shift = rng.normal(0, 5, (4, 1))
+    scale = rng.uniform(0.2, 5, (4, 1))
+    y1, _ = F.layer_norm(x, g, b, eps=1e-12)
+    y2, _ = F.layer_norm(x * scale + shift, g, b, eps=1e-12)
+    np.testing.assert_allclose(y2, y1, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 3, 7), (4, 1)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_staged_agrees_with_compact_and_passes_gradcheck(shape, affine, rng):
+    x = _rows(rng, shape)
+    g, b = _affine(rng, shape[-1]) if affine else (None, None)
+    y, cache = F.layer_norm(x, g, b)
+    ys, cache_s = F.layer_norm_staged(x, g, b)
+    np.testing.assert_allclose(ys, y, rtol=1e-12, atol=1e-12)
+    dy = rng.normal(size=shape)
+    for got, want in zip(F.layer_norm_backward_staged(dy, cache_s), F.layer_norm_backward(dy, cache)):
+        if want is None:
+            assert got is None
+            continue
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    rep = check_function(F.layer_norm_staged, F.layer_norm_backward_staged, dict(x=x, gain=g, bias=b), seed=3)
+    _assert_passes(rep)
+
+
+# --------------------------------------------------------------------------------------------------
+# RMSNorm
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_rms_norm_formula_and_gradcheck(shape, affine, rng):
+    x = _rows(rng, shape)
+    g = _affine(rng, shape[-1])[0] if affine else None
+    y, _ = F.rms_norm(x, g, eps=1e-5)
+    ref = x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + 1e-5) * (1.0 if g is None else g)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    for seed in range(2):
+        _assert_passes(check_function(F.rms_norm, F.rms_norm_backward, dict(x=x, gain=g), seed=seed))
+
+
+# --------------------------------------------------------------------------------------------------
+# batch norm
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5), (5, 2, 3)])
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_batch_norm_formula_and_gradcheck(shape, unbiased, rng):
+    x = _rows(rng, shape)
+    g, b = (a.reshape(shape[1:]) for a in _affine(rng, int(np.prod(shape[1:]))))
+    y, cache = F.batch_norm(x, g, b, eps=1e-5, unbiased=unbiased)
+    n = shape[0]
+    mu = x.mean(axis=0)
+    var = ((x - mu) ** 2).sum(axis=0) / (n - 1 if unbiased else n)
+    np.testing.assert_allclose(y, g * (x - mu) / np.sqrt(var + 1e-5) + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.mean, mu, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(cache.var, var, rtol=1e-12)
+
+    def fwd(x, gain, bias):
+        return F.batch_norm(x, gain, bias, unbiased=unbiased)
+
+    for seed in range(2):
+        _assert_passes(check_function(fwd, F.batch_norm_backward, dict(x=x, gain=g, bias=b), seed=seed))
+    _assert_passes(check_function(fwd, F.batch_norm_backward, dict(x=x, gain=None, bias=None), seed=5))
+
+
+def test_batch_norm_inference_is_the_affine_map_of_the_population_statistics(rng):
+    x = _rows(rng, (6, 4))
+    g, b = _affine(rng, 4)
+    rm, rv = rng.normal(size=4), rng.uniform(0.5, 2, 4)
+    y = F.batch_norm_inference(x, g, b, rm, rv, eps=1e-4)
+    np.testing.assert_allclose(y, g * (x - rm) / np.sqrt(rv + 1e-4) + b, rtol=1e-13, atol=1e-13)
+    # one row at a time gives the same answer: inference does not couple the cases
+    np.testing.assert_allclose(F.batch_norm_inference(x[2:3], g, b, rm, rv, eps=1e-4), y[2:3], rtol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------------
+# weight norm
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 5), (1, 2)])
+def test_weight_norm_formula_and_gradcheck(shape, rng):
+    v = _rows(rng, shape)
+    g = rng.normal(0.0, 2.0, shape[1])
+    w, cache = F.weight_norm(v, g)
+    np.testing.assert_allclose(w, g * v / np.linalg.norm(v, axis=0), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=0), np.abs(g), rtol=1e-13)
+    dw = rng.normal(size=shape)
+    dv, dg = F.weight_norm_backward(dw, cache)
+    # the direction's gradient is orthogonal to v (scaling v changes nothing); dv . v ~ dw . g in size
+    np.testing.assert_allclose((dv * v).sum(axis=0), 0.0, atol=1e-13 * shape[0] * np.abs(dw).max() * np.abs(g).max())
+    for seed in range(2):
+        _assert_passes(check_function(F.weight_norm, F.weight_norm_backward, dict(v=v, g=g), seed=seed))
+
+
+# --------------------------------------------------------------------------------------------------
+# numerics
+
+
+def _max_rel(y, ref):
+    y, ref = to_numpy(y).astype(np.float64), np.asarray(ref, dtype=np.float64)
+    return float(np.abs(y - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("H", [64, 1024, 4097])
+@pytest.mark.parametrize("mean,std", [(1e4, 1.0), (1e3, 0.1)])
+def test_float32_rows_with_a_large_offset(H, mean, std, rng):
+    eps = 1e-5
+    x = rng.normal(mean, std, (8, H)).astype(np.float32)
+    ref = _ln_reference(x.astype(np.float64), eps=eps)  # the exact answer for these float32 inputs
+    y, _ = F.layer_norm(x, None, None, eps=eps)
+    assert y.dtype == np.float32
+    ours = _max_rel(y, ref)
+    assert ours < 1e-3
+    # the one-pass textbook formula var = E[x^2] - E[x]^2, in float32, loses the variance to cancellation
+    m = x.mean(axis=-1, keepdims=True)
+    var = np.maximum((x * x).mean(axis=-1, keepdims=True) - m * m, 0)
+    one_pass = (x - m) / np.sqrt(var + np.float32(eps))
+    assert one_pass.dtype == np.float32
+    naive = _max_rel(one_pass, ref)
+    assert naive > 100 * ours, (naive, ours)
+    assert naive > 1e-2  # not merely relatively worse: visibly wrong
+
+
+def test_float32_batch_norm_columns_with_a_large_offset(rng):
+    x = rng.normal(1e4, 1.0, (512, 6)).astype(np.float32)
+    y, _ = F.batch_norm(x, None, None, eps=1e-5)
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(axis=0)) / np.sqrt(x64.var(axis=0) + 1e-5)
+    assert y.dtype == np.float32
+    assert _max_rel(y, ref) < 1e-3
+
+
+@pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_constant_rows_give_the_bias_and_finite_gradients(dtype, atol, rng):
+    H = 7
+    c = rng.normal(0, 100, (5, 1))
+    x = np.repeat(c, H, axis=1).astype(dtype)
+    g, b = _affine(rng, H, dtype)
+    y, cache = F.layer_norm(x, g, b, eps=1e-5)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, np.broadcast_to(b, y.shape), rtol=0, atol=atol)
+    dx, dg, db = F.layer_norm_backward(rng.normal(size=x.shape).astype(dtype), cache)
+    assert all(np.isfinite(a).all() for a in (dx, dg, db))
+    yr, cache_r = F.rms_norm(np.zeros_like(x), g, eps=1e-5)  # RMSNorm's degenerate row is the zero row
+    np.testing.assert_array_equal(yr, 0)
+    assert all(np.isfinite(a).all() for a in F.rms_norm_backward(np.ones_like(x), cache_r))
+
+
+def test_constant_row_gradcheck(rng):
+    # At a constant row the variance path has zero derivative; the finite differences must agree. Near it
+    # y bends on the scale sqrt(eps), so the O(h^2) error of the central difference needs h << sqrt(eps).
+    x = np.repeat(rng.normal(0, 2, (2, 1)), 5, axis=1)
+    g, b = _affine(rng, 5)
+    rep = check_function(F.layer_norm, F.layer_norm_backward, dict(x=x, gain=g, bias=b), seed=7, h=1e-7)
+    _assert_passes(rep)
+
+
+def test_one_element_rows(rng):
+    x = _rows(rng, (4, 1))
+    g, b = _affine(rng, 1)
+    y, cache = F.layer_norm(x, g, b)
+    np.testing.assert_allclose(y, np.broadcast_to(b, y.shape), atol=1e-12)  # x - mu is exactly 0
+    dx, _, _ = F.layer_norm_backward(rng.normal(size=(4, 1)), cache)
+    np.testing.assert_allclose(dx, 0, atol=1e-12)
+    _assert_passes(check_function(F.layer_norm, F.layer_norm_backward, dict(x=x, gain=g, bias=b)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_and_gradients_keep_the_dtype(dtype, rng):
+    x = _rows(rng, (4, 6), dtype)
+    g, b = _affine(rng, 6, dtype)
+    dy = rng.normal(size=(4, 6)).astype(dtype)
+    pairs = [
+        (F.layer_norm(x, g, b), F.layer_norm_backward),
+        (F.layer_norm_staged(x, g, b), F.layer_norm_backward_staged),
+        (F.rms_norm(x, g), F.rms_norm_backward),
+        (F.batch_norm(x, g, b), F.batch_norm_backward),
+        (F.batch_norm(x, g, b, unbiased=True), F.batch_norm_backward),
+    ]
+    for (y, cache), backward in pairs:
+        assert y.dtype == dtype
+        assert all(a.dtype == dtype for a in backward(dy, cache) if a is not None)
+    rm, rv = _affine(rng, 6, dtype)
+    assert F.batch_norm_inference(x, g, b, rm, np.abs(rv)).dtype == dtype
+    w, cache = F.weight_norm(x, g)
+    assert w.dtype == dtype
+    assert all(a.dtype == dtype for a in F.weight_norm_backward(dy, cache))
+
+
+@pytest.mark.gpu
+def test_cupy_matches_numpy(rng):
+    import cupy
+
+    x = _rows(rng, (5, 33))
+    g, b = _affine(rng, 33)
+    dy = rng.normal(size=x.shape)
+    y, cache = F.layer_norm(x, g, b)
+    yc, cache_c = F.layer_norm(cupy.asarray(x), cupy.asarray(g), cupy.asarray(b))
+    assert isinstance(yc, cupy.ndarray)
+    np.testing.assert_allclose(to_numpy(yc), y, rtol=1e-12, atol=1e-12)
+    for got, want in zip(F.layer_norm_backward(cupy.asarray(dy), cache_c), F.layer_norm_backward(dy, cache)):
+        np.testing.assert_allclose(to_numpy(got), want, rtol=1e-11, atol=1e-12)
