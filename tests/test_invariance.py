@@ -1,0 +1,331 @@
+"""Tests of lnedu.theory.invariance: Table 1 of the LN paper, measured (and notebook 02's explorer).
+
+The chain of evidence: each transformation does to the summed inputs what its definition says; the
+measured table agrees with the paper's Table 1 cell by cell for BN, WN and LN, with a wide gap between
+"invariant" (rounding) and "no" (order-1 changes); the hand derivation reproduces the paper's rows, and the
+measured RMSNorm row agrees with it; a positive eps breaks exactly the scale invariances, visibly on small
+summed inputs, because re-scaling by delta is the same as dividing eps by delta^2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lnedu import backend
+from lnedu.theory import invariance as I
+
+PAPER_NORMS = ("batch", "weight", "layer")
+SHAPES = [(16, 10, 8), (5, 3, 4), (9, 20, 3)]  # (N cases, D inputs, H units)
+
+
+def _a(layer):
+    return layer.x @ layer.W
+
+
+# --------------------------------------------------------------------------------------------------
+# the transformations do what their definitions say
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_transformations_act_on_the_summed_inputs_as_defined(seed):
+    rng = np.random.default_rng(seed)
+    layer = I.random_layer(7, 5, 6, seed=rng)
+    x0, W0 = layer.x.copy(), layer.W.copy()
+    a = _a(layer)
+    delta = float(rng.uniform(1.5, 4.0))
+
+    d = _a(I.transform("weight_rescale", layer, delta)) - a
+    np.testing.assert_allclose(d, (delta - 1) * a, atol=1e-12)
+    d = _a(I.transform("data_rescale", layer, delta)) - a
+    np.testing.assert_allclose(d, (delta - 1) * a, atol=1e-12)
+
+    moved = I.transform("weight_vector_rescale", layer, delta, unit=4)
+    np.testing.assert_allclose(_a(moved)[:, 4], delta * a[:, 4], rtol=1e-13)
+    np.testing.assert_array_equal(np.delete(_a(moved), 4, axis=1), np.delete(a, 4, axis=1))
+
+    moved = I.transform("case_rescale", layer, delta, case=2)
+    np.testing.assert_allclose(_a(moved)[2], delta * a[2], rtol=1e-13)
+    np.testing.assert_array_equal(np.delete(_a(moved), 2, axis=0), np.delete(a, 2, axis=0))
+
+    # weight re-centering: the same gamma added to every column of W, one shift per case (constant along a row)
+    moved = I.transform("weight_recenter", layer, 1.3, seed=rng)
+    gamma = moved.W[:, 0] - W0[:, 0]
+    np.testing.assert_allclose(moved.W - W0, np.repeat(gamma[:, None], 6, axis=1), atol=1e-15)
+    mean_len = np.linalg.norm(W0, axis=0).mean()
+    np.testing.assert_allclose(np.linalg.norm(gamma), 1.3 * mean_len, rtol=1e-12)
+    d = _a(moved) - a
+    np.testing.assert_allclose(d, np.repeat((layer.x @ gamma)[:, None], 6, axis=1), atol=1e-12)
+    assert np.ptp(d[:, 0]) > 1e-3  # but different for different cases
+
+    # data re-centering: the same gamma added to every case, one shift per unit (constant down a column)
+    direction = rng.standard_normal(5)
+    moved = I.transform("data_recenter", layer, 0.7, direction=direction)
+    gamma = moved.x[0] - x0[0]
+    np.testing.assert_allclose(gamma / np.linalg.norm(gamma), direction / np.linalg.norm(direction), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(gamma), 0.7 * np.linalg.norm(x0, axis=1).mean(), rtol=1e-12)
+    d = _a(moved) - a
+    np.testing.assert_allclose(d, np.repeat((gamma @ layer.W)[None, :], 7, axis=0), atol=1e-12)
+
+    # the input layer itself is never modified
+    np.testing.assert_array_equal(layer.x, x0)
+    np.testing.assert_array_equal(layer.W, W0)
+
+
+def test_layer_output_is_eq5_for_each_normalizer():
+    layer = I.random_layer(6, 4, 5, seed=3)
+    x, W, g, b = layer
+    a = x @ W
+    z = {
+        "batch": g * (a - a.mean(0)) / a.std(0) + b,
+        "layer": g * (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True) + b,
+        "rms": g * a / np.sqrt((a * a).mean(1, keepdims=True)) + b,
+        "weight": x @ (g * W / np.linalg.norm(W, axis=0)) + b,
+        "none": a + b,
+    }
+    for norm, want in z.items():
+        np.testing.assert_allclose(I.layer_output(norm, layer, 0.0, activation="identity"), want, rtol=1e-12,
+                                   atol=1e-13)
+        np.testing.assert_allclose(I.layer_output(norm, layer, 0.0), np.tanh(want), rtol=1e-12, atol=1e-13)
+
+
+# --------------------------------------------------------------------------------------------------
+# the table
+
+
+@pytest.mark.parametrize("seed,shape", [(0, SHAPES[0]), (1, SHAPES[1]), (2, SHAPES[2])])
+def test_computed_table_equals_paper_table1_cell_by_cell(seed, shape):
+    N, D, H = shape
+    table = I.invariance_table(PAPER_NORMS, trials=3, n_cases=N, n_inputs=D, n_units=H, seed=seed)
+    for norm in PAPER_NORMS:
+        for j, t in enumerate(I.TRANSFORMATIONS):
+            cell = table[norm, t]
+            assert cell.invariant == I.PAPER_TABLE1[norm][j], (norm, t, cell.changes)
+            # a wide gap: rounding noise on one side, order-one changes on the other
+            if cell.invariant:
+                assert cell.change < 1e-12, (norm, t, cell.changes)
+            else:
+                assert min(cell.changes) > 1e-4, (norm, t, cell.changes)
+    assert table.rows() == {n: I.PAPER_TABLE1[n] for n in PAPER_NORMS}
+    assert table.mismatches(I.PAPER_TABLE1) == []
+
+
+def test_derivation_reproduces_the_paper_rows():
+    # the hand derivation is checked against the paper first, so that the RMSNorm row it gives can be trusted
+    assert I.derived_table(PAPER_NORMS) == I.PAPER_TABLE1
+    assert I.derived_table(("none",))["none"] == (False,) * 6
+
+
+@pytest.mark.parametrize("seed,shape", [(3, SHAPES[0]), (4, SHAPES[1]), (5, SHAPES[2])])
+def test_rmsnorm_row_matches_the_derivation(seed, shape):
+    N, D, H = shape
+    table = I.invariance_table(("rms", "none"), trials=3, n_cases=N, n_inputs=D, n_units=H, seed=seed)
+    assert table.rows() == I.derived_table(("rms", "none"))
+    for t in I.TRANSFORMATIONS:
+        cell = table["rms", t]
+        assert cell.change < 1e-12 if cell.invariant else min(cell.changes) > 1e-4
+
+
+def test_paper_argument_eq6_scale_and_shift_together():
+    # Eq. (6): W' = delta W + 1 gamma^T leaves a layer-normalized layer unchanged; batch norm is not
+    layer = I.random_layer(8, 6, 5, seed=11)
+    moved = I.transform("weight_recenter", I.transform("weight_rescale", layer, 2.7), 1.1, seed=12)
+    for norm, invariant in (("layer", True), ("batch", False)):
+        change = I.relative_change(I.layer_output(norm, layer, 0.0), I.layer_output(norm, moved, 0.0))
+        assert (change < 1e-12) == invariant, (norm, change)
+
+
+def test_rescaling_needs_a_positive_factor():
+    # a negative delta flips the sign of every normalized value: LN's output changes
+    layer = I.random_layer(4, 5, 6, seed=2)
+    flipped = I.Layer(-layer.x, layer.W, layer.g, np.zeros_like(layer.b))
+    base = I.Layer(layer.x, layer.W, layer.g, np.zeros_like(layer.b))
+    h0 = I.layer_output("layer", base, 0.0, activation="identity")
+    h1 = I.layer_output("layer", flipped, 0.0, activation="identity")
+    np.testing.assert_allclose(h1, -h0, atol=1e-13)
+    with pytest.raises(ValueError, match="magnitude: expected a finite number > 0"):
+        I.transform("data_rescale", layer, -2.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# epsilon
+
+
+def test_eps_breaks_exactly_the_scale_invariances_visibly_on_small_inputs():
+    table = I.invariance_table(trials=3, input_scale=1e-3, eps=1e-5, seed=7)
+    assert table.rows() == I.derived_table()  # eps -> 0: still the paper's table
+    broken = 0
+    for n in table.norms:
+        for t in table.transformations:
+            cell = table[n, t]
+            if not cell.invariant:
+                continue
+            if I.derive_invariance(n, t, eps=True):  # shifts, and weight norm (no eps): exact
+                assert cell.change_eps < 1e-12, (n, t, cell.changes_eps)
+            else:  # scale invariances of BN, LN, RMSNorm: a visible change
+                assert min(cell.changes_eps) > 1e-2, (n, t, cell.changes_eps)
+                broken += 1
+    assert broken == 9  # BN: weight matrix, weight vector, dataset; LN and RMSNorm: weight matrix, dataset, case
+    # at unit scale the same cells change, but only slightly
+    table1 = I.invariance_table(trials=3, input_scale=1.0, eps=1e-5, seed=7)
+    for n in table1.norms:
+        for t in table1.transformations:
+            cell = table1[n, t]
+            if cell.invariant and not I.derive_invariance(n, t, eps=True):
+                assert 1e-9 < cell.change_eps < 1e-2, (n, t, cell.changes_eps)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "rms"])
+@pytest.mark.parametrize("transformation", ["data_rescale", "weight_rescale"])
+def test_rescaling_by_delta_is_dividing_eps_by_delta_squared(norm, transformation, rng):
+    layer = I.random_layer(6, 5, 7, input_scale=float(rng.uniform(1e-3, 1e-2)), seed=rng)
+    eps = float(rng.uniform(1e-6, 1e-4))
+    for delta in (float(rng.uniform(0.1, 0.9)), float(rng.uniform(1.5, 6.0))):
+        moved = I.layer_output(norm, I.transform(transformation, layer, delta), eps)
+        np.testing.assert_allclose(moved, I.layer_output(norm, layer, eps / delta**2), rtol=1e-12, atol=1e-14)
+
+
+def test_eps_sweep_falls_like_eps_over_sigma_squared():
+    scales = np.array([0.1, 0.3, 1.0, 3.0])
+    changes = I.eps_sweep("layer", "data_rescale", 3.0, scales, eps=1e-5, seed=1)
+    ratio = changes * scales**2  # constant if the change is proportional to eps / sigma^2
+    assert np.all(np.diff(changes) < 0)
+    assert ratio.max() / ratio.min() < 1.3
+    assert np.all(I.eps_sweep("layer", "data_rescale", 3.0, scales, eps=0.0, seed=1) < 1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# the explorer's computation, determinism, rendering, errors
+
+
+def test_before_after_is_the_explorers_pure_computation():
+    r = I.before_after("batch", "case_rescale", 2.5, seed=4)
+    assert r.before.shape == r.after.shape == (16, 8) and isinstance(r.before, np.ndarray)
+    assert r.change == pytest.approx(np.linalg.norm(r.after - r.before) / np.linalg.norm(r.before), rel=1e-12)
+    assert r.change > 1e-2
+    assert I.before_after("layer", "case_rescale", 2.5, seed=4).change < 1e-12
+    assert I.before_after("layer", "case_rescale", 1.0, seed=4).change == 0.0  # delta = 1 is the identity
+    # the seed fixes data and direction: only the named argument changes the result
+    r2 = I.before_after("batch", "case_rescale", 2.5, seed=4)
+    np.testing.assert_array_equal(r.after, r2.after)
+    small = I.before_after("layer", "data_rescale", 3.0, eps=1e-5, input_scale=1e-3, seed=4)
+    assert small.change > 1e-2
+
+
+def test_table_is_deterministic_by_seed():
+    a = I.invariance_table(trials=2, seed=5)
+    b = I.invariance_table(trials=2, seed=5)
+    c = I.invariance_table(trials=2, seed=6)
+    assert a.cells == b.cells
+    assert a["layer", "weight_vector_rescale"].changes != c["layer", "weight_vector_rescale"].changes
+
+
+def test_rendering_marks_disagreements_with_a_reference():
+    table = I.invariance_table(trials=2, seed=0)
+    flipped = {n: tuple(row) for n, row in I.PAPER_TABLE1.items()}
+    flipped["layer"] = (False,) + flipped["layer"][1:]
+    assert table.mismatches(flipped) == [("layer", "weight_rescale")]
+    md = table.to_markdown(changes=True, reference=flipped)
+    assert md.count("(ref:") == 1 and "| Layer norm | Invariant (<1e-12 / " in md
+    assert all(I.TRANSFORMATION_LABELS[t] in md for t in I.TRANSFORMATIONS)
+    assert all(I.NORM_LABELS[n] in md for n in I.NORMS)
+    assert len(md.splitlines()) == 2 + len(I.NORMS)
+    page = table.to_html(reference=flipped)
+    assert page.count("DIFFERS") == 1 and page.count("agrees") == 3 * 6 - 1
+    assert table._repr_html_() == table.to_html()
+
+
+def test_bad_arguments_are_named():
+    layer = I.random_layer(4, 3, 3, seed=0)
+    with pytest.raises(ValueError, match="norm: expected one of .*'group'"):
+        I.invariance_table(("layer", "group"))
+    with pytest.raises(ValueError, match="transformation: expected one of .*'weight_shear'"):
+        I.invariance_table(transformations=("weight_shear",))
+    with pytest.raises(ValueError, match="norm: expected one of"):
+        I.before_after("LN", "data_rescale", 2.0)
+    with pytest.raises(ValueError, match="transformation: expected one of"):
+        I.transform("rescale", layer, 2.0)
+    with pytest.raises(ValueError, match="norm: expected one of"):
+        I.derive_invariance(3, "data_rescale")
+    with pytest.raises(ValueError, match="magnitude: expected a finite number > 0, got 0"):
+        I.transform("weight_rescale", layer, 0)
+    with pytest.raises(ValueError, match="magnitude: expected a finite number, got nan"):
+        I.transform("data_recenter", layer, float("nan"))
+    with pytest.raises(TypeError, match="magnitude: expected a real number, got str"):
+        I.transform("data_recenter", layer, "1")
+    with pytest.raises(ValueError, match="unit: expected an index in \\[0, 2\\], got 3"):
+        I.transform("weight_vector_rescale", layer, 2.0, unit=3)
+    with pytest.raises(ValueError, match="case: expected an index in \\[0, 3\\], got 7"):
+        I.transform("case_rescale", layer, 2.0, case=7)
+    with pytest.raises(ValueError, match="direction: expected shape \\(3,\\)"):
+        I.transform("data_recenter", layer, 1.0, direction=np.ones(4))
+    with pytest.raises(ValueError, match="eps: expected a finite number >= 0 .*, got -1e-05"):
+        I.layer_output("layer", layer, -1e-5)
+    with pytest.raises(TypeError, match="eps: expected a real number"):
+        I.layer_output("layer", layer, True)
+    with pytest.raises(TypeError, match="layer: expected an invariance.Layer"):
+        I.transform("data_rescale", (layer.x, layer.W), 2.0)
+    with pytest.raises(ValueError, match="layer.W: expected 3 rows"):
+        I.layer_output("layer", I.Layer(layer.x, layer.W[:2], layer.g, layer.b))
+    with pytest.raises(ValueError, match="activation: expected one of"):
+        I.layer_output("layer", layer, activation="relu")
+    with pytest.raises(ValueError, match="trials: expected an integer >= 1, got 0"):
+        I.invariance_table(trials=0)
+    with pytest.raises(ValueError, match="n_cases: expected an integer >= 3, got 2"):
+        I.random_layer(2, 3, 3)
+    with pytest.raises(ValueError, match="n_units: expected an integer >= 3, got 2"):
+        I.random_layer(4, 3, 2)
+    with pytest.raises(KeyError, match="not a cell of this table"):
+        I.invariance_table(("layer",), trials=1)["batch", "data_rescale"]
+
+
+def test_theory_package_imports_submodules_lazily():
+    import lnedu.theory as theory
+
+    assert theory.invariance is I
+    with pytest.raises(AttributeError, match="no attribute 'tables'"):
+        theory.tables  # noqa: B018
+
+
+def test_table_on_each_backend(xp):
+    previous = backend.current()
+    backend.use(xp.__name__)
+    try:
+        table = I.invariance_table(trials=2, seed=8)
+        layer = I.random_layer(seed=0)
+        assert backend.get_array_module(layer.x) is xp
+    finally:
+        backend.use(previous)
+    assert table.rows() == {**I.PAPER_TABLE1, "rms": I.derived_table(("rms",))["rms"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# the plots and the explorer (lnedu.viz.invariance)
+
+
+def test_plots_and_explorer():
+    pytest.importorskip("ipywidgets")
+    from matplotlib.figure import Figure
+
+    from lnedu.viz import invariance as V
+
+    table = I.invariance_table(trials=1, seed=0)
+    assert isinstance(V.plot_table_changes(table), Figure)
+    assert isinstance(V.plot_before_after(I.before_after("rms", "weight_recenter", 1.0)), Figure)
+    scales = [1e-3, 1e-1]
+    assert isinstance(V.plot_eps_sweep(scales, {"1e-5": I.eps_sweep("layer", "data_rescale", 3.0, scales)},
+                                       eps=1e-5, guide=0.4), Figure)
+
+    box = V.invariance_explorer("layer", "weight_vector_rescale", 4.0)
+    first = box.image.value
+    assert box.result.change == pytest.approx(I.before_after("layer", "weight_vector_rescale", 4.0).change)
+    assert box.result.change > 1e-2 and first[:4] == b"\x89PNG"
+    box.controls["norm"].value = "batch"
+    assert box.result.norm == "batch" and box.result.change < 1e-12 and box.image.value != first
+    box.controls["eps"].value = 1e-5
+    box.controls["input_scale"].value = 1e-3
+    assert box.result.change == pytest.approx(
+        I.before_after("batch", "weight_vector_rescale", 4.0, eps=1e-5, input_scale=1e-3).change)
+    assert "relative change" in box.readout.value
+    with pytest.raises(ValueError, match="eps: expected one of"):
+        V.invariance_explorer(eps=1e-4)
