@@ -22,6 +22,7 @@ __all__ = [
     "he_normal",
     "orthogonal",
     "uniform",
+    "forget_gate_bias",
     "get",
 ]
 
@@ -36,7 +37,8 @@ def as_rng(rng) -> np.random.Generator:
 
 
 def _out(a, dtype):
-    return backend.asarray(np.asarray(a, dtype=dtype))
+    # C-contiguous always: a transposed orthogonal block would otherwise leak a strided view
+    return backend.asarray(np.ascontiguousarray(a, dtype=dtype))
 
 
 def _fans(shape):
@@ -124,6 +126,23 @@ def orthogonal(shape, rng=None, dtype=np.float32, *, gain: float = 1.0):
     else:
         w = block(rows, cols)
     return _out(gain * w, dtype)
+
+
+def forget_gate_bias(hidden_size: int, value: float = 1.0, *, gates: int = 4, block: int = 0, dtype=np.float32):
+    """A stacked-gate bias of shape (gates * H,): zeros, except ``value`` in gate ``block``'s H entries.
+
+    For an LSTM in lnedu's gate order (f, i, o, g) the defaults put 1 in the forget gate's block, so that
+    ``sigma(f) ~ 0.73`` at the start and the cell keeps its memory while the rest learns (Jozefowicz, Zaremba
+    & Sutskever 2015 recommend a forget bias of 1). The recurrent layers take it as ``forget_bias=``.
+    """
+    for name, v, low in (("hidden_size", hidden_size, 1), ("gates", gates, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 0 <= block < gates:
+        raise ValueError(f"block: expected a gate index in [0, {gates}), got {block!r}")
+    b = np.zeros(gates * hidden_size)
+    b[block * hidden_size:(block + 1) * hidden_size] = value
+    return _out(b, dtype)
 
 
 _BY_NAME = {

@@ -10,5 +10,7 @@ from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv_all
 from .norms import *  # noqa: F401,F403
 from .norms import __all__ as _norms_all
+from .recurrent import *  # noqa: F401,F403
+from .recurrent import __all__ as _recurrent_all
 
-__all__ = list(_basic_all) + list(_norms_all) + list(_conv_all)
+__all__ = list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)
