@@ -1,15 +1,19 @@
 # Set-up and the everyday verbs. Every target installs what it needs into .venv first.
 #   make reproduce   run every notebook headless on the embedded defaults -> reports/
-#   make test        lint, unit tests, then nbval over notebooks/
+#   make test        lint, unit tests, nbval over notebooks/, then the browser tests (tests/browser)
 #   make lab         JupyterLab on the notebooks
 #   make bench       the benchmarks in benchmarks/ (installs PyTorch as the peer)
 #   make notebooks   re-execute the stored notebooks in place (after a library change)
+#   make binder      rebuild the Binder environment locally (.binder-venv) and open JupyterLab from it
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 JOBS   ?= 2
+# one BLAS thread per process: the test runners already use both cores (-n 2), and on 2 cores a
+# multi-threaded BLAS on small matrices spends its time fighting for them (10x slower, measured)
+SERIAL := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test lint unit nbval reproduce lab bench notebooks clean
+.PHONY: install test lint unit nbval browser browser-deps binder reproduce lab bench notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,18 +29,29 @@ lint: install
 	$(BIN)/ruff check lnedu tests benchmarks
 
 unit: install
-	$(BIN)/python -m pytest -q -n $(JOBS) tests
+	$(SERIAL) $(BIN)/python -m pytest -q -n $(JOBS) -m "not browser" tests
 
 # experiment notebooks run their tiny preset under nbval (the stored outputs come from the small preset;
-# the cells that differ are marked NBVAL_IGNORE_OUTPUT and check their claims with asserts)
+# the cells that differ are marked NBVAL_IGNORE_OUTPUT and check their claims with asserts). Only the
+# teaching notebooks: the exercise sheets in notebooks/exercises/ are stored unexecuted, with stubs
 nbval: install
 	rm -rf .nbval-runs
-	LNEDU_PRESET=tiny LNEDU_RUNS=$(CURDIR)/.nbval-runs $(BIN)/python -m pytest -q -n $(JOBS) --nbval --nbval-current-env -p no:cacheprovider notebooks
+	$(SERIAL) LNEDU_PRESET=tiny LNEDU_RUNS=$(CURDIR)/.nbval-runs $(BIN)/python -m pytest -q -n $(JOBS) --dist loadscope --nbval --nbval-current-env -p no:cacheprovider -p tests.nbval_timing notebooks/*.ipynb
 
-test: lint unit nbval
+# the browser tests: JupyterLab driven by headless Chromium (Debian's package, installed by browser-deps),
+# and the reproduce report opened in it; skipped, with the reason, where Chromium cannot run
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium) || \
+	  echo "browser-deps: could not install chromium with apt (needs root); the browser tests will be skipped"
+
+browser: install browser-deps
+	$(SERIAL) $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/browser
+
+test: lint unit nbval browser
 
 reproduce: install
-	$(BIN)/python -m lnedu reproduce --out reports --runs runs
+	$(SERIAL) $(BIN)/python -m lnedu reproduce --out reports --runs runs
 
 lab: install
 	$(BIN)/jupyter lab notebooks/00-index.ipynb
@@ -46,7 +61,24 @@ bench: install
 	$(BIN)/python benchmarks/bench_norms.py
 
 notebooks: install
-	$(BIN)/python -m lnedu notebooks --execute-in-place
+	$(SERIAL) $(BIN)/python -m lnedu notebooks --execute-in-place
+
+# What mybinder.org does with binder/, as closely as this machine allows: a fresh environment from the pinned
+# requirements, then postBuild, then JupyterLab on the index. BINDER_CHECK=1 only builds and checks.
+BINDER_VENV   ?= .binder-venv
+BINDER_PYTHON ?= $(shell command -v python$(shell sed -n 's/^python-//p' binder/runtime.txt) || echo $(PYTHON))
+binder:
+	rm -rf $(BINDER_VENV)
+	$(BINDER_PYTHON) -m venv $(BINDER_VENV)
+	$(BINDER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BINDER_VENV)/bin/python -m pip install -q -r binder/requirements.txt
+	PATH="$(CURDIR)/$(BINDER_VENV)/bin:$$PATH" binder/postBuild
+	$(BINDER_VENV)/bin/python -c "import sys, lnedu, ipywidgets; print('binder: Python', sys.version.split()[0], \
+	  '| lnedu', lnedu.__version__, '| ipywidgets', ipywidgets.__version__)"
+	$(BINDER_VENV)/bin/jupyter labextension list 2>&1 | grep -E "@jupyter-widgets/jupyterlab-manager .*enabled.*OK" \
+	  || (echo "binder: the ipywidgets extension is not enabled in JupyterLab"; exit 1)
+	@if [ "$(BINDER_CHECK)" != 1 ]; then \
+	  $(BINDER_VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-index.ipynb; fi
 
 clean:
-	rm -rf $(VENV) reports runs .nbval-runs .pytest_cache
+	rm -rf $(VENV) reports runs .nbval-runs .pytest_cache $(BINDER_VENV) tests/browser/artifacts
