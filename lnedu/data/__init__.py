@@ -5,6 +5,7 @@ result which data it returned, so a notebook can print whether the real set or t
 """
 
 from .download import DataUnavailable, cache_dir, fetch, md5sum
+from .handwriting import StrokeDataset, load_handwriting, load_iam_ondb, parse_strokes_xml
 from .mnist import Dataset, binarize, load_digits, load_digits_dataset, load_mnist, read_idx
 
 __all__ = [
@@ -18,4 +19,8 @@ __all__ = [
     "load_digits",
     "load_digits_dataset",
     "binarize",
+    "StrokeDataset",
+    "load_handwriting",
+    "load_iam_ondb",
+    "parse_strokes_xml",
 ]

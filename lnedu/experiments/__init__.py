@@ -28,6 +28,7 @@ __all__ = [
 
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
+    "handwriting": "lnedu.experiments.handwriting",
     "mnist": "lnedu.experiments.mnist_mlp",
     "convnet": "lnedu.experiments.convnet",
 }
