@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from .._checks import (
     check_finite as _check_finite,
 )
@@ -51,11 +53,74 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------------
 # shared statistics
+#
+# Speed, without leaving NumPy. Each NumPy operation is one pass over its arrays, and a normalization
+# needs several, so on a large array the time goes into streaming it from main memory again and again.
+# The row-wise functions below therefore walk the rows in blocks of about _BLOCK_BYTES: the first pass
+# over a block brings it into the CPU cache, and the other passes find it there. Within a block, row
+# and column sums are matrix-vector products (``x @ ones``, ``ones @ dy``), which BLAS does fast and
+# without a temporary, and full-size results are written in place or through ``out=``. On a GPU the
+# whole array is a single block: there, fewer and larger kernels are what counts.
+
+_BLOCK_BYTES = 1 << 19  # 512 KiB of a block's rows; with its temporaries it stays within the CPU's caches
 
 
 def _as_rows(x):
     """View ``x`` as a 2-d array of rows over its last axis (a view, no copy, for contiguous x)."""
     return x.reshape(-1, x.shape[-1])
+
+
+def _row_blocks(rows):
+    """Slices that cut the 2-d array ``rows`` into blocks of about ``_BLOCK_BYTES`` (one block on a GPU)."""
+    n, H = rows.shape
+    if get_array_module(rows) is not np:
+        return [slice(0, n)]
+    step = max(1, _BLOCK_BYTES // max(1, H * rows.itemsize))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _row_dots(a, b):
+    """``(a * b).sum(axis=-1)`` for 2-d ``a``, ``b`` without the temporary ``a * b``: a stack of
+    (1, H) @ (H, 1) matrix products, that is one BLAS dot product per row."""
+    return (a[:, None, :] @ b[:, :, None])[:, 0, 0]
+
+
+def _standardize_rows(x, eps, out, ones):
+    """Corrected two-pass statistics of each row of the 2-d block ``x``, writing ``xhat`` into ``out``.
+
+    ``ones`` holds ``x.shape[-1]`` ones, so that ``x @ ones`` are the row sums. Returns
+    ``(mean, var, rstd)``, each of shape ``(rows,)``.
+    """
+    xp = get_array_module(x)
+    H = x.shape[-1]
+    mean = x @ ones
+    mean /= H
+    xc = xp.subtract(x, mean[:, None], out=out)  # centred, in place of the result
+    d = xc @ ones
+    d /= H  # mean(xc): zero but for the rounding error of `mean`
+    var = _row_dots(xc, xc)
+    var /= H
+    var -= d * d  # mean(xc^2) - mean(xc)^2
+    xp.maximum(var, 0, out=var)  # guard the subtraction against a tiny negative
+    rstd = 1.0 / xp.sqrt(var + eps)
+    xc -= d[:, None]
+    xc *= rstd[:, None]  # out now holds xhat
+    mean += d
+    return mean, var, rstd
+
+
+def _scale_shift(xhat, gain, bias, out):
+    """``out = xhat * gain + bias`` without a temporary; ``None`` means gain 1 or bias 0."""
+    xp = get_array_module(xhat)
+    if gain is not None:
+        xp.multiply(xhat, gain, out=out)
+        if bias is not None:
+            out += bias
+    elif bias is not None:
+        xp.add(xhat, bias, out=out)
+    else:
+        out[...] = xhat
+    return out
 
 
 def standardize(x, eps: float, *, axis: int = -1):
@@ -66,15 +131,21 @@ def standardize(x, eps: float, *, axis: int = -1):
     and ``d = mean(xc)`` is the rounding error of the first mean.
     """
     xp = get_array_module(x)
+    if axis in (-1, x.ndim - 1):  # the last axis: row by row, in cache-sized blocks
+        rows = _as_rows(x)
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        xhat = xp.empty(rows.shape, dtype=dtype)
+        mean, var, rstd = (xp.empty(rows.shape[0], dtype=dtype) for _ in range(3))
+        ones = xp.ones(rows.shape[-1], dtype=dtype)
+        for b in _row_blocks(rows):
+            mean[b], var[b], rstd[b] = _standardize_rows(rows[b].astype(dtype, copy=False), eps, xhat[b], ones)
+        keep = x.shape[:-1] + (1,)
+        return xhat.reshape(x.shape), rstd.reshape(keep), mean.reshape(keep), var.reshape(keep)
     n = x.shape[axis]
     mean = x.mean(axis=axis, keepdims=True)
     xhat = x - mean  # centred; becomes xhat in place below
     d = xhat.mean(axis=axis, keepdims=True)
-    if axis in (-1, x.ndim - 1):
-        sq = xp.einsum("...i,...i->...", xhat, xhat)[..., None]  # sum of squares, no temporary
-    else:
-        sq = (xhat * xhat).sum(axis=axis, keepdims=True)
-    var = sq / n - d * d
+    var = (xhat * xhat).sum(axis=axis, keepdims=True) / n - d * d
     xp.maximum(var, 0, out=var)  # guard the subtraction against a tiny negative
     mean += d
     rstd = 1.0 / xp.sqrt(var + eps)
@@ -123,10 +194,15 @@ def layer_norm(x, gain, bias, eps: float = 1e-5, *, check_finite: bool = False):
     means gain 1 / bias 0). Returns ``(y, cache)``.
     """
     eps = _check_norm_args(x, gain, bias, eps, check_finite)
-    xhat, rstd, _, _ = standardize(_as_rows(x), eps)
-    y = xhat * gain if gain is not None else xhat.copy()
-    if bias is not None:
-        y += bias
+    xp = get_array_module(x)
+    rows = _as_rows(x)
+    xhat = xp.empty(rows.shape, dtype=x.dtype)
+    y = xp.empty(rows.shape, dtype=x.dtype)
+    rstd = xp.empty((rows.shape[0], 1), dtype=x.dtype)
+    ones = xp.ones(rows.shape[-1], dtype=x.dtype)
+    for b in _row_blocks(rows):  # cache-sized blocks of rows (see "shared statistics" above)
+        rstd[b, 0] = _standardize_rows(rows[b], eps, xhat[b], ones)[2]
+        _scale_shift(xhat[b], gain, bias, out=y[b])
     return y.reshape(x.shape), LayerNormCache(xhat, rstd, gain)
 
 
@@ -140,29 +216,31 @@ def layer_norm_backward(dy, cache: LayerNormCache):
 
     where the bars are means over the H units (the mean path removes the average, the sigma path the
     component along :math:`\hat a`). ``dgain = sum_rows(dy * xhat)`` and ``dbias = sum_rows(dy)``.
-    The row means are matrix-vector products, so BLAS does the reductions.
+    Row means and column sums are matrix-vector products, so BLAS does the reductions.
     """
     xhat, rstd, gain = cache
     xp = get_array_module(dy)
-    check_shape("dy", _as_rows(dy), xhat.shape)
     dy2 = _as_rows(dy)
-    H = xhat.shape[-1]
-    t = dy2 * xhat
-    dgain = t.sum(axis=0) if gain is not None else None
-    dbias = dy2.sum(axis=0)
-    if gain is not None:
-        m_proj = (t @ gain)[:, None] / H  # mean(dxhat * xhat)
-        m_mean = (dy2 @ gain)[:, None] / H  # mean(dxhat)
-        dx = dy2 * gain
-    else:
-        m_proj = t.mean(axis=-1, keepdims=True)
-        m_mean = dy2.mean(axis=-1, keepdims=True)
-        dx = dy2.copy()
-    xp.multiply(xhat, m_proj, out=t)
-    dx -= t
-    dx -= m_mean
-    dx *= rstd
-    return dx.reshape(dy.shape), dgain, dbias
+    check_shape("dy", dy2, xhat.shape)
+    n, H = xhat.shape
+    dtype = np.result_type(dy2.dtype, xhat.dtype)
+    dx = xp.empty((n, H), dtype=dtype)
+    dgain = xp.zeros(H, dtype=dtype)
+    dbias = xp.zeros(H, dtype=dtype)
+    ones = xp.ones(max(n, H), dtype=dtype)  # ones[b] @ dy: column sums of a block; ones[:H]: gain 1
+    g = gain if gain is not None else ones[:H]
+    for b in _row_blocks(xhat):
+        dy_b, xhat_b, dx_b = dy2[b], xhat[b], dx[b]
+        t = dy_b * xhat_b  # a block-sized temporary, reused below
+        dbias += ones[b] @ dy_b
+        dgain += ones[b] @ t
+        m_mean = (dy_b @ g) / H  # mean(dxhat) per row, with dxhat = dy * g
+        m_proj = (t @ g) / H  # mean(dxhat * xhat) per row
+        xp.multiply(dy_b, g, out=dx_b)  # dxhat, built up into dx in place
+        dx_b -= m_mean[:, None]
+        dx_b -= xp.multiply(xhat_b, m_proj[:, None], out=t)
+        dx_b *= rstd[b]
+    return dx.reshape(dy.shape), (dgain if gain is not None else None), dbias
 
 
 class LayerNormStagedCache(NamedTuple):
@@ -253,11 +331,16 @@ def rms_norm(x, gain, eps: float = 1e-5, *, check_finite: bool = False):
     """
     eps = _check_norm_args(x, gain, None, eps, check_finite)
     xp = get_array_module(x)
-    x2 = _as_rows(x)
-    ms = xp.einsum("ij,ij->i", x2, x2)[:, None] / x2.shape[-1]
-    rstd = 1.0 / xp.sqrt(ms + eps)
-    xhat = x2 * rstd
-    y = xhat * gain if gain is not None else xhat.copy()
+    rows = _as_rows(x)
+    H = rows.shape[-1]
+    xhat = xp.empty(rows.shape, dtype=x.dtype)
+    y = xp.empty(rows.shape, dtype=x.dtype)
+    rstd = xp.empty((rows.shape[0], 1), dtype=x.dtype)
+    for b in _row_blocks(rows):  # cache-sized blocks of rows (see "shared statistics" above)
+        x_b = rows[b]
+        rstd[b, 0] = 1.0 / xp.sqrt(_row_dots(x_b, x_b) / H + eps)
+        xp.multiply(x_b, rstd[b], out=xhat[b])
+        _scale_shift(xhat[b], gain, None, out=y[b])
     return y.reshape(x.shape), RMSNormCache(xhat, rstd, gain)
 
 
@@ -269,15 +352,24 @@ def rms_norm_backward(dy, cache: RMSNormCache):
     :math:`d\hat a = dy\odot g` and :math:`r = \mathrm{rms}(a)`.
     """
     xhat, rstd, gain = cache
-    check_shape("dy", _as_rows(dy), xhat.shape)
+    xp = get_array_module(dy)
     dy2 = _as_rows(dy)
-    t = dy2 * xhat
-    dgain = t.sum(axis=0) if gain is not None else None
-    dxhat = dy2 * gain if gain is not None else dy2
-    m_proj = (t @ gain)[:, None] / xhat.shape[-1] if gain is not None else t.mean(axis=-1, keepdims=True)
-    dx = dxhat - xhat * m_proj
-    dx *= rstd
-    return dx.reshape(dy.shape), dgain
+    check_shape("dy", dy2, xhat.shape)
+    n, H = xhat.shape
+    dtype = np.result_type(dy2.dtype, xhat.dtype)
+    dx = xp.empty((n, H), dtype=dtype)
+    dgain = xp.zeros(H, dtype=dtype)
+    ones = xp.ones(max(n, H), dtype=dtype)  # ones[b] @ t: column sums of a block; ones[:H]: gain 1
+    g = gain if gain is not None else ones[:H]
+    for b in _row_blocks(xhat):  # as in layer_norm_backward, without the mean path
+        dy_b, xhat_b, dx_b = dy2[b], xhat[b], dx[b]
+        t = dy_b * xhat_b
+        dgain += ones[b] @ t
+        m_proj = (t @ g) / H  # mean(dxhat * xhat) per row
+        xp.multiply(dy_b, g, out=dx_b)
+        dx_b -= xp.multiply(xhat_b, m_proj[:, None], out=t)
+        dx_b *= rstd[b]
+    return dx.reshape(dy.shape), (dgain if gain is not None else None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,392 @@
+"""One training step of a layer-normalized recurrent layer: lnedu's hand-written BPTT vs PyTorch autograd.
+
+The contenders compute the same thing, on the CPU, in float32:
+
+* **lnedu**: ``LSTM(D, H, ln="appendix")`` (or ``GRU``) forward over ``(T, B, D)``, the squared-error loss
+  against a fixed target, backprop through time by hand, then ``Adam.step()``;
+* **torch**: the same cell written in PyTorch (appendix Eq. 20-22 and 26-28 of Ba, Kiros & Hinton 2016) with
+  ``nn.LayerNorm`` inside a Python loop over time, ``loss.backward()`` (autograd) and ``torch.optim.Adam``.
+
+Both hoist the input projection out of the loop (one ``(T*B, D) @ (D, kH)`` product and its layer norm for
+all steps, since it does not depend on the recurrence), as a careful author would on either side. The torch
+model is built from lnedu's initial weights, and a float64 cross-check confirms that the two compute the
+same loss and gradients before anything is timed.
+
+Timing interleaves the contenders round-robin (``benchmarks/_timing.py``) and reports the median ms per
+step and the ratio lnedu/torch (below 1: lnedu is faster). Memory per step:
+
+* lnedu: the peak of NumPy allocations during one step (``tracemalloc``, which sees NumPy's buffers), and
+  the bytes the layer keeps for its backward (its caches after ``forward``);
+* torch: the bytes autograd saves for backward (unique storages packed by ``saved_tensors_hooks``).
+  PyTorch's CPU allocator exposes no peak statistic, so the saved-tensor size is the comparable number.
+
+Usage::
+
+    python benchmarks/bench_rnn.py              # T=50, B=32, D=64, H=256 (the issue's sizes)
+    python benchmarks/bench_rnn.py --quick      # tiny sizes, few rounds: a smoke run
+    python benchmarks/bench_rnn.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _timing import compare, environment, format_environment, format_table, write_json  # noqa: E402
+
+from lnedu.nn import GRU, LSTM  # noqa: E402
+from lnedu.optim import Adam  # noqa: E402
+
+CELLS = {"LN-LSTM": LSTM, "LN-GRU": GRU}
+LR = 1e-3
+SIZES = {"full": dict(T=50, B=32, D=64, H=256), "quick": dict(T=6, B=4, D=8, H=16)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the PyTorch peer: the same cells, parameters named as lnedu's, autograd for the backward
+
+torch = None  # imported by load_torch(), only when the peer runs (the import alone takes seconds)
+TORCH_CELLS = {}
+
+
+def load_torch():
+    """Import PyTorch and define the peer's cells; returns the module, or ``None`` when it is not installed."""
+    global torch
+    if torch is not None:
+        return torch
+    try:
+        import torch as _torch  # noqa: PLC0415
+    except ImportError:
+        return None
+    torch = _torch
+
+    class TorchLNLSTM(torch.nn.Module):
+        """LN-LSTM, appendix Eq. 20-22 (gate order f, i, o, g, as lnedu's):
+        ``a = LN(W_h h; g_h, b_h) + LN(W_x x; g_x, b_x) + b``, ``c = s(f) c + s(i) tanh(g)``,
+        ``h = s(o) tanh(LN(c; g_c, b_c))``, with ``nn.LayerNorm`` in a Python loop over time."""
+
+        def __init__(self, D, H):
+            super().__init__()
+            self.H = H
+            self.W_x = torch.nn.Parameter(torch.empty(D, 4 * H))
+            self.W_h = torch.nn.Parameter(torch.empty(H, 4 * H))
+            self.b = torch.nn.Parameter(torch.zeros(4 * H))
+            self.ln_x = torch.nn.LayerNorm(4 * H, eps=1e-5)
+            self.ln_h = torch.nn.LayerNorm(4 * H, eps=1e-5)
+            self.ln_c = torch.nn.LayerNorm(H, eps=1e-5)
+
+        def forward(self, x):
+            T, B, _ = x.shape
+            H = self.H
+            ax = self.ln_x(x @ self.W_x) + self.b  # all steps at once: the input path has no recurrence
+            h = x.new_zeros(B, H)
+            c = x.new_zeros(B, H)
+            outs = []
+            for t in range(T):
+                a = ax[t] + self.ln_h(h @ self.W_h)
+                f, i, o, g = a.split(H, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(self.ln_c(c))
+                outs.append(h)
+            return torch.stack(outs)
+
+    class TorchLNGRU(torch.nn.Module):
+        """LN-GRU, appendix Eq. 26-28 with lnedu's biases (gate order z, r; reset after ``U``):
+        ``(z; r) = LN(W_h h; g_h, b_h) + LN(W_x x; g_x, b_x) + b``,
+        ``h~ = tanh(LN(W_xc x; g_xc, b_xc) + b_c + s(r) * LN(W_hc h; g_hc, b_hc))``, ``h = (1 - s(z)) h + s(z) h~``.
+        Like lnedu's layer it takes the gates' and the candidate's products of ``x`` and of ``h`` together."""
+
+        def __init__(self, D, H):
+            super().__init__()
+            self.H = H
+            self.W_x = torch.nn.Parameter(torch.empty(D, 2 * H))
+            self.W_h = torch.nn.Parameter(torch.empty(H, 2 * H))
+            self.W_xc = torch.nn.Parameter(torch.empty(D, H))
+            self.W_hc = torch.nn.Parameter(torch.empty(H, H))
+            self.b = torch.nn.Parameter(torch.zeros(2 * H))
+            self.b_c = torch.nn.Parameter(torch.zeros(H))
+            self.ln_x = torch.nn.LayerNorm(2 * H, eps=1e-5)
+            self.ln_h = torch.nn.LayerNorm(2 * H, eps=1e-5)
+            self.ln_xc = torch.nn.LayerNorm(H, eps=1e-5)
+            self.ln_hc = torch.nn.LayerNorm(H, eps=1e-5)
+
+        def forward(self, x):
+            T, B, _ = x.shape
+            H = self.H
+            ax = x @ torch.cat([self.W_x, self.W_xc], dim=1)  # hoisted input paths
+            a_gates = self.ln_x(ax[..., : 2 * H]) + self.b
+            a_cand = self.ln_xc(ax[..., 2 * H:]) + self.b_c
+            W_hh = torch.cat([self.W_h, self.W_hc], dim=1)
+            h = x.new_zeros(B, H)
+            outs = []
+            for t in range(T):
+                hh = h @ W_hh
+                z, r = (a_gates[t] + self.ln_h(hh[:, : 2 * H])).sigmoid().split(H, dim=1)
+                cand = torch.tanh(a_cand[t] + r * self.ln_hc(hh[:, 2 * H:]))
+                h = (1 - z) * h + z * cand
+                outs.append(h)
+            return torch.stack(outs)
+
+    TORCH_CELLS.update({"LN-LSTM": TorchLNLSTM, "LN-GRU": TorchLNGRU})
+    return torch
+
+
+def torch_from_lnedu(name, layer):
+    """The PyTorch model of ``name`` holding copies of ``layer``'s parameters (``ln_k.weight`` is lnedu's
+    ``g_k``, ``ln_k.bias`` its ``b_k``; every other name is the same)."""
+    model = TORCH_CELLS[name](layer.input_size, layer.hidden_size)
+    dtype = torch.float64 if layer.dtype == np.float64 else torch.float32
+    model = model.to(dtype)
+    with torch.no_grad():
+        for tname, p in model.named_parameters():
+            p.copy_(torch.from_numpy(np.ascontiguousarray(layer.params[_lnedu_name(tname)])))
+    return model
+
+
+def _lnedu_name(tname):
+    """``ln_x.weight`` -> ``g_x``, ``ln_x.bias`` -> ``b_x``, ``W_h`` -> ``W_h``."""
+    mod, _, leaf = tname.partition(".")
+    if not leaf:
+        return tname
+    return ("g_" if leaf == "weight" else "b_") + mod[len("ln_"):]
+
+
+# ---------------------------------------------------------------------------------------------------
+# one training step on each side: squared error against a fixed target, backward, Adam
+
+
+def make_lnedu_step(layer, x, y, lr=LR):
+    opt = Adam(layer, lr=lr)
+    scale = 1.0 / y.size
+
+    def step():
+        opt.zero_grad()
+        out, _ = layer.forward(x)
+        diff = out - y
+        loss = 0.5 * scale * float(np.vdot(diff, diff))
+        diff *= scale
+        layer.backward(diff)
+        opt.step()
+        return loss
+
+    return step
+
+
+def make_torch_step(model, x, y, lr=LR):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = 0.5 * ((out - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.detach().item()
+
+    return step
+
+
+def cross_check(name, sizes, seed=0):
+    """Max relative difference, over the loss and every parameter gradient, of lnedu and torch in float64,
+    from the same weights (LN gains and biases drawn away from 1 and 0 so that a swapped name would show)."""
+    T, B, D, H = sizes["T"], sizes["B"], sizes["D"], sizes["H"]
+    rng = np.random.default_rng(seed)
+    layer = CELLS[name](D, H, ln="appendix", rng=rng, dtype=np.float64)
+    for k, p in layer.params.items():
+        if k.startswith(("g_", "b")):
+            p[...] = (1.0 if k.startswith("g_") else 0.0) + 0.3 * rng.standard_normal(p.shape)
+    x = rng.standard_normal((T, B, D))
+    y = rng.standard_normal((T, B, H))
+    model = torch_from_lnedu(name, layer)
+
+    layer.zero_grad()
+    out, _ = layer.forward(x)
+    diff = out - y
+    loss = 0.5 * float(np.vdot(diff, diff)) / y.size
+    layer.backward(diff / y.size)
+    tl = 0.5 * ((model(torch.from_numpy(x)) - torch.from_numpy(y)) ** 2).mean()
+    tl.backward()
+    tl_value = float(tl.detach())
+    worst = abs(loss - tl_value) / abs(tl_value)
+    for tname, p in model.named_parameters():
+        g = layer.grads[_lnedu_name(tname)]
+        tg = p.grad.numpy()
+        worst = max(worst, float(np.abs(g - tg).max() / max(np.abs(tg).max(), 1e-300)))
+    return worst
+
+
+# ---------------------------------------------------------------------------------------------------
+# memory per step
+
+
+def _nbytes_reachable(obj, skip_ids):
+    """Bytes of the distinct NumPy buffers reachable from ``obj`` (tuples, lists, dicts, named tuples); a view
+    counts as its base array, each base once."""
+    seen, total, stack = set(), 0, [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, np.ndarray):
+            base = o
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            if id(base) not in seen and id(base) not in skip_ids:
+                seen.add(id(base))
+                total += base.nbytes
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (tuple, list)):
+            stack.extend(o)
+    return total
+
+
+def lnedu_memory(layer, step):
+    """``(peak, kept)``: the peak of NumPy allocations during one step above what was live before it
+    (``tracemalloc``), and the bytes of the caches the layer keeps from forward for backward."""
+    step()  # settle the optimizer's moments, so that the measured step is a steady-state one
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        step()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    params = {id(p) for _, p, _ in layer.named_parameters()}
+    kept = _nbytes_reachable(layer._cache, params)
+    return peak, kept
+
+
+def torch_saved_bytes(model, x, y):
+    """Bytes of the distinct tensor storages autograd saves for backward during one forward."""
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = 0.5 * ((model(x) - y) ** 2).mean()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    del loss
+    return sum(n for ptr, n in storages.items() if ptr not in params)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the run
+
+
+def _mib(n):
+    return n / 2**20
+
+
+def run(sizes, *, rounds, min_time, use_torch, seed=0):
+    """Time and measure every cell; returns a list of result dicts (and prints as it goes)."""
+    T, B, D, H = sizes["T"], sizes["B"], sizes["D"], sizes["H"]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    y = rng.standard_normal((T, B, H)).astype(np.float32)
+    results = []
+    for name, cls in CELLS.items():
+        layer = cls(D, H, ln="appendix", rng=seed, dtype=np.float32)
+        contenders = {}
+        res = {"cell": name}
+        if use_torch:
+            res["check_rel_diff"] = cross_check(name, SIZES["quick"], seed)
+            model = torch_from_lnedu(name, layer)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            res["torch_saved_bytes"] = torch_saved_bytes(model, tx, ty)
+            contenders["torch"] = make_torch_step(model, tx, ty)
+        step = make_lnedu_step(layer, x, y)
+        res["lnedu_peak_bytes"], res["lnedu_kept_bytes"] = lnedu_memory(layer, make_lnedu_step(layer, x, y))
+        contenders = {"lnedu": step, **contenders}
+        timings = compare(contenders, rounds=rounds, min_time=min_time)
+        title = f"{name}: one training step (forward, BPTT, Adam), float32, T={T} B={B} D={D} H={H}"
+        print(format_table(title, timings, ratios=[("lnedu", "torch")]))
+        for k, t in timings.items():
+            res[k] = t.as_dict()
+        if use_torch:
+            res["ratio_lnedu_over_torch"] = timings["lnedu"].median / timings["torch"].median
+        mem = (f"  memory per step: lnedu peak {_mib(res['lnedu_peak_bytes']):.2f} MiB (tracemalloc), "
+               f"kept for backward {_mib(res['lnedu_kept_bytes']):.2f} MiB")
+        if use_torch:
+            mem += f"; torch saved for backward {_mib(res['torch_saved_bytes']):.2f} MiB"
+        print(mem)
+        if use_torch:
+            print(f"  same model: max rel. diff of loss and gradients vs torch (float64) "
+                  f"{res['check_rel_diff']:.1e}")
+        print()
+        results.append(res)
+    return results
+
+
+def summary(results, use_torch):
+    head = f"{'cell':<8}  {'lnedu ms':>9}"
+    if use_torch:
+        head += f"  {'torch ms':>9}  {'lnedu/torch':>11}"
+    head += f"  {'lnedu peak MiB':>14}  {'lnedu kept MiB':>14}"
+    if use_torch:
+        head += f"  {'torch saved MiB':>15}"
+    lines = ["summary (median per step; memory per step)", head]
+    for r in results:
+        line = f"{r['cell']:<8}  {r['lnedu']['median_ms']:9.2f}"
+        if use_torch:
+            line += f"  {r['torch']['median_ms']:9.2f}  {r['ratio_lnedu_over_torch']:10.2f}x"
+        line += f"  {_mib(r['lnedu_peak_bytes']):14.2f}  {_mib(r['lnedu_kept_bytes']):14.2f}"
+        if use_torch:
+            line += f"  {_mib(r['torch_saved_bytes']):15.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and few rounds (a smoke run)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 15; 3 with --quick)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both sides: PyTorch's intra-op pool and NumPy's BLAS (default: each "
+                         "library's own choice)")
+    ap.add_argument("--no-torch", action="store_true", help="time lnedu alone")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = ap.parse_args(argv)
+
+    sizes = SIZES["quick" if args.quick else "full"]
+    rounds = args.rounds or (3 if args.quick else 15)
+    min_time = 0.002 if args.quick else 0.05
+    use_torch = not args.no_torch and load_torch() is not None
+    if args.threads:
+        if args.threads < 1:
+            ap.error(f"--threads: expected a positive count, got {args.threads}")
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (a scikit-learn dependency)
+
+        threadpool_limits(limits=args.threads)  # stays in force (it is undone only by an explicit restore)
+        if use_torch:
+            torch.set_num_threads(args.threads)
+
+    env = environment()
+    print("lnedu recurrent training step vs PyTorch autograd (CPU)")
+    print(format_environment(env))
+    if use_torch:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s)")
+    else:
+        print("torch: not used" + ("" if args.no_torch else " (not installed)"))
+    print()
+    results = run(sizes, rounds=rounds, min_time=min_time, use_torch=use_torch)
+    print(summary(results, use_torch))
+    if args.json:
+        payload = {"sizes": sizes, "environment": env, "results": results,
+                   "torch": None if not use_torch else {"version": torch.__version__,
+                                                        "threads": torch.get_num_threads()}}
+        write_json(args.json, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

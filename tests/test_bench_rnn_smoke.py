@@ -1,0 +1,58 @@
+"""Smoke test of benchmarks/bench_rnn.py: ``--quick`` runs and prints its tables (speed is not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_rnn.py"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def _run(*args, timeout=240):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--rounds", "2", *args], capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _summary_rows(out):
+    lines = out.splitlines()
+    start = lines.index("summary (median per step; memory per step)")
+    return lines[start + 1], lines[start + 2:start + 4]
+
+
+def test_quick_lnedu_only(tmp_path):
+    out = _run("--no-torch", "--json", str(tmp_path / "r.json"))
+    assert "torch: not used" in out
+    for cell in ("LN-LSTM", "LN-GRU"):
+        assert f"{cell}: one training step (forward, BPTT, Adam), float32, T=6 B=4 D=8 H=16" in out
+    head, rows = _summary_rows(out)
+    assert "torch" not in head
+    for row, cell in zip(rows, ("LN-LSTM", "LN-GRU")):
+        fields = row.split()
+        assert fields[0] == cell and len(fields) == 4
+        assert all(float(v) > 0 for v in fields[1:])  # ms, peak MiB, kept MiB
+    payload = json.loads((tmp_path / "r.json").read_text())
+    assert payload["sizes"] == {"T": 6, "B": 4, "D": 8, "H": 16} and payload["torch"] is None
+    assert [r["cell"] for r in payload["results"]] == ["LN-LSTM", "LN-GRU"]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the peer) is not installed")
+def test_quick_against_torch():
+    out = _run("--threads", "1")
+    assert re.search(r"torch \S+, 1 intra-op thread\(s\)", out)
+    assert out.count("lnedu/torch") >= 2
+    checks = [float(v) for v in re.findall(r"vs torch \(float64\) (\S+)", out)]
+    assert len(checks) == 2 and all(c < 1e-10 for c in checks)  # the peer computes the same model
+    head, rows = _summary_rows(out)
+    assert "lnedu/torch" in head and "torch saved MiB" in head
+    for row in rows:
+        fields = row.split()
+        assert len(fields) == 7 and fields[3].endswith("x")
