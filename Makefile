@@ -3,7 +3,7 @@
 #   make test        lint, unit tests, nbval over notebooks/, then the browser tests (tests/browser)
 #   make lab         JupyterLab on the notebooks
 #   make bench       the benchmarks in benchmarks/ (installs PyTorch as the peer)
-#   make notebooks   re-execute the stored notebooks in place (after a library change)
+#   make notebooks   re-execute the stored notebooks in place (after a library change), rebuild the exercise sheets
 #   make binder      rebuild the Binder environment locally (.binder-venv) and open JupyterLab from it
 PYTHON ?= python3
 VENV   ?= .venv
@@ -59,9 +59,11 @@ lab: install
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/bench_norms.py
+	$(BIN)/python benchmarks/bench_rnn.py
 
 notebooks: install
 	$(SERIAL) $(BIN)/python -m lnedu notebooks --execute-in-place
+	$(BIN)/python -m lnedu exercises build
 
 # What mybinder.org does with binder/, as closely as this machine allows: a fresh environment from the pinned
 # requirements, then postBuild, then JupyterLab on the index. BINDER_CHECK=1 only builds and checks.
