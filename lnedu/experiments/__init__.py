@@ -28,6 +28,7 @@ __all__ = [
 
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
+    "draw": "lnedu.experiments.draw",
     "handwriting": "lnedu.experiments.handwriting",
     "mnist": "lnedu.experiments.mnist_mlp",
     "convnet": "lnedu.experiments.convnet",

@@ -1,0 +1,234 @@
+"""DRAW: the loss pieces, the whole model's gradient through time, training, resume, generation, verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from lnedu.experiments import draw
+from lnedu.experiments.runner import RunResult, run_one
+from lnedu.functional import attention as att
+from lnedu.gradcheck import check_function, check_gradients
+
+
+def _model(rng, *, attention, cell, shape=(4, 5), steps=3, hidden=3, latent=2):
+    m = draw.DRAW(shape, steps=steps, hidden=hidden, latent=latent, read_size=2, write_size=3, attention=attention,
+                  cell=cell, rng=rng, dtype=np.float64)
+    for _, p, _ in m.named_parameters():  # move every parameter off its initial value (zeros, ones, unit norms)
+        p += rng.normal(0, 0.3, p.shape)
+    return m
+
+
+# ---- the loss pieces -------------------------------------------------------------------------------------------
+
+
+def test_loss_pieces_gradients(rng):
+    logits = rng.normal(0, 3, (4, 6))
+    x = (rng.random((4, 6)) < 0.4).astype(np.float64)
+    rep = check_function(draw.bernoulli_nll, lambda d, c: draw.bernoulli_nll_backward(d, c),
+                         {"logits": logits, "x": x}, wrt=["logits"])
+    assert rep.max_rel_error < 1e-7, rep
+    mu, log_sigma, eps = rng.normal(size=(3, 5)), rng.normal(0, 0.5, (3, 5)), rng.normal(size=(3, 5))
+    rep = check_function(draw.gaussian_kl, draw.gaussian_kl_backward, {"mu": mu, "log_sigma": log_sigma})
+    assert rep.max_rel_error < 1e-7, rep
+    rep = check_function(draw.reparameterize, lambda d, c: draw.reparameterize_backward(d, c),
+                         {"mu": mu, "log_sigma": log_sigma, "eps": eps}, wrt=["mu", "log_sigma"])
+    assert rep.max_rel_error < 1e-7, rep
+
+
+def test_loss_pieces_values(rng):
+    logits = np.array([[-800.0, 0.0, 30.0]])
+    x = np.array([[0.0, 1.0, 1.0]])
+    nll, _ = draw.bernoulli_nll(logits, x)  # no overflow at -800; exact values from log(1 + e^-c)
+    np.testing.assert_allclose(nll, [0.0 + np.log(2) + np.log1p(np.exp(-30.0))], rtol=1e-12)
+    mu, log_sigma = rng.normal(size=(2, 3)), rng.normal(0, 0.5, (2, 3))
+    kl, _ = draw.gaussian_kl(mu, log_sigma)
+    # Monte Carlo-free check: KL(N(m, s^2) || N(0, 1)) = log(1/s) + (s^2 + m^2)/2 - 1/2, per unit
+    s = np.exp(log_sigma)
+    np.testing.assert_allclose(kl, (np.log(1 / s) + (s**2 + mu**2) / 2 - 0.5).sum(axis=1), rtol=1e-12)
+
+
+# ---- the whole model -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attention, cell", [(True, "baseline"), (True, "ln"), (True, "normprop"), (False, "ln")])
+def test_whole_model_gradient(attention, cell, rng):
+    shape = (4, 5) if attention else (3, 4)
+    m = _model(rng, attention=attention, cell=cell, shape=shape)
+    n = 2
+    x = (rng.random((n, shape[0] * shape[1])) < 0.4).astype(np.float64)
+    eps = rng.standard_normal((m.steps, n, m.latent))
+    bound = m.forward(x, eps)
+    assert np.isclose(bound.total, bound.reconstruction + bound.kl) and bound.kl > 0
+    m.zero_grad()
+    m.backward()
+    named = list(m.named_parameters())
+    assert {k for k, _, _ in named} >= {"W_mu", "W_sigma", "W_write", "enc.W_x", "dec.W_h"}
+    assert ("W_read" in m.params) == attention and ("W_write_window" in m.params) == attention
+    rep = check_gradients(lambda: m.forward(x, eps).total, {k: p for k, p, _ in named},
+                          {k: g.copy() for k, _, g in named})
+    assert rep.max_rel_error < 1e-7, rep
+
+
+def test_forward_is_deterministic_given_the_noise_and_backward_needs_forward(rng):
+    m = _model(rng, attention=True, cell="ln")
+    x = (rng.random((3, 20)) < 0.4).astype(np.float64)
+    eps = rng.standard_normal((3, 3, 2))
+    assert m.forward(x, eps) == m.forward(x, eps)
+    assert m.forward(x, eps) != m.forward(x, eps + 0.1)
+    m.backward()
+    with pytest.raises(RuntimeError, match="call forward first"):
+        m.backward()
+
+
+def test_initial_windows_tile_the_image():
+    m = draw.DRAW((8, 8), steps=2, hidden=4, latent=2, read_size=2, write_size=4)
+    for N, b in ((2, m.params["b_read"]), (4, m.params["b_write_window"])):
+        (Fx, Fy, gamma), cache = att.filterbank(b[None].astype(np.float64), N, 8, 8)
+        centres = 1 - cache.dist_x[0, :, 0]  # mu_i, from the distances a - mu_i at column a = 1
+        tiles = (np.arange(N) + 0.5) * 8 / N + 0.5  # centres of N equal tiles, 1-based
+        np.testing.assert_allclose(centres, tiles, rtol=1e-6)
+        np.testing.assert_allclose(np.sqrt(cache.sigma2[0]), 8 / N / 2, rtol=1e-6)  # sigma = half a tile
+    x = np.random.default_rng(0).random((1, 64)).astype(np.float32)
+    # the write's gamma makes a constant patch paint a roughly constant unit canvas
+    patch, _ = m._write(np.zeros((1, 4), dtype=np.float32))  # h = 0: patch = b_write = 0
+    assert float(np.abs(patch).max()) == 0.0
+    (Fx, Fy, gamma), _ = att.filterbank(m.params["b_write_window"][None].astype(np.float64), 4, 8, 8)
+    canvas, _ = att.write_attention(np.ones((1, 4, 4)), Fx, Fy, gamma)
+    assert 0.6 < canvas.mean() < 1.4, canvas.mean()
+    assert x.shape == (1, 64)
+
+
+def test_generate_shapes_and_windows(rng):
+    m = draw.DRAW((6, 7), steps=4, hidden=5, latent=3, read_size=2, write_size=3, cell="ln", rng=1)
+    canvases, windows = m.generate(3, rng=0, return_windows=True)
+    assert canvases.shape == (4, 3, 6, 7) and windows.shape == (4, 3, 3)
+    assert canvases.min() >= 0 and canvases.max() <= 1
+    np.testing.assert_array_equal(canvases, m.generate(3, rng=0))  # the same prior draws, the same images
+    plain = draw.DRAW((6, 7), steps=4, hidden=5, latent=3, attention=False, rng=1)
+    c2, w2 = plain.generate(2, rng=0, return_windows=True)
+    assert c2.shape == (4, 2, 6, 7) and w2 is None
+
+
+def test_reconstruct_ends_on_the_canvas_the_bound_scores(rng):
+    m = _model(rng, attention=True, cell="baseline")
+    x = (rng.random((3, 20)) < 0.4).astype(np.float64)
+    eps = rng.standard_normal((3, 3, 2))
+    seq, windows = m.reconstruct(x, eps, return_windows=True)
+    assert seq.shape == (3, 3, 4, 5) and windows.shape == (3, 3, 3)
+    np.testing.assert_array_equal(seq, m.reconstruct(x, eps))
+    p = seq[-1].reshape(3, 20)
+    nll = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1).mean()
+    assert nll == pytest.approx(m.forward(x, eps).reconstruction, rel=1e-10)
+    assert not np.allclose(seq[0], seq[-1])
+
+
+def test_bad_input():
+    m = draw.DRAW((4, 5), steps=2, hidden=3, latent=2)
+    x = np.zeros((2, 20), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"x: expected rows of 20 pixels"):
+        m.forward(np.zeros((2, 21), dtype=np.float32), np.zeros((2, 2, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"eps: expected shape \(2, 2, 2\)"):
+        m.forward(x, np.zeros((3, 2, 2), dtype=np.float32))
+    with pytest.raises(TypeError, match="x: expected a floating-point array"):
+        m.forward(np.zeros((2, 20), dtype=np.int64), np.zeros((2, 2, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="cell: expected one of"):
+        draw.DRAW((4, 5), cell="bn")
+    with pytest.raises(ValueError, match="image_shape: expected"):
+        draw.DRAW((20,))
+    with pytest.raises(ValueError, match="binarization: expected"):
+        draw.binarized_digits("digits", "otsu")
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        draw.build(draw.PRESETS["tiny"], "bn", 0)
+
+
+# ---- training, resume ------------------------------------------------------------------------------------------
+
+CFG = dataclasses.replace(draw.PRESETS["tiny"], epochs=2)
+
+
+def test_binarized_digits_are_binary():
+    data = draw.binarized_digits("digits", "threshold")
+    assert set(np.unique(data.x_train)) == {0.0, 1.0} and data.image_shape == (8, 8)
+    again = draw.binarized_digits("digits", "stochastic")
+    assert set(np.unique(again.x_test)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(again.x_test, draw.binarized_digits("digits", "stochastic").x_test)  # fixed
+
+
+def test_tiny_preset_learns(tmp_path):
+    res = run_one(draw, CFG, "ln", 0, tmp_path, progress=False)
+    first, last = res.eval[0]["test_bound"], res.eval[-1]["test_bound"]
+    assert last < 0.85 * first, (first, last)
+    losses = [r["loss"] for r in res.train]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert res.eval[-1]["epoch"] == pytest.approx(CFG.epochs)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    orig = draw.build
+
+    def build_small_ckpt(config, variant, seed):
+        task = orig(config, variant, seed)
+        task.checkpoint_every = 5
+        return task
+
+    monkeypatch.setattr(draw, "build", build_small_ckpt)
+    whole = run_one(draw, CFG, "normprop", 1, tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(draw, CFG, "normprop", 1, tmp_path / "b", progress=False, stop_after=12)
+    resumed = run_one(draw, CFG, "normprop", 1, tmp_path / "b", resume=True, progress=False)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
+    a = draw.load_trained(CFG, "normprop", 1, tmp_path / "a")
+    b = draw.load_trained(CFG, "normprop", 1, tmp_path / "b")
+    for (k, p, _), (_, q, _) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p, q, err_msg=k)
+
+
+# ---- verdict and figures ---------------------------------------------------------------------------------------
+
+
+def _fake(variant, bounds, seed=0):
+    evals = [{"step": 10 * i, "epoch": float(i), "test_bound": b, "test_kl": 1.0} for i, b in enumerate(bounds)]
+    return RunResult(variant, seed, [], evals)
+
+
+def test_verdict_measures_the_speed_up():
+    base = [50, 40, 35, 32, 30, 29, 28, 27.5, 27.2, 27.0]  # within 1% (27.27) at step 80
+    fast = [50, 35, 30, 28, 27.2, 26.9, 26.8, 26.8, 26.8, 26.8]  # ... at step 40
+    slow = [50, 45, 40, 36, 33, 31, 30, 29, 28, 27.5]  # never
+    v = draw.verdict({"baseline": [_fake("baseline", base)], "ln": [_fake("ln", fast)]})
+    assert v.held is True and "LN after 40 updates, the baseline after 80 (0.50x)" in v.our_figure
+    v = draw.verdict({"baseline": [_fake("baseline", base)], "ln": [_fake("ln", fast[:3] + base[3:])]})
+    assert v.held is False and "(1.00x)" in v.our_figure  # a faster start, the same arrival
+    v = draw.verdict({"baseline": [_fake("baseline", base)], "ln": [_fake("ln", slow)]})
+    assert v.held is False and "LN never got within 1%" in v.our_figure
+    v = draw.verdict({"baseline": [_fake("baseline", [30, 31])], "ln": [_fake("ln", [30, 29])]})
+    assert v.held is None
+    assert draw.verdict({"ln": [_fake("ln", fast)]}).held is None
+
+
+def test_figures(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lnedu.viz import draw as vd
+
+    results = {v: [_fake(v, 30 - np.arange(5) * k, s) for s in range(2)] for v, k in (("baseline", 1), ("ln", 2))}
+    fig = draw.plot(results)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    m = draw.DRAW((8, 8), steps=3, hidden=4, latent=2, rng=0)
+    canvases, windows = m.generate(2, rng=1, return_windows=True)
+    fig2 = vd.plot_canvas_sequence(canvases, windows, every=2, target=rng.random((2, 64)))
+    assert len(fig2.axes) == 2 * 3  # t = 2, the last step and the target, for 2 samples
+    assert len(fig2.axes[0].patches) == 2  # the write window and the image's border
+    (Fx, Fy, gamma), _ = att.filterbank(m.params["b_read"][None].astype(np.float64), 2, 8, 8)
+    fig3 = vd.plot_filterbank(Fx[0], Fy[0], rng.random((8, 8)), rng.random((2, 2)))
+    assert len(fig3.axes) == 3
+    np.testing.assert_allclose(vd.window_boxes([[4.5, 4.5, 4.0]]), [[1.5, 1.5, 4.0]])  # pixels 2..5 (0-based)
+    # the initial write window tiles the 8x8 image exactly: its square is the image's border
+    np.testing.assert_allclose(vd.window_boxes(windows[0]), [[-0.5, -0.5, 8.0]] * 2, atol=1e-5)
+    plt.close("all")
