@@ -7,10 +7,15 @@ Commands:
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
 * ``list``: the experiments, with the paper's claim each one tests.
 * ``run NAME [--preset tiny|small|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
-  [--resume]``: train every variant x seed of one experiment; checkpoints make ``--resume`` lose nothing.
+  [--resume] [--jobs N] [--scheduler ADDR]``: train every variant x seed of one experiment; checkpoints make
+  ``--resume`` lose nothing. A grid experiment (``GRID = True``) runs N runs at once with ``--jobs``, or on a
+  Dask cluster with ``--scheduler``.
 * ``report [--runs DIR] [--out DIR]``: the claims table and the plots of the finished experiments.
 * ``data fetch NAME``: download a real data set (with its checksum) into the cache.
 * ``info``: versions, the array backend and whether a GPU is usable.
+* ``exercises build [--teacher --out DIR] [--check]``: write the exercise sheets (student versions, solutions
+  replaced by stubs and hints) of the teaching notebooks into ``notebooks/exercises/``; ``--teacher`` writes the
+  versions with solutions into ``--out``; ``--check`` only says whether the sheets are up to date.
 
 Bad arguments and unwritable folders give one clear line on stderr and a non-zero exit.
 """
@@ -71,7 +76,18 @@ def _cmd_run(args) -> int:
         raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
     if args.device == "gpu":
         backend.use("cupy")
-    experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=args.out, resume=args.resume)
+    if args.jobs is not None or args.scheduler is not None:
+        if not getattr(exp, "GRID", False):
+            grids = [n for n in experiments.names() if getattr(experiments.get(n), "GRID", False)]
+            raise ValueError(f"--jobs/--scheduler: expected a grid experiment ({', '.join(grids)}), got {args.name!r}, "
+                             "whose runs go one after another")
+        from .experiments.sweep import run_grid
+
+        run_grid(exp, args.preset, seeds=args.seeds, out=args.out, n_jobs=args.jobs or 2, scheduler=args.scheduler,
+                 variants=args.variants, resume=args.resume)
+    else:
+        experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=args.out,
+                        resume=args.resume)
     summary = Path(args.out) / exp.NAME / "summary.json"
     import json
 
@@ -97,9 +113,9 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .data import load_mnist
+    from .data import load_mnist, load_text8
 
-    fetchers = {"mnist": lambda: load_mnist(download=True)}
+    fetchers = {"mnist": lambda: load_mnist(download=True), "text8": lambda: load_text8(download=True)}
     d = fetchers[args.name]()
     print(f"{d.description}: cached")
     return 0
@@ -112,6 +128,25 @@ def _cmd_info(args) -> int:
 
     print(f"lnedu {__version__}, numpy {np.__version__}, Python {sys.version.split()[0]}")
     print(f"backend: {backend.current()}; available: {', '.join(backend.available_backends())}")
+    return 0
+
+
+def _cmd_exercises(args) -> int:
+    from .exercises import build as B
+
+    if args.check:
+        problems = B.check(args.notebooks, args.out)
+        for p in problems:
+            print(f"lnedu: {p}; run `python -m lnedu exercises build`", file=sys.stderr)
+        if not problems:
+            print(f"exercise sheets up to date in {B.sheets_folder(args.notebooks, args.out)}")
+        return 1 if problems else 0
+    paths = B.build(args.notebooks, args.out, teacher=args.teacher)
+    if not paths:
+        print(f"lnedu: no notebook in {args.notebooks} holds an exercise (nbgrader solution cells)", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
     return 0
 
 
@@ -154,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu runs on CuPy")
     u.add_argument("--out", default="runs", help="results folder (default: runs)")
     u.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
+    u.add_argument("--jobs", type=int, help="grid experiments: run N (variant, seed) runs at once on local cores")
+    u.add_argument("--scheduler", metavar="ADDR", help="grid experiments: run on the Dask cluster at ADDR "
+                   "(tcp://host:port; needs lnedu[cluster])")
     u.set_defaults(func=_cmd_run)
 
     o = sub.add_parser("report", help="claims table and plots of the finished experiments")
@@ -163,11 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="fetch a real data set into the cache")
     d.add_argument("action", choices=["fetch"])
-    d.add_argument("name", choices=["mnist"])
+    d.add_argument("name", choices=["mnist", "text8"])
     d.set_defaults(func=_cmd_data)
 
     i = sub.add_parser("info", help="versions and array backends")
     i.set_defaults(func=_cmd_info)
+
+    e = sub.add_parser("exercises", help="build the exercise sheets of the teaching notebooks")
+    e.add_argument("action", choices=["build"])
+    e.add_argument("--notebooks", default="notebooks", help="folder of teaching notebooks (default: notebooks)")
+    e.add_argument("--out", help="output folder (default: NOTEBOOKS/exercises; required with --teacher)")
+    e.add_argument("--teacher", action="store_true", help="write the teacher versions, solutions included")
+    e.add_argument("--check", action="store_true", help="write nothing; exit 1 if the sheets are out of date")
+    e.set_defaults(func=_cmd_exercises)
     return p
 
 
