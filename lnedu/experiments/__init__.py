@@ -28,6 +28,8 @@ __all__ = [
 
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
+    "order_embeddings": "lnedu.experiments.order_embeddings",
+    "skip_thoughts": "lnedu.experiments.skip_thoughts",
     "draw": "lnedu.experiments.draw",
     "handwriting": "lnedu.experiments.handwriting",
     "mnist": "lnedu.experiments.mnist_mlp",

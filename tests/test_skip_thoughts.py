@@ -1,0 +1,121 @@
+"""Skip-thoughts (LN §6.3): sentence splitting, batches, the model's backward, the probe, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from lnedu.experiments import skip_thoughts as st
+from lnedu.experiments.runner import RunResult, run_one
+from lnedu.gradcheck import check_gradients
+
+TINY = st.PRESETS["tiny"]
+
+
+def test_split_sentences_skips_code_and_underlines():
+    text = ("Title\n*****\n\nThe first sentence. The second one: it\ncontinues here.\n\n"
+            "   x = 1  # code\n\nIs this a question? Yes.\n")
+    assert st.split_sentences(text) == ["Title", "The first sentence.", "The second one: it continues here.",
+                                        "Is this a question?", "Yes."]
+
+
+def test_corpus_is_deterministic_and_deduplicated():
+    a = st.load_corpus()
+    b = st.pydoc_documents()
+    assert [d[0] for d in a.documents] == [d[0] for d in b] and a.documents[0][1] == b[0][1]
+    topics = [d[0] for d in a.documents]
+    assert "compound" in topics and "try" not in topics  # "try" is a section of "compound"
+    assert a.valid and max(a.valid) < len(a.documents)
+
+
+def test_load_sentences_reads_documents(tmp_path):
+    p = tmp_path / "book.txt"
+    p.write_text("One sentence.\nTwo sentences!\n\nA new book.\n")
+    docs = st.load_sentences(p)
+    assert [d[1] for d in docs] == [[["one", "sentence", "."], ["two", "sentences", "!"]], [["a", "new", "book", "."]]]
+
+
+def test_make_batch_layout():
+    vocab = st.WordVocab(["a", "b", "c"], specials=("<bos>", "<eos>"))
+    triples = [(["a"], ["b", "c"], ["c", "a", "b"]), (["b", "b"], ["a"], ["c"])]
+    ids, mask, B, tgt = st.make_batch(triples, vocab, max_len=10)
+    bos, eos = vocab["<bos>"], vocab["<eos>"]
+    assert B == 2 and ids.shape == mask.shape == tgt.shape == (4, 6)
+    assert ids[:, 0].tolist() == [vocab["b"], vocab["c"], 0, 0]  # current sentence, padded
+    assert ids[:, 2].tolist() == [bos, vocab["a"], 0, 0] and tgt[:, 2].tolist() == [vocab["a"], eos, 0, 0]
+    assert ids[:, 4].tolist() == [bos, vocab["c"], vocab["a"], vocab["b"]]
+    assert tgt[:, 4].tolist() == [vocab["c"], vocab["a"], vocab["b"], eos]
+    assert mask.sum(0).tolist() == [2, 1, 2, 3, 4, 2]
+
+
+@pytest.mark.parametrize("variant, seed", [("gru", 0), ("ln-gru", 1)])
+def test_model_gradient(variant, seed):
+    """Embedding shared by three GRUs, the encoder's state as both decoders' initial state, two softmax losses."""
+    V = 9
+    model = st.SkipThoughts(V, 3, 2, ln="appendix" if variant == "ln-gru" else None, rng=seed).astype(np.float64)
+    vocab = st.WordVocab([f"w{i}" for i in range(V - 4)], specials=("<bos>", "<eos>"))
+    rng = np.random.default_rng(seed + 10)
+    words = [f"w{i}" for i in range(V - 4)]
+
+    def sent(n):
+        return [words[i] for i in rng.integers(len(words), size=n)]
+
+    triples = [(sent(2), sent(3), sent(1)), (sent(1), sent(2), sent(3))]
+    batch = st.make_batch(triples, vocab, max_len=10)
+    model.forward(batch)
+    model.zero_grad()
+    model.backward(1.0)
+    named = list(model.named_parameters())
+    rep = check_gradients(lambda: model.forward(batch), {k: p for k, p, _ in named},
+                          {k: g.copy() for k, _, g in named})
+    assert rep.max_rel_error < 1e-7, rep
+
+
+def test_ridge_probe_separates_separable_classes_and_fails_on_noise():
+    rng = np.random.default_rng(0)
+    y = rng.integers(3, size=300)
+    centers = rng.normal(size=(3, 5)) * 4
+    f = centers[y] + rng.normal(size=(300, 5))
+    assert st.ridge_probe(f[:150], y[:150], f[150:], y[150:]) > 0.95
+    noise = rng.normal(size=(300, 5))
+    assert st.ridge_probe(noise[:150], y[:150], noise[150:], y[150:]) < 0.5
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    a, b = st.build(TINY, "gru", 2), st.build(TINY, "gru", 2)
+    la, lb = a.step()["loss"], b.step()["loss"]
+    assert la == lb
+    c = st.build(TINY, "gru", 3)
+    assert c.step()["loss"] != la
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    cfg = dataclasses.replace(TINY, steps=20)
+    whole = run_one(st, cfg, "ln-gru", 1, tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(st, cfg, "ln-gru", 1, tmp_path / "b", progress=False, stop_after=15)
+    resumed = run_one(st, cfg, "ln-gru", 1, tmp_path / "b", resume=True, progress=False)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
+
+
+def test_training_lowers_the_loss():
+    task = st.build(dataclasses.replace(TINY, lr=1e-2), "ln-gru", 0)
+    first = task.evaluate()["train_loss"]
+    for _ in range(40):
+        task.step()
+    assert task.evaluate()["train_loss"] < first - 1.0
+
+
+def test_verdict_on_synthetic_records():
+    def run(v, losses, accs):
+        return RunResult(v, 0, [], [{"step": i, "train_loss": a, "probe_acc": b} for i, (a, b) in
+                                    enumerate(zip(losses, accs))])
+
+    res = {"gru": [run("gru", [9, 6, 5], [0.4, 0.5, 0.6])], "ln-gru": [run("ln-gru", [9, 5, 4], [0.4, 0.6, 0.7])]}
+    assert st.verdict(res).held is True
+    res["ln-gru"] = [run("ln-gru", [9, 5, 4], [0.4, 0.5, 0.55])]
+    assert st.verdict(res).held is False
+    res["gru"] = [run("gru", [9, 9, 9], [0.4, 0.4, 0.4])]
+    assert st.verdict(res).held is None
