@@ -7,8 +7,32 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from ..backend import to_numpy
+from .runner import rng_state, set_rng_state
 
-__all__ = ["ClassifierTask", "epoch_batches"]
+__all__ = ["CheckpointedTask", "ClassifierTask", "epoch_batches"]
+
+
+class CheckpointedTask:
+    """What a task's checkpoint holds: ``self.model``, ``self.opt``, the update count ``self.t``, and the
+    random generators named in ``rng_attrs`` (their bit-generator states), so a resumed run continues
+    exactly. Tasks keep everything else (data position included) a function of these."""
+
+    rng_attrs: tuple = ()
+
+    def state_dict(self) -> dict:
+        state = {f"model/{k}": to_numpy(v) for k, v in self.model.state_dict().items()}
+        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
+        state["t"] = np.array(self.t)
+        for name in self.rng_attrs:
+            state[f"rng/{name}"] = rng_state(getattr(self, name))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
+        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
+        self.t = int(state["t"])
+        for name in self.rng_attrs:
+            set_rng_state(getattr(self, name), state[f"rng/{name}"])
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -22,7 +46,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.nda
     return [order[i: i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
-class ClassifierTask:
+class ClassifierTask(CheckpointedTask):
     """Train ``model`` (an :class:`lnedu.nn.Module` mapping rows to logits) with ``optimizer``.
 
     ``data`` is an :class:`lnedu.data.Dataset`. One ``step`` is one mini-batch update; ``evaluate`` gives
@@ -76,13 +100,3 @@ class ClassifierTask:
         self.model.train()
         return out
 
-    def state_dict(self) -> dict:
-        state = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
-        state["t"] = np.array(self.t)
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
-        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
-        self.t = int(state["t"])

@@ -40,8 +40,8 @@ from .. import init as I
 from ..backend import get_array_module, to_numpy
 from ..data import binarize, load_digits_dataset
 from ..functional import attention as att
-from .common import epoch_batches
-from .runner import Verdict, rng_state, set_rng_state
+from .common import CheckpointedTask, epoch_batches
+from .runner import Verdict
 
 NAME = "draw"
 TITLE = "DRAW on binarized MNIST"
@@ -511,7 +511,7 @@ def binarized_digits(source: str = "digits", binarization: str = "threshold"):
     return data
 
 
-class DrawTask:
+class DrawTask(CheckpointedTask):
     """Train a :class:`DRAW` model with Adam on binary images; evaluate the test bound.
 
     One ``step`` is one mini-batch update with fresh noise ``eps`` from the task's generator (part of the
@@ -519,6 +519,8 @@ class DrawTask:
     bound on the whole test set with the *same* noise at every evaluation (a generator seeded afresh), so
     the curve moves only because the model does.
     """
+
+    rng_attrs = ("rng",)
 
     def __init__(self, model: DRAW, optimizer, x_train, x_test, *, batch_size: int, epochs: float, seed: int,
                  eval_per_epoch: int = 1, checkpoint_every=None, eval_batch: int = 1000):
@@ -567,19 +569,6 @@ class DrawTask:
         self.model._cache = None  # evaluation needs no backward: drop the caches
         return {"test_bound": total / n, "test_reconstruction": rec / n, "test_kl": kl / n,
                 "epoch": self.t / self.steps_per_epoch}
-
-    def state_dict(self) -> dict:
-        state = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
-        state["t"] = np.array(self.t)
-        state["rng"] = rng_state(self.rng)
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
-        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
-        self.t = int(state["t"])
-        set_rng_state(self.rng, state["rng"])
 
 
 @dataclass

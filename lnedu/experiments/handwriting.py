@@ -32,6 +32,7 @@ from ..backend import get_array_module, to_numpy
 from ..data.handwriting import load_handwriting, offsets_to_strokes
 from ..functional.mdn import mdn_nll, mdn_nll_backward, mdn_sample, mdn_size
 from ..nn import LSTM, Linear, Module
+from .common import CheckpointedTask
 from .runner import Verdict
 
 NAME = "handwriting"
@@ -175,7 +176,7 @@ def _data(source, n_train, n_test, max_lines):
     return load_handwriting(source, n_train=n_train, n_test=n_test, max_lines=max_lines or None)
 
 
-class HandwritingTask:
+class HandwritingTask(CheckpointedTask):
     """Train one :class:`HandwritingModel` by teacher forcing; ``evaluate`` scores fixed windows.
 
     Metrics are NLLs in nats per pen point (multiply by the points in a line for Graves's per-sequence
@@ -215,17 +216,6 @@ class HandwritingTask:
             out[f"{split}_nll"], _ = mdn_nll(self.model.forward(xs), ys, mask)
         self.model.train()
         return out
-
-    def state_dict(self) -> dict:
-        state = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
-        state["t"] = np.array(self.t)
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
-        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
-        self.t = int(state["t"])
 
 
 def build(config: Config, variant: str, seed: int) -> HandwritingTask:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend, optim
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 from ..data.captions import WordVocab, load_captions, pad_batch
 from ..functional import ranking as R
 from ..nn import GRU, Embedding, Linear, Module
+from .common import CheckpointedTask
 from .runner import Verdict
 
 NAME = "order_embeddings"
@@ -149,7 +150,7 @@ def retrieval_metrics(S, caption_image, prefix="") -> dict:
     return out
 
 
-class RetrievalTask:
+class RetrievalTask(CheckpointedTask):
     """Train an :class:`OrderEmbeddingModel` on batches of matching (caption, image) pairs.
 
     A batch holds ``batch_size`` distinct training images, one of its captions each (so no other pair in the
@@ -219,17 +220,6 @@ class RetrievalTask:
         out.update({k: float(np.mean([f[k] for f in folds])) for k in folds[0]})
         m.train()
         return out
-
-    def state_dict(self) -> dict:
-        state = {f"model/{k}": to_numpy(v) for k, v in self.model.state_dict().items()}
-        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
-        state["t"] = np.array(self.t)
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
-        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
-        self.t = int(state["t"])
 
 
 def build(config: Config, variant: str, seed: int) -> RetrievalTask:

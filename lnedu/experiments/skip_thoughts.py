@@ -32,6 +32,7 @@ from ..backend import get_array_module, to_numpy
 from ..data.captions import WordVocab, pad_batch, tokenize
 from ..data.download import DataUnavailable
 from ..nn import GRU, Embedding, Linear, Module
+from .common import CheckpointedTask
 from .runner import Verdict
 
 NAME = "skip_thoughts"
@@ -258,7 +259,7 @@ def ridge_probe(f_train, y_train, f_test, y_test, *, ridge: float = 10.0, classe
     return float(((Xt @ W).argmax(1) == y_test).mean())
 
 
-class SkipThoughtTask:
+class SkipThoughtTask(CheckpointedTask):
     """Train :class:`SkipThoughts` on random triples of consecutive training sentences.
 
     A batch is drawn by a generator seeded with ``(seed, step)``. ``evaluate`` logs ``train_loss`` (a fixed
@@ -323,17 +324,6 @@ class SkipThoughtTask:
                                        ridge=self.config.probe_ridge, classes=self.config.probe_topics)
         self.model.train()
         return out
-
-    def state_dict(self) -> dict:
-        state = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
-        state["t"] = np.array(self.t)
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
-        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
-        self.t = int(state["t"])
 
 
 @functools.lru_cache(maxsize=4)
