@@ -7,6 +7,7 @@ result which data it returned, so a notebook can print whether the real set or t
 from .download import DataUnavailable, cache_dir, fetch, md5sum
 from .handwriting import StrokeDataset, load_handwriting, load_iam_ondb, parse_strokes_xml
 from .mnist import Dataset, binarize, load_digits, load_digits_dataset, load_mnist, read_idx
+from .text import BPTTStream, CharVocab, TextCorpus, load_ptb_chars, load_pydoc_text, load_text8, load_text_corpus
 
 __all__ = [
     "DataUnavailable",
@@ -19,6 +20,13 @@ __all__ = [
     "load_digits",
     "load_digits_dataset",
     "binarize",
+    "TextCorpus",
+    "CharVocab",
+    "BPTTStream",
+    "load_ptb_chars",
+    "load_text8",
+    "load_pydoc_text",
+    "load_text_corpus",
     "StrokeDataset",
     "load_handwriting",
     "load_iam_ondb",

@@ -28,12 +28,14 @@ __all__ = [
 
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
-    "order_embeddings": "lnedu.experiments.order_embeddings",
-    "skip_thoughts": "lnedu.experiments.skip_thoughts",
-    "draw": "lnedu.experiments.draw",
-    "handwriting": "lnedu.experiments.handwriting",
-    "mnist": "lnedu.experiments.mnist_mlp",
-    "convnet": "lnedu.experiments.convnet",
+    "order_embeddings": "lnedu.experiments.order_embeddings",  # LN §6.1
+    "skip_thoughts": "lnedu.experiments.skip_thoughts",  # LN §6.3
+    "draw": "lnedu.experiments.draw",  # LN §6.4, Recurrent NormProp §5.2
+    "handwriting": "lnedu.experiments.handwriting",  # LN §6.5
+    "mnist": "lnedu.experiments.mnist_mlp",  # LN §6.6
+    "convnet": "lnedu.experiments.convnet",  # LN §6.7
+    "charlm": "lnedu.experiments.charlm",  # Recurrent NormProp §5.1
+    "text8_grid": "lnedu.experiments.text8_grid",  # the text8 cells x LN x initializers study
 }
 
 
@@ -58,12 +60,14 @@ def default_preset() -> str:
     return os.environ.get("LNEDU_PRESET", "small").strip() or "small"
 
 
-def notebook_run(name: str, **kwargs):
+def notebook_run(name: str, *, jobs: int | None = None, **kwargs):
     """What an experiment notebook calls: run (or pick up the finished runs of) one experiment.
 
     The preset is :func:`default_preset`; results go to ``$LNEDU_RUNS/PRESET`` (default ``../runs/PRESET``,
     the repository's ``runs/`` folder seen from ``notebooks/``), and ``resume=True``, so a notebook executed
     after ``python -m lnedu run NAME`` shows those runs instead of training again.
+    ``jobs``: for a grid experiment (``GRID = True``), run that many runs at once on local cores
+    (:func:`lnedu.experiments.sweep.run_grid`); the results are the same as one after another.
     Returns ``(module, preset, results)``.
     """
     from pathlib import Path
@@ -72,4 +76,8 @@ def notebook_run(name: str, **kwargs):
     preset = default_preset()
     out = Path(os.environ.get("LNEDU_RUNS", "../runs")) / preset
     kwargs.setdefault("resume", True)
+    if jobs is not None and getattr(exp, "GRID", False):
+        from .sweep import run_grid
+
+        return exp, preset, run_grid(exp, preset, out=out, n_jobs=jobs, **kwargs)
     return exp, preset, run(exp, preset, out=out, **kwargs)

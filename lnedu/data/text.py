@@ -1,0 +1,405 @@
+"""Text for character-level language models: Penn Treebank characters, text8, and an embedded default.
+
+Three corpora, each returned as a :class:`TextCorpus` (three strings and a line saying which data it is):
+
+* **Penn Treebank characters** (Marcus et al. 1993, in Mikolov's preprocessing, the splits every
+  character-level PTB result uses): the files ``ptb.char.train.txt``, ``ptb.char.valid.txt`` and
+  ``ptb.char.test.txt`` of Mikolov's ``simple-examples.tgz``. In them every character is a token separated
+  by spaces, ``_`` marks a word boundary and every line is a sentence; :func:`parse_ptb_chars` turns that
+  back into plain text (``_`` becomes a space, a line end a newline). lnedu does not download them: we
+  know of no published checksum for the archive, so put the three files in a folder and pass ``path``, or
+  copy them to ``$LNEDU_DATA/ptb`` (``~/.cache/lnedu/ptb``).
+* **text8** (Mahoney): the first 10^8 characters of an English Wikipedia dump reduced to ``a-z`` and
+  single spaces. The standard split (Mikolov et al. 2012; Cooijmans et al. 2017) is the first 90M
+  characters for training, the next 5M for validation and the last 5M for testing. ``path`` may name the
+  ``text8`` file, ``text8.zip`` or a folder holding either; otherwise the cache, or a download of
+  ``text8.zip`` when asked for (``download=True`` or ``LNEDU_DOWNLOAD=1``), checked against its SHA-1.
+* **Python's documentation** (the embedded default, no network, no files): the standard library ships the
+  help texts that ``help("topics")`` shows, as the dict ``pydoc_data.topics.topics``. Joined in sorted key
+  order and reduced to printable ASCII, they make about 460,000 characters of English prose and code
+  examples, split 90/5/5 by position. The text comes with the Python that runs it, so its exact length
+  (and a model's bits per character on it) differs a little between Python versions.
+
+A :class:`CharVocab` maps characters to integer ids (most frequent first, ``<unk>`` for characters the
+training split never showed), and :class:`BPTTStream` cuts an id sequence into the mini-batches of
+truncated backpropagation through time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import unicodedata
+import urllib.request
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .download import DataUnavailable, cache_dir, download_allowed
+
+__all__ = [
+    "TextCorpus",
+    "CharVocab",
+    "BPTTStream",
+    "split_by_position",
+    "to_ascii",
+    "parse_ptb_chars",
+    "load_ptb_chars",
+    "load_text8",
+    "load_pydoc_text",
+    "load_text_corpus",
+    "PTB_CHAR_FILES",
+    "TEXT8_URL",
+    "TEXT8_SHA1",
+]
+
+PTB_CHAR_FILES = {"train": "ptb.char.train.txt", "valid": "ptb.char.valid.txt", "test": "ptb.char.test.txt"}
+TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
+# the SHA-1 that GluonNLP's text8 loader checks the archive against; text8.zip is 31,344,016 bytes
+TEXT8_SHA1 = "6c70299b93b7e1f927b42cd8f6ac1a31547c7a2e"
+TEXT8_SPLIT = (90_000_000, 5_000_000, 5_000_000)
+
+
+@dataclass
+class TextCorpus:
+    """A text split into training, validation and test parts, and where it came from."""
+
+    train: str
+    valid: str
+    test: str
+    name: str  # "ptb-char", "text8" or "pydoc"
+    description: str
+
+    def splits(self) -> dict:
+        return {"train": self.train, "valid": self.valid, "test": self.test}
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits().items())
+        return f"TextCorpus({self.name!r}: {sizes} characters)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# vocabulary
+
+
+class CharVocab:
+    """Characters <-> integer ids: id 0 is ``<unk>``, then the characters by falling frequency.
+
+    ``CharVocab.build(text)`` counts the characters of ``text`` (the training split: a model must not see
+    the test set's alphabet); ties in frequency are broken by code point, so the same text always gives the
+    same ids. ``encode`` maps a character the vocabulary lacks to ``<unk>`` (id 0), and ``decode`` writes
+    ``<unk>`` back as ``unk`` (by default the string ``"<unk>"``).
+    """
+
+    UNK = "<unk>"
+
+    def __init__(self, chars):
+        chars = list(chars)
+        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise ValueError(f"chars: expected single characters, got {[c for c in chars if len(str(c)) != 1][:5]}")
+        if len(set(chars)) != len(chars):
+            raise ValueError("chars: expected distinct characters, got repeats")
+        self.itos = [self.UNK, *chars]
+        self.stoi = {c: i for i, c in enumerate(self.itos) if i > 0}
+        # ASCII text encodes through a 256-entry table, which is fast enough for text8's 10^8 characters
+        self._table = np.zeros(256, dtype=np.int64)
+        for c, i in self.stoi.items():
+            if ord(c) < 256:
+                self._table[ord(c)] = i
+
+    @classmethod
+    def build(cls, text: str, *, min_count: int = 1) -> CharVocab:
+        """The vocabulary of ``text``: characters seen at least ``min_count`` times, most frequent first."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
+        if text.isascii():  # text8's 9 * 10^7 characters: count bytes, not Python characters
+            n = np.bincount(np.frombuffer(text.encode("ascii"), dtype=np.uint8), minlength=128)
+            counts = {chr(i): int(k) for i, k in enumerate(n) if k}
+        else:
+            counts = Counter(text)
+        chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], ord(c)))
+        return cls(chars)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    @property
+    def chars(self) -> list:
+        """The known characters, in id order (without ``<unk>``)."""
+        return self.itos[1:]
+
+    def encode(self, text: str, dtype=np.int64) -> np.ndarray:
+        """``text`` as an array of ids (``dtype``: int64, or a smaller integer type that holds ``len(self)``, to save
+        memory on a long text); unknown characters become 0 (``<unk>``)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}")
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "iu" or np.iinfo(dtype).max < len(self) - 1:
+            raise ValueError(f"dtype: expected an integer type that holds ids up to {len(self) - 1}, got {dtype}")
+        if text.isascii():
+            return self._table.astype(dtype)[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+        return np.fromiter((self.stoi.get(c, 0) for c in text), dtype=dtype, count=len(text))
+
+    def decode(self, ids, *, unk: str = UNK) -> str:
+        """The text of a sequence of ids; id 0 is written as ``unk``."""
+        ids = np.asarray(ids).reshape(-1)
+        if ids.size and (ids.dtype.kind not in "iu" or int(ids.min()) < 0 or int(ids.max()) >= len(self)):
+            raise ValueError(f"ids: expected integers in [0, {len(self)}), got {ids.dtype} values "
+                             f"in [{ids.min()}, {ids.max()}]")
+        return "".join(unk if i == 0 else self.itos[i] for i in ids.tolist())
+
+    def __repr__(self) -> str:
+        return f"CharVocab({len(self)} ids: <unk> + {''.join(self.chars[:20])!r}{'...' if len(self) > 21 else ''})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# batching for truncated backprop through time
+
+
+class BPTTStream:
+    """Mini-batches for truncated backpropagation through time, cut from one long sequence of ids.
+
+    The sequence is laid out as ``B`` contiguous streams side by side: stream ``b`` is the ``b``-th of ``B``
+    consecutive pieces of length ``L``, so column ``b`` of every batch continues where it left off in the
+    previous batch, and a recurrent layer can carry its state from one window to the next. Window ``k`` holds
+    steps ``kT .. kT+T-1`` of every stream: inputs ``x`` of shape ``(T, B)`` (time-major, like the recurrent
+    layers) and targets ``y`` the same characters shifted by one.
+
+    With ``shuffle_offset=True`` each epoch starts the streams at an offset in ``[0, T)`` drawn from
+    ``(seed, epoch)``, so window boundaries fall elsewhere every epoch while the batches of an epoch are a
+    function of ``(seed, epoch, k)`` alone: a run resumed at any step sees exactly the batches it would have
+    seen. Every epoch has the same ``windows_per_epoch`` full windows (the tail that does not fill one is
+    left out); with ``drop_last=False`` (for evaluation) a last, shorter window covers the tail too.
+    """
+
+    def __init__(self, ids, batch_size: int, seq_len: int, *, seed: int = 0, shuffle_offset: bool = True,
+                 drop_last: bool = True):
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or ids.dtype.kind not in "iu":
+            raise TypeError(f"ids: expected a 1-d integer array, got {ids.dtype} array of shape {ids.shape}")
+        for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        self.ids, self.B, self.T = ids, int(batch_size), int(seq_len)
+        self.seed, self.shuffle_offset, self.drop_last = int(seed), bool(shuffle_offset), bool(drop_last)
+        max_offset = self.T - 1 if self.shuffle_offset else 0
+        # each stream needs L inputs and the one target after them
+        self.stream_len = (len(ids) - 1 - max_offset) // self.B
+        full, tail = divmod(self.stream_len, self.T)
+        self.windows_per_epoch = full + (1 if tail and not self.drop_last else 0)
+        if self.windows_per_epoch < 1:
+            raise ValueError(
+                f"ids: expected at least {self.B * self.T + 1 + max_offset} ids for batch_size={self.B} and "
+                f"seq_len={self.T}, got {len(ids)}"
+            )
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        """Targets predicted in one epoch (every window's ``T x B``, the last one possibly shorter)."""
+        L = self.stream_len if not self.drop_last else (self.stream_len // self.T) * self.T
+        return L * self.B
+
+    def offset(self, epoch: int) -> int:
+        """Where the streams of ``epoch`` start in the sequence."""
+        if not self.shuffle_offset:
+            return 0
+        return int(np.random.default_rng([self.seed, int(epoch), 0x7E47]).integers(0, self.T))
+
+    def window(self, epoch: int, k: int):
+        """Window ``k`` of ``epoch``: ``(x, y)``, each an int64 array of shape ``(T, B)`` (host NumPy)."""
+        if not 0 <= k < self.windows_per_epoch:
+            raise ValueError(f"k: expected a window index in [0, {self.windows_per_epoch}), got {k}")
+        o, L = self.offset(epoch), self.stream_len
+        t0, t1 = k * self.T, min((k + 1) * self.T, L)
+        starts = o + L * np.arange(self.B)  # where each stream begins
+        cols = starts[None, :] + np.arange(t0, t1)[:, None]  # (T, B) positions of the inputs
+        return self.ids[cols].astype(np.int64), self.ids[cols + 1].astype(np.int64)
+
+    def epoch(self, epoch: int = 0):
+        """Iterate over the windows of one epoch, in order (the state carries from each to the next)."""
+        for k in range(self.windows_per_epoch):
+            yield self.window(epoch, k)
+
+    def __len__(self) -> int:
+        return self.windows_per_epoch
+
+    def __repr__(self) -> str:
+        return (f"BPTTStream({len(self.ids):,} ids -> {self.B} streams of {self.stream_len:,}; "
+                f"{self.windows_per_epoch} windows of {self.T} per epoch)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the three corpora
+
+
+def split_by_position(text: str, fractions=(0.9, 0.05, 0.05)) -> tuple[str, str, str]:
+    """Cut ``text`` into consecutive training, validation and test parts of the given fractions."""
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions: expected three non-negative fractions summing to 1, got {fractions!r}")
+    n = len(text)
+    a, b = round(fractions[0] * n), round((fractions[0] + fractions[1]) * n)
+    return text[:a], text[a:b], text[b:]
+
+
+_TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
+                             "\u2014": "-", "\u00a0": " ", "\t": " "})
+_PRINTABLE = frozenset(chr(i) for i in range(32, 127)) | {"\n"}
+
+
+def to_ascii(text: str, *, lowercase: bool = False) -> str:
+    """``text`` in printable ASCII and newlines: typographic quotes and dashes become their ASCII
+    forms, compatibility characters are decomposed (``…`` becomes ``...``, ``é`` becomes ``e``), and
+    whatever is still outside printable ASCII is dropped."""
+    text = unicodedata.normalize("NFKD", text.translate(_TYPOGRAPHY))
+    text = "".join(c for c in text if c in _PRINTABLE)
+    return text.lower() if lowercase else text
+
+
+def load_pydoc_text(*, lowercase: bool = True, fractions=(0.9, 0.05, 0.05)) -> TextCorpus:
+    """The embedded default: Python's own help topics (``pydoc_data.topics``), split by position."""
+    from pydoc_data.topics import topics
+
+    text = to_ascii("\n".join(topics[k] for k in sorted(topics)), lowercase=lowercase)
+    train, valid, test = split_by_position(text, fractions)
+    py = ".".join(map(str, sys.version_info[:2]))
+    return TextCorpus(
+        train, valid, test, "pydoc",
+        f"Python {py}'s help topics (pydoc_data, embedded default{', lowercased' if lowercase else ''}), "
+        f"{len(train):,} / {len(valid):,} / {len(test):,} characters",
+    )
+
+
+def parse_ptb_chars(raw: str) -> str:
+    """Mikolov's character-level PTB format as plain text: tokens separated by spaces, ``_`` for a space
+    between words, one sentence a line. A line becomes its characters followed by a newline."""
+    lines = []
+    for line in raw.splitlines():
+        tokens = line.split()
+        if tokens:
+            lines.append("".join(" " if t == "_" else t for t in tokens).strip(" "))
+    return "".join(line + "\n" for line in lines)
+
+
+def load_ptb_chars(path=None) -> TextCorpus:
+    """Penn Treebank characters (Mikolov's splits) from the folder ``path`` or ``$LNEDU_DATA/ptb``."""
+    folder = Path(path) if path is not None else cache_dir() / "ptb"
+    missing = [f for f in PTB_CHAR_FILES.values() if not (folder / f).is_file()]
+    if missing:
+        raise DataUnavailable(
+            f"path: expected Mikolov's {', '.join(PTB_CHAR_FILES.values())} in {folder}, missing {', '.join(missing)} "
+            "(they are in simple-examples.tgz from Mikolov's RNNLM page; lnedu does not download them)"
+        )
+    parts = {k: parse_ptb_chars((folder / f).read_text(encoding="utf-8")) for k, f in PTB_CHAR_FILES.items()}
+    return TextCorpus(
+        parts["train"], parts["valid"], parts["test"], "ptb-char",
+        "Penn Treebank characters (Mikolov's splits), "
+        + " / ".join(f"{len(parts[k]):,}" for k in ("train", "valid", "test")) + " characters",
+    )
+
+
+def _sha1(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch_text8_zip(dest: Path, download: bool | None) -> Path:
+    """``dest`` holding text8.zip, downloaded (to a temporary file, checked, then renamed) if allowed."""
+    if dest.exists():
+        got = _sha1(dest)
+        if got != TEXT8_SHA1:
+            raise DataUnavailable(f"{dest}: checksum mismatch (expected SHA-1 {TEXT8_SHA1}, got {got}); "
+                                  "delete it to re-fetch")
+        return dest
+    if not download_allowed(download):
+        raise DataUnavailable(
+            f"text8 is not in {dest.parent} and downloading was not requested "
+            "(pass download=True, set LNEDU_DOWNLOAD=1, or give the path of text8 or text8.zip)"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(TEXT8_URL, timeout=30) as r:
+            for block in iter(lambda: r.read(1 << 16), b""):
+                f.write(block)
+        got = _sha1(tmp)
+        if got != TEXT8_SHA1:
+            raise DataUnavailable(f"{TEXT8_URL}: checksum mismatch (expected SHA-1 {TEXT8_SHA1}, got {got})")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise DataUnavailable(f"{TEXT8_URL}: download failed ({exc})") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def _read_text8(path: Path) -> str:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if not n.endswith("/")]
+            if not names:
+                raise DataUnavailable(f"{path}: expected the text8 file inside, found an empty archive")
+            member = "text8" if "text8" in names else names[0]
+            return z.read(member).decode("ascii")
+    return path.read_text(encoding="ascii")
+
+
+def load_text8(path=None, *, download: bool | None = None) -> TextCorpus:
+    """text8 with the standard 90M / 5M / 5M split (for a file of another length, 90% / 5% / 5%).
+
+    ``path``: the ``text8`` file, ``text8.zip``, or a folder holding either; default ``$LNEDU_DATA/text8``,
+    where ``text8.zip`` is downloaded when downloading is allowed.
+    """
+    if path is not None:
+        p = Path(path)
+        if p.is_dir():
+            found = [p / n for n in ("text8", "text8.zip") if (p / n).is_file()]
+            if not found:
+                raise DataUnavailable(f"path: expected text8 or text8.zip in {p}, found neither")
+            p = found[0]
+        elif not p.is_file():
+            raise DataUnavailable(f"path: expected the text8 file, text8.zip or a folder, got {str(p)!r}, "
+                                  "which does not exist")
+    else:
+        folder = cache_dir() / "text8"
+        p = folder / "text8" if (folder / "text8").is_file() else _fetch_text8_zip(folder / "text8.zip", download)
+    text = _read_text8(p)
+    n = len(text)
+    if n == sum(TEXT8_SPLIT):
+        a, b = TEXT8_SPLIT[0], TEXT8_SPLIT[0] + TEXT8_SPLIT[1]
+        train, valid, test = text[:a], text[a:b], text[b:]
+    else:
+        train, valid, test = split_by_position(text)
+    return TextCorpus(train, valid, test, "text8",
+                      f"text8 (Mahoney), {len(train):,} / {len(valid):,} / {len(test):,} characters")
+
+
+def load_text_corpus(real: str = "ptb", source: str = "auto", path=None, *,
+                     download: bool | None = None) -> TextCorpus:
+    """A real corpus when it is available, else the embedded default.
+
+    ``real``: which real corpus, ``'ptb'`` or ``'text8'``. ``source``: ``'auto'`` (the real one if it is on
+    disk or may be downloaded, else the embedded Python help text), ``'real'`` (the real one or an error),
+    ``'embedded'`` (the embedded text).
+    """
+    loaders = {"ptb": lambda: load_ptb_chars(path), "text8": lambda: load_text8(path, download=download)}
+    if real not in loaders:
+        raise ValueError(f"real: expected 'ptb' or 'text8', got {real!r}")
+    if source not in ("auto", "real", "embedded"):
+        raise ValueError(f"source: expected 'auto', 'real' or 'embedded', got {source!r}")
+    if source == "embedded":
+        return load_pydoc_text()
+    try:
+        return loaders[real]()
+    except DataUnavailable:
+        if source == "real":
+            raise
+        return load_pydoc_text()

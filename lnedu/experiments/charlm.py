@@ -1,0 +1,507 @@
+r"""Character-level language modelling: LSTM, weight norm, batch norm, layer norm and NormProp (RNP §5.1).
+
+The paper (Laurent, Ballas & Vincent, "Recurrent Normalization Propagation", §5.1, Table 1) trains a
+1000-unit LSTM with a softmax output on Penn Treebank characters (Mikolov's splits), on length-100 sequences
+with random starts. The weights are orthogonal with every unit's weight vector rescaled to unit norm, and
+the one-hot inputs are multiplied by a fixed, untrained orthogonal matrix. Training uses Adam at 2e-3
+with an exponential decay of 1e-3 and gradient clipping at 1.0. The gammas are 2, 2, 1 (gamma_x, gamma_h,
+gamma_c) for NormProp, 1 for LN and 0.1 for BN. Table 1 reports validation bits per character and training
+seconds per epoch:
+
+=============  ==========  ==============
+model          valid bpc   seconds/epoch
+=============  ==========  ==============
+baseline       1.455       386
+weight norm    1.438       402
+batch norm     1.433       545
+layer norm     1.439       530
+Norm Prop      1.422       413
+=============  ==========  ==============
+
+Claim: NormProp costs roughly 30% less computation than BN and LN (the table says 22-24% less time per
+epoch) at a validation bpc at least as good as theirs; we test "better than the baseline's".
+
+Our variants, all the same model around a different recurrent layer (:class:`CharLM`):
+
+* ``baseline``: :class:`lnedu.nn.LSTM`, no normalization;
+* ``wn``: :class:`WeightNormLSTM`, the baseline with each unit's incoming weight vectors (columns of ``W_x`` and
+  ``W_h``) reparametrized as ``w = g v / ||v||`` (Salimans & Kingma 2016), ``g`` initialized to the columns'
+  initial norms so that it starts as the same function as the baseline. It is *not* a NormProp LSTM without its
+  variance constants: that one would still carry NormProp's trained output gain ``gamma_c`` on the cell, and
+  its gammas start at 2 and 2 instead of at the weights' norms;
+* ``bn``: :class:`lnedu.nn.BNLSTM` (Cooijmans et al.), gamma 0.1, statistics per time step of a window;
+* ``ln``: :class:`lnedu.nn.LSTM` with ``ln="appendix"`` (the LN paper's supplementary LSTM), gains 1;
+* ``normprop``: :class:`lnedu.nn.NormPropLSTM`, gammas 2, 2, 1, variance constants of the paper's Eq. 22-23.
+
+Training: truncated backprop through time on contiguous streams (:class:`lnedu.data.BPTTStream`): ``B``
+streams, windows of ``T`` characters, the state carried from window to window, a new random offset every
+epoch. (The paper instead trains on independent length-100 crops that start from a zero state.) Validation
+bpc is the mean negative log-likelihood in nats divided by ln 2, over the validation text read as ``eval_batch``
+streams with the state carried. Seconds per epoch are measured in the same run: the median wall time of a
+training update times the updates in an epoch, so evaluations and checkpoints do not count and a stray slow
+update does not either; the CPU time of the updates is logged too, which other programs sharing the machine do not
+inflate. Times depend on the machine; compare them within one run, never across machines.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend, optim
+from .. import functional as F
+from .. import init as I
+from ..backend import get_array_module
+from ..data.text import BPTTStream, CharVocab, load_text_corpus
+from ..nn import BNLSTM, LSTM, Linear, Module, NormPropLSTM
+from ..nn.recurrent import RecurrentLayer
+from .common import CheckpointedTask
+from .runner import Verdict
+
+NAME = "charlm"
+TITLE = "Character-level language modelling: LSTM, WN, BN, LN and NormProp"
+PAPER = "Recurrent NormProp §5.1, Table 1"
+CLAIM = ("NormProp trains faster per epoch than BN and LN (roughly 30%) and reaches a lower validation bpc than "
+         "the un-normalized LSTM")
+VARIANTS = ("baseline", "wn", "bn", "ln", "normprop")
+PAPER_TABLE1 = {  # validation bpc, seconds per epoch (Laurent et al., Table 1)
+    "baseline": (1.455, 386),
+    "wn": (1.438, 402),
+    "bn": (1.433, 545),
+    "ln": (1.439, 530),
+    "normprop": (1.422, 413),
+}
+LABELS = {"baseline": "Baseline", "wn": "Weight Norm", "bn": "Batch Norm", "ln": "Layer Norm", "normprop": "Norm Prop"}
+LN2 = math.log(2.0)
+
+__all__ = [
+    "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "PAPER_TABLE1", "LABELS", "Config", "PRESETS",
+    "WeightNormLSTM", "CharLM", "LMTask", "BlasThreads", "load_lm_data", "build", "build_layer", "gradient_growth",
+    "seconds_per_epoch", "final_bpc", "table", "verdict", "plot",
+]
+
+
+@dataclass
+class Config:
+    hidden: int = 64  # LSTM units
+    batch_size: int = 64  # streams side by side
+    seq_len: int = 25  # truncated-BPTT window
+    lr: float = 3e-3  # Adam
+    lr_decay: float = 1e-3  # lr_t = lr * exp(-lr_decay * t), t counting updates
+    clip: float = 1.0  # global gradient norm
+    gamma_normprop: tuple = (2.0, 2.0, 1.0)  # gamma_x, gamma_h, gamma_c
+    gamma_bn: float = 0.1
+    data: str = "auto"  # "auto" (PTB characters if on disk), "ptb", "pydoc"
+    eval_batch: int = 16  # streams for evaluation
+    eval_len: int = 100  # window for evaluation (the state carries, so this only sets the batching)
+    eval_chars: int = 6_000  # characters of each split to evaluate on (0: the whole split)
+    blas_threads: int = 1  # BLAS threads while training and evaluating (0: leave the library's setting)
+    steps: int = 250
+    eval_every: int = 25
+    checkpoint_every: int = 125
+
+
+PRESETS = {
+    "tiny": Config(hidden=16, batch_size=8, seq_len=12, lr=1e-2, eval_batch=4, eval_len=25, eval_chars=400,
+                   data="pydoc", steps=16, eval_every=8, checkpoint_every=8),
+    "small": Config(),
+    "paper": Config(hidden=1000, batch_size=64, seq_len=100, lr=2e-3, lr_decay=1e-3, data="ptb", eval_batch=64,
+                    eval_len=100, eval_chars=0, steps=8000, eval_every=400, checkpoint_every=400),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the models
+
+
+class WeightNormLSTM(LSTM):
+    r"""An LSTM whose input and recurrent weights are weight-normalized (Salimans & Kingma 2016).
+
+    .. math::
+        W_x = V_x\,\mathrm{diag}(g_x / \|V_{x,\cdot j}\|),\qquad W_h = V_h\,\mathrm{diag}(g_h / \|V_{h,\cdot j}\|)
+
+    and then the plain LSTM of :class:`lnedu.nn.LSTM` (gate order f, i, o, g). Column ``j`` is unit ``j``'s
+    incoming weights (lnedu's ``x @ W``), so each unit's weight vector has its length ``g_j`` as a parameter
+    of its own and its direction ``v / ||v||`` as another. Parameters: ``W_x`` (D, 4H) and ``W_h`` (H, 4H),
+    the directions ``v``; ``b`` (4H,); ``g_x``, ``g_h`` (4H,), the lengths, initialized to the initial columns'
+    norms, so the layer starts as the same function as an :class:`~lnedu.nn.LSTM` drawn from the same ``rng``.
+
+    Backward: the LSTM's weight gradient ``dW`` comes first, then :func:`lnedu.functional.weight_norm_backward`
+    turns it into ``dg = (dW . v) / ||v||`` and ``dv = (g / ||v||)(dW - (dW . w_hat) w_hat)``, a scaled gradient
+    projected away from ``v``, per column.
+    """
+
+    def __init__(self, input_size, hidden_size, *, init="orthogonal", forget_bias=1.0, rng=None,
+                 dtype=np.float32, check_finite=False):
+        super().__init__(input_size, hidden_size, ln=None, init=init, forget_bias=forget_bias, rng=rng,
+                         dtype=dtype, check_finite=check_finite)
+        for w, g in (("W_x", "g_x"), ("W_h", "g_h")):
+            W = self.params[w]
+            self.add_param(g, get_array_module(W).sqrt((W * W).sum(axis=0)))
+
+    def _input_term(self, x):
+        T, B, D = x.shape
+        p = self.params
+        W, wcache = F.weight_norm(p["W_x"], p["g_x"])
+        X = x.reshape(T * B, D)
+        A = X @ W
+        A += p["b"]
+        return A.reshape(T, B, -1), (X, W, wcache)
+
+    def _input_term_backward(self, dA, icache):
+        X, W, wcache = icache
+        T, B, K = dA.shape
+        dA = dA.reshape(T * B, K)
+        self.grads["b"] += dA.sum(axis=0)
+        dV, dg = F.weight_norm_backward(X.T @ dA, wcache)
+        self.grads["W_x"] += dV
+        self.grads["g_x"] += dg
+        return (dA @ W.T).reshape(T, B, X.shape[1])
+
+    def _begin(self, xp, T):
+        ctx = super()._begin(xp, T)
+        ctx["W_hh"], ctx["wcache"] = F.weight_norm(self.params["W_h"], self.params["g_h"])
+        return ctx
+
+    def _recurrent_grads(self, ctx, Hs, caches, bufs, dA):
+        T1, B, H = Hs.shape
+        dV, dg = F.weight_norm_backward(Hs[:-1].reshape(-1, H).T @ dA.reshape(-1, 4 * H), ctx["wcache"])
+        self.grads["W_h"] += dV
+        self.grads["g_h"] += dg
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, weight_norm=('W_x', 'W_h')"
+
+
+class CharLM(Module):
+    r"""A character-level language model: fixed orthogonal input codes, one recurrent layer, a softmax.
+
+    .. math::
+        x_t = \sqrt{V}\,Q_{c_t,:},\qquad (h_1..h_T, s_T) = \mathrm{RNN}(x_1..x_T; s_0),\qquad
+        p(c_{t+1} \mid c_{\le t}) = \mathrm{softmax}(h_t W + b)
+
+    ``Q`` (V, V) is a random orthogonal matrix, a buffer that is never trained: the NormProp paper's
+    "one-hot inputs multiplied by a fixed orthogonal matrix". Scaled by ``sqrt(V)``, every input vector has
+    components of unit mean square, the scale the normalization methods' analyses assume. Children: ``rnn``
+    (any :mod:`lnedu.nn.recurrent` layer with ``input_size == V``) and ``out`` (:class:`lnedu.nn.Linear`,
+    ``W`` (H, V), ``b`` (V,)).
+
+    ``forward(ids, state)`` takes integer ids (T, B) and the recurrent state (``None``: zeros) and returns
+    ``(logits (T, B, V), final state)``; ``backward(dlogits)`` backpropagates through the window (truncated
+    BPTT: nothing flows into the state it started from) and returns ``None`` (integer inputs).
+    """
+
+    def __init__(self, rnn: RecurrentLayer, vocab_size: int, *, rng=None):
+        super().__init__()
+        if not isinstance(rnn, RecurrentLayer):
+            raise TypeError(f"rnn: expected a recurrent layer (LSTM, GRU, ...), got {type(rnn).__name__}")
+        if rnn.input_size != vocab_size:
+            raise ValueError(f"rnn: expected input_size {vocab_size} (the vocabulary), got {rnn.input_size}")
+        rng = I.as_rng(rng)
+        dtype = rnn.params["W_x"].dtype
+        self.vocab_size = int(vocab_size)
+        self.add_buffer("Q", I.orthogonal((vocab_size, vocab_size), rng, dtype, gain=math.sqrt(vocab_size)))
+        self.rnn = self.add_module("rnn", rnn)
+        self.out = self.add_module("out", Linear(rnn.hidden_size, vocab_size, rng=rng, dtype=dtype))
+
+    def forward(self, ids, state=None):
+        xp = get_array_module(self.buffers["Q"])
+        h, state = self.rnn.forward(self.buffers["Q"][xp.asarray(ids)], state)
+        return self.out.forward(h), state
+
+    def backward(self, dlogits):
+        self.rnn.backward(self.out.backward(dlogits))
+        return None
+
+    def extra_repr(self):
+        return f"vocab_size={self.vocab_size}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data and training
+
+
+@functools.lru_cache(maxsize=4)
+def load_lm_data(real: str, source: str):
+    """``(corpus, vocab, {split: ids})`` of a text corpus (cached: every run of a sweep reads it once)."""
+    corpus = load_text_corpus(real, source)
+    vocab = CharVocab.build(corpus.train)
+    dtype = np.uint8 if len(vocab) <= 256 else np.int32  # text8's 10^8 ids take 100 MB, not 800
+    return corpus, vocab, {k: vocab.encode(v, dtype) for k, v in corpus.splits().items()}
+
+
+def _data_choice(data: str, real: str):
+    choices = {"auto": (real, "auto"), real: (real, "real"), "pydoc": (real, "embedded")}
+    if data not in choices:
+        raise ValueError(f"data: expected one of {sorted(choices)}, got {data!r}")
+    return choices[data]
+
+
+class BlasThreads:
+    """A context that limits the BLAS library to ``n`` threads (``n = 0``: leaves it alone).
+
+    A small model's matrix products are too small for threads to pay off, and on a busy machine (two cores
+    shared with other jobs, or runs of a sweep side by side) threads that wait for a core slow every product
+    down by orders of magnitude. Uses threadpoolctl (installed with scikit-learn) when it is there.
+    """
+
+    _controller = None
+
+    def __init__(self, n: int):
+        self.n, self._ctx = int(n), None
+
+    def __enter__(self):
+        if self.n > 0:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover - scikit-learn brings it
+                return self
+            if BlasThreads._controller is None:
+                BlasThreads._controller = ThreadpoolController()
+            self._ctx = BlasThreads._controller.limit(limits=self.n, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.restore_original_limits()
+            self._ctx = None
+
+
+class LMTask(CheckpointedTask):
+    """Train a :class:`CharLM` by truncated BPTT; evaluate bits per character.
+
+    ``step``: one update on the next window of the training streams (the state carried from the previous
+    window, reset at every epoch); returns ``loss`` (nats), ``bpc``, ``seconds`` (the update's wall time),
+    ``cpu_seconds`` (the CPU time this process spent on it: unlike the wall time, not inflated when other programs
+    share the cores; with several BLAS threads it adds theirs up) and ``grad_norm``. ``evaluate``:
+    ``valid_bpc`` and ``train_bpc`` on the first ``eval_chars`` characters of each split (the model in eval mode,
+    the state carried across windows), the ``epoch`` and the ``updates_per_epoch``.
+    ``state_dict`` holds the model, Adam, the update count and the carried state, so a resumed run continues
+    exactly.
+    """
+
+    def __init__(self, model: CharLM, optimizer, ids: dict, config, seed: int):
+        self.model, self.opt, self.config, self.seed = model, optimizer, config, int(seed)
+        c = config
+        self.stream = BPTTStream(ids["train"], c.batch_size, c.seq_len, seed=seed)
+        self.steps_per_epoch = len(self.stream)
+        n = c.eval_chars + 1 if c.eval_chars else None
+        self.eval_streams = {f"{k}_bpc": BPTTStream(ids[k][:n], c.eval_batch, c.eval_len, shuffle_offset=False,
+                                                    drop_last=False) for k in ("valid", "train")}
+        self.t = 0
+        self.state = None
+
+    def _xp(self):
+        return get_array_module(self.model.out.params["W"])
+
+    def step(self) -> dict:
+        epoch, k = divmod(self.t, self.steps_per_epoch)
+        if k == 0:
+            self.state = None  # a new epoch starts the streams elsewhere: nothing to carry
+        xp = self._xp()
+        x, y = (xp.asarray(a) for a in self.stream.window(epoch, k))
+        with BlasThreads(self.config.blas_threads):
+            start, cpu = time.perf_counter(), time.process_time()
+            self.model.train()
+            logits, self.state = self.model.forward(x, self.state)
+            loss, cache = F.softmax_cross_entropy(logits, y)  # a Python float: waits for a GPU to finish
+            self.opt.zero_grad()
+            self.model.backward(F.softmax_cross_entropy_backward(1.0, cache))
+            self.opt.step()
+            if xp is not np:
+                xp.cuda.get_current_stream().synchronize()
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        self.t += 1
+        return {"loss": loss, "bpc": loss / LN2, "seconds": seconds, "cpu_seconds": cpu,
+                "grad_norm": self.opt.last_grad_norm}
+
+    def bpc(self, stream: BPTTStream) -> float:
+        """Bits per character of the model on ``stream`` (eval mode, the state carried across windows)."""
+        xp = self._xp()
+        self.model.eval()
+        state, nats, count = None, 0.0, 0
+        for x, y in stream.epoch(0):
+            logits, state = self.model.forward(xp.asarray(x), state)
+            loss, _ = F.softmax_cross_entropy(logits, xp.asarray(y))
+            nats += loss * y.size
+            count += y.size
+        self.model.train()
+        return nats / count / LN2
+
+    def evaluate(self) -> dict:
+        with BlasThreads(self.config.blas_threads):
+            out = {key: self.bpc(s) for key, s in self.eval_streams.items()}
+        out["epoch"] = self.t / self.steps_per_epoch
+        out["updates_per_epoch"] = self.steps_per_epoch
+        return out
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()  # model, optimizer, update count
+        for i, s in enumerate(self.state or ()):
+            state[f"carry/{i}"] = backend.to_numpy(s).copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        carry = sorted((k for k in state if k.startswith("carry/")), key=lambda k: int(k[6:]))
+        xp = self._xp()
+        self.state = tuple(xp.asarray(state[k]) for k in carry) if carry else None
+
+
+def build_layer(config: Config, variant: str, vocab_size: int, rng, dtype=np.float32):
+    """The recurrent layer of one variant (input size ``vocab_size``, ``config.hidden`` units)."""
+    D, H = vocab_size, config.hidden
+    if variant == "baseline":
+        return LSTM(D, H, rng=rng, dtype=dtype)
+    if variant == "wn":
+        return WeightNormLSTM(D, H, rng=rng, dtype=dtype)
+    if variant == "bn":
+        return BNLSTM(D, H, gamma=config.gamma_bn, max_steps=config.seq_len, rng=rng, dtype=dtype)
+    if variant == "ln":
+        return LSTM(D, H, ln="appendix", rng=rng, dtype=dtype)
+    if variant == "normprop":
+        gx, gh, gc = config.gamma_normprop
+        return NormPropLSTM(D, H, gamma_x=gx, gamma_h=gh, gamma_c=gc, rng=rng, dtype=dtype)
+    raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+
+
+def build(config: Config, variant: str, seed: int) -> LMTask:
+    _, vocab, ids = load_lm_data(*_data_choice(config.data, "ptb"))
+    rng = np.random.default_rng(seed)
+    model = CharLM(build_layer(config, variant, len(vocab), rng), len(vocab), rng=rng)
+    if backend.current() != "numpy":
+        model.to_backend()
+    opt = optim.Adam(model, lr=config.lr, clip=config.clip, lr_decay=config.lr_decay)
+    return LMTask(model, opt, ids, config, seed)
+
+
+def gradient_growth(layer: RecurrentLayer, steps=(1, 5, 10, 20), *, batch: int = 32, burn_in: int = 20,
+                    seed: int = 0) -> np.ndarray:
+    """How a gradient changes on its way back through time in ``layer``, at initialization.
+
+    For each ``T`` in ``steps``: run the layer for ``burn_in`` steps of N(0, 1) inputs from a zero state (so
+    that the measurement starts from a typical state: at ``h = 0`` the normalized recurrent term of LN and BN
+    has no spread, and their gradient there is ``1/sqrt(eps)``), then ``T`` more steps from that state; put a
+    random gradient of unit mean square on the *last* output only, backpropagate, and measure the root mean
+    square of the gradient that reaches the hidden state ``T`` steps back. Returns these RMS values, one per
+    ``T``: values that grow with ``T`` mean exploding gradients, values that shrink, vanishing ones.
+    The layer's accumulated gradients are left as they were.
+    """
+    xp = get_array_module(layer.params["W_x"])
+    dtype = layer.params["W_x"].dtype
+    saved = {k: g.copy() for k, _, g in layer.named_parameters()}
+    out = []
+    for T in steps:
+        rng = np.random.default_rng([int(seed), int(T)])
+        _, state = layer.forward(xp.asarray(rng.standard_normal((burn_in, batch, layer.input_size)), dtype=dtype))
+        x = xp.asarray(rng.standard_normal((int(T), batch, layer.input_size)), dtype=dtype)
+        h, _ = layer.forward(x, state)
+        dout = xp.zeros_like(h)
+        dout[-1] = xp.asarray(rng.standard_normal((batch, layer.hidden_size)), dtype=dtype)
+        _, dstate0 = layer.backward(dout)
+        out.append(float(xp.sqrt((dstate0[0].astype(np.float64) ** 2).mean())))
+    for k, _, g in layer.named_parameters():
+        g[...] = saved[k]
+    return np.array(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# results: Table 1, the verdict, the figure
+
+
+def seconds_per_epoch(run, key: str = "seconds") -> float:
+    """A run's training seconds per epoch: the median update's wall time (``key="cpu_seconds"``: CPU time)
+    times the updates in an epoch."""
+    per_epoch = run.eval[-1]["updates_per_epoch"]
+    return float(np.median([r[key] for r in run.train]) * per_epoch)
+
+
+def final_bpc(run, key: str = "valid_bpc") -> float:
+    return float(run.eval[-1][key])
+
+
+def table(results, time_key: str = "seconds") -> dict:
+    """``{variant: (mean final valid bpc, its std, mean seconds/epoch, its std)}`` over the seeds (wall time;
+    ``time_key="cpu_seconds"`` for CPU time)."""
+    out = {}
+    for v in VARIANTS:
+        if v in results:
+            b = [final_bpc(r) for r in results[v]]
+            s = [seconds_per_epoch(r, time_key) for r in results[v]]
+            out[v] = (float(np.mean(b)), float(np.std(b)), float(np.mean(s)), float(np.std(s)))
+    return out
+
+
+def verdict(results) -> Verdict:
+    """Held if NormProp's seconds per epoch are below both BN's and LN's, and its final validation bpc is
+    below the baseline's (means over seeds). The paper's "roughly 30%" is reported, not required."""
+    if not {"baseline", "bn", "ln", "normprop"} <= set(results):
+        return Verdict(None, "needs baseline, bn, ln and normprop", "")
+    t = table(results)
+    n = len(results["normprop"])
+    bpc = ", ".join(f"{v} {t[v][0]:.3f}" for v in t)
+    sec = ", ".join(f"{v} {t[v][2]:.2f}" for v in t)
+    faster = {v: 1 - t["normprop"][2] / t[v][2] for v in ("bn", "ln")}
+    fig = (f"valid bpc {bpc}; seconds/epoch {sec} (mean of {n} seed{'s' * (n > 1)}); NormProp "
+           f"{faster['bn']:.0%} faster than BN and {faster['ln']:.0%} faster than LN per epoch")
+    held = t["normprop"][2] < min(t["bn"][2], t["ln"][2]) and t["normprop"][0] < t["baseline"][0]
+    note = ("a small LSTM trained for about an epoch of a small text (the paper: 1000 units on PTB, until "
+            "convergence); seconds are this machine's, with NumPy, and only their ratios carry over")
+    return Verdict(bool(held), fig, note)
+
+
+def _curve(runs, key, split="eval"):
+    series = [r.series(key, split) for r in runs]
+    n = min(len(s[0]) for s in series)
+    return series[0][0][:n], np.stack([s[1][:n] for s in series])
+
+
+def plot(results):
+    """Three panels: validation (solid) and training (dashed) bpc against updates, mean of the seeds with the
+    range of the validation curves; the final validation bpc per variant; the training seconds per epoch per
+    variant, wall clock (bars) and CPU time (dots), Table 1's two columns, with the seeds' spread."""
+    import matplotlib.pyplot as plt
+
+    from ..viz.experiments import COLORS
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    ax = axes[0]
+    names = [v for v in VARIANTS if v in results]
+    lowest = np.inf
+    for v in names:
+        color = COLORS.get(v, "k")
+        for key, style in (("valid_bpc", "-"), ("train_bpc", "--")):
+            steps, vals = _curve(results[v], key)
+            lowest = min(lowest, vals.mean(0).min())
+            ax.plot(steps, vals.mean(0), style, color=color, label=LABELS[v] if key == "valid_bpc" else None)
+            if key == "valid_bpc" and len(vals) > 1:
+                ax.fill_between(steps, vals.min(0), vals.max(0), color=color, alpha=0.15, lw=0)
+    ax.set_xlabel("updates")
+    ax.set_ylabel("bits per character")
+    ax.set_title("validation (solid), training (dashed)", fontsize="medium")
+    ax.legend(frameon=False, fontsize="small")
+    ax.set_ylim(lowest - 0.05, lowest + 1.5)
+    t, cpu = table(results), table(results, "cpu_seconds")
+    x = np.arange(len(names))
+    colors = [COLORS.get(v, "k") for v in names]
+    for ax, col, label in ((axes[1], 0, "final validation bpc"), (axes[2], 2, "training seconds per epoch")):
+        means, spread = np.array([t[v][col] for v in names]), np.array([t[v][col + 1] for v in names])
+        ax.bar(x, means, yerr=spread, color=colors, alpha=0.85, capsize=3)
+        ax.set_xticks(x, [LABELS[v].replace(" ", "\n") for v in names], fontsize="small")
+        ax.set_title(label, fontsize="medium")
+        for xi, m, sd in zip(x, means, spread):
+            ax.annotate(f"{m:.3f}" if col == 0 else f"{m:.1f}", (xi, m + sd), ha="center", va="bottom",
+                        fontsize="x-small", xytext=(0, 2), textcoords="offset points")
+        if col == 0:
+            ax.set_ylim(means.min() - 0.15, (means + spread).max() + 0.08)
+        else:
+            ax.set_ylim(0, 1.12 * (means + spread).max())
+    axes[2].plot(x, [cpu[v][2] for v in names], "o", color="k", ms=4, label="CPU time")
+    axes[2].legend(frameon=False, fontsize="x-small", loc="upper left")
+    axes[2].set_title("training seconds per epoch (bars: wall clock)", fontsize="medium")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,219 @@
+"""Character-level language modelling: the weight-normalized LSTM and the language model (finite-difference
+checks), resume with identical results, the verdicts, and the parallel sweep of the text8 grid."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lnedu import experiments
+from lnedu import functional as F
+from lnedu.experiments import charlm, text8_grid
+from lnedu.experiments.runner import RunResult, run_one
+from lnedu.experiments.sweep import run_grid
+from lnedu.gradcheck import check_gradients
+from lnedu.nn import LSTM
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _without_timing(records):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")} for r in records]
+
+
+def _check_recurrent(layer, x, state0, rng):
+    """Finite differences of ``L = <out, R> + <final state, S>`` w.r.t. x, the initial state and every param."""
+    out, final = layer.forward(x, state0)
+    R = rng.standard_normal(out.shape)
+    S = tuple(rng.standard_normal(s.shape) for s in final)
+    layer.zero_grad()
+    dx, dstate0 = layer.backward(R, S)
+    arrays = {k: p for k, p, _ in layer.named_parameters()}
+    analytic = {k: g.copy() for k, _, g in layer.named_parameters()}
+    arrays["x"], analytic["x"] = x, dx
+    for i, (s, d) in enumerate(zip(state0, dstate0)):
+        arrays[f"state{i}"], analytic[f"state{i}"] = s, d
+
+    def loss():
+        o, f = layer.forward(x, state0)
+        return float((o * R).sum() + sum((a * b).sum() for a, b in zip(f, S)))
+
+    return check_gradients(loss, arrays, analytic)
+
+
+@pytest.mark.parametrize("T, B, D, H", [(4, 3, 5, 3), (6, 2, 3, 4)])
+def test_weight_norm_lstm_gradients(rng, T, B, D, H):
+    layer = charlm.WeightNormLSTM(D, H, rng=rng, dtype=np.float64)
+    # move the lengths away from the initial norms, so that g and ||v|| differ
+    layer.params["g_x"][:] = rng.uniform(0.5, 2.0, 4 * H)
+    layer.params["g_h"][:] = rng.uniform(0.5, 2.0, 4 * H)
+    layer.params["b"][:] = rng.normal(0, 0.3, 4 * H)
+    state0 = (0.5 * rng.standard_normal((B, H)), rng.standard_normal((B, H)))
+    report = _check_recurrent(layer, rng.standard_normal((T, B, D)), state0, rng)
+    assert report.max_rel_error < 1e-7, report
+
+
+def test_weight_norm_lstm_starts_as_the_lstm_and_keeps_directions_apart(rng):
+    x = rng.standard_normal((5, 3, 4)).astype(np.float32)
+    wn, plain = charlm.WeightNormLSTM(4, 6, rng=7), LSTM(4, 6, rng=7)
+    np.testing.assert_allclose(wn.forward(x)[0], plain.forward(x)[0], rtol=1e-5, atol=1e-6)
+    # scaling a direction changes nothing: only v / ||v|| enters the layer
+    wn.params["W_h"] *= rng.uniform(0.5, 3.0, 24).astype(np.float32)
+    np.testing.assert_allclose(wn.forward(x)[0], plain.forward(x)[0], rtol=1e-4, atol=1e-5)
+    assert set(wn.params) == {"W_x", "W_h", "b", "g_x", "g_h"}
+
+
+@pytest.mark.parametrize("variant", charlm.VARIANTS)
+def test_language_model_gradients_for_every_variant(rng, variant):
+    V, H, T, B = 6, 3, 4, 8  # batch norm's statistics need a batch of some size to be smooth
+    cfg = dataclasses.replace(charlm.PRESETS["tiny"], hidden=H, seq_len=T)
+    model = charlm.CharLM(charlm.build_layer(cfg, variant, V, rng, dtype=np.float64), V, rng=rng)
+    ids, targets = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    n = len(model.rnn._state_names)
+    state = tuple(0.5 * rng.standard_normal((B, H)) for _ in range(n))
+    _, cache = F.softmax_cross_entropy(model.forward(ids, state)[0], targets)
+    model.zero_grad()
+    assert model.backward(F.softmax_cross_entropy_backward(1.0, cache)) is None
+    arrays = {k: p for k, p, _ in model.named_parameters()}
+    analytic = {k: g.copy() for k, _, g in model.named_parameters()}
+    assert "Q" not in arrays and "buffer:Q" in model.state_dict()  # the input codes are not trained
+
+    def loss():
+        return F.softmax_cross_entropy(model.forward(ids, state)[0], targets)[0]
+
+    report = check_gradients(loss, arrays, analytic)
+    assert report.max_rel_error < 1e-7, report
+
+
+def test_input_codes_are_orthogonal_with_unit_mean_square(rng):
+    model = charlm.CharLM(LSTM(7, 3, rng=rng, dtype=np.float64), 7, rng=rng)
+    Q = model.buffers["Q"]
+    np.testing.assert_allclose(Q @ Q.T, 7 * np.eye(7), atol=1e-10)
+    with pytest.raises(ValueError, match="rnn: expected input_size 7"):
+        charlm.CharLM(LSTM(6, 3), 7)
+
+
+def test_charlm_resumes_mid_run_with_identical_results(tmp_path):
+    cfg = charlm.PRESETS["tiny"]  # 16 updates, a checkpoint every 8: the carried state is in it
+    whole = run_one(charlm, cfg, "bn", 2, tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(charlm, cfg, "bn", 2, tmp_path / "b", progress=False, stop_after=11)
+    ckpt = np.load(tmp_path / "b" / "charlm" / "bn-seed2" / "checkpoint.npz")
+    assert int(ckpt["__step__"]) == 8 and "carry/1" in ckpt.files
+    resumed = run_one(charlm, cfg, "bn", 2, tmp_path / "b", resume=True, progress=False)
+    assert _without_timing(resumed.train) == _without_timing(whole.train)
+    assert resumed.eval == whole.eval
+
+
+def test_training_lowers_the_bpc(tmp_path):
+    cfg = dataclasses.replace(charlm.PRESETS["tiny"], steps=30, eval_every=30)
+    res = run_one(charlm, cfg, "ln", 0, tmp_path, progress=False)
+    first, last = res.eval[0]["valid_bpc"], res.eval[-1]["valid_bpc"]
+    assert last < first - 0.5, (first, last)
+    assert all(r["seconds"] > 0 and r["cpu_seconds"] >= 0 for r in res.train)
+    assert res.eval[-1]["updates_per_epoch"] > 30 and 0 < res.eval[-1]["epoch"] < 1
+
+
+def test_gradient_growth_matches_a_direct_backward(rng):
+    layer = LSTM(4, 5, rng=3, dtype=np.float64)
+    layer.grads["b"][:] = rng.standard_normal(20)
+    before = {k: g.copy() for k, g in layer.grads.items()}
+    growth = charlm.gradient_growth(layer, (1, 3), batch=6, burn_in=4, seed=9)
+    assert all(np.array_equal(layer.grads[k], before[k]) for k in before)  # left as they were
+    r = np.random.default_rng([9, 3])
+    _, state = layer.forward(r.standard_normal((4, 6, 4)))
+    h, _ = layer.forward(r.standard_normal((3, 6, 4)), state)
+    dout = np.zeros_like(h)
+    dout[-1] = r.standard_normal((6, 5))
+    layer.zero_grad()
+    dh0 = layer.backward(dout)[1][0]
+    np.testing.assert_allclose(growth[1], np.sqrt((dh0**2).mean()), rtol=1e-12)
+
+
+def _fake_run(variant, seed, bpc, seconds, steps=4):
+    train = [{"step": s, "split": "train", "loss": 1.0, "bpc": 1.0, "seconds": seconds, "cpu_seconds": seconds / 2}
+             for s in range(1, steps + 1)]
+    ev = [{"step": s, "split": "eval", "valid_bpc": bpc + 1.0 / (s + 1), "train_bpc": bpc, "epoch": s / 10,
+           "updates_per_epoch": 10} for s in (0, steps)]
+    ev[-1]["valid_bpc"] = bpc
+    return RunResult(variant, seed, train, ev)
+
+
+def test_charlm_verdict_reads_time_and_bpc(rng):
+    bpc = dict(zip(charlm.VARIANTS, rng.uniform(1.4, 1.5, 5)))
+    sec = dict(zip(charlm.VARIANTS, rng.uniform(3.0, 4.0, 5)))
+    bpc["normprop"], sec["normprop"] = bpc["baseline"] - 0.02, min(sec["bn"], sec["ln"]) * 0.7
+    results = {v: [_fake_run(v, s, bpc[v], sec[v]) for s in range(2)] for v in charlm.VARIANTS}
+    v = charlm.verdict(results)
+    assert v.held is True and "seconds/epoch" in v.our_figure
+    t = charlm.table(results)
+    assert t["bn"][2] == pytest.approx(10 * sec["bn"]) and t["ln"][0] == pytest.approx(bpc["ln"])
+    assert charlm.table(results, "cpu_seconds")["bn"][2] == pytest.approx(5 * sec["bn"])
+    results["normprop"] = [_fake_run("normprop", s, bpc["normprop"], sec["bn"] * 1.1) for s in range(2)]
+    assert charlm.verdict(results).held is False
+    assert charlm.verdict({"baseline": results["baseline"]}).held is None
+
+
+def _grid_results(rng, init_effect):
+    """Fake final bpcs: GRU best, MGU worst, LN better, inits differing by ``init_effect``."""
+    cell = {"lstm": 1.50, "gru": 1.45, "mgu": 1.55}
+    init = dict(zip(text8_grid.INITS, [0.0, init_effect, -init_effect]))
+    out = {}
+    for v in text8_grid.VARIANTS:
+        c, ln, i = text8_grid.parse_variant(v)
+        b = cell[c] - 0.05 * ln + init[i]
+        out[v] = [_fake_run(v, s, b + rng.normal(0, 0.002), 1.0) for s in range(2)]
+    return out
+
+
+def test_grid_verdict_averages_over_the_other_factors(rng):
+    res = _grid_results(rng, init_effect=0.01)
+    m = text8_grid.marginals(res)
+    assert m["ln"]["noln"] - m["ln"]["ln"] == pytest.approx(0.05, abs=0.01)
+    assert m["cell"]["gru"] < m["cell"]["lstm"] < m["cell"]["mgu"]
+    assert text8_grid.verdict(res).held is True
+    assert text8_grid.verdict(_grid_results(rng, init_effect=0.2)).held is False  # the init matters here
+    del res["gru-ln-xavier"]
+    assert text8_grid.verdict(res).held is None and np.isnan(text8_grid.grid(res)[1, 1, 0])
+
+
+def test_sweep_with_two_workers_gives_the_serial_results(tmp_path):
+    variants = ["gru-ln-xavier", "mgu-noln-orthogonal", "lstm-ln-variance_scaling"]
+    par = run_grid(text8_grid, "tiny", seeds=(0, 1), out=tmp_path / "par", n_jobs=2, variants=variants)
+    ser = experiments.run(text8_grid, "tiny", seeds=(0, 1), variants=variants, out=tmp_path / "ser", progress=False)
+    assert set(par) == set(variants)
+    for v in variants:
+        for a, b in zip(par[v], ser[v]):
+            assert (a.variant, a.seed) == (b.variant, b.seed)
+            assert a.eval == b.eval and _without_timing(a.train) == _without_timing(b.train)
+    summary = json.loads((tmp_path / "par" / "text8_grid" / "summary.json").read_text())
+    assert summary["variants"] == variants and summary["seeds"] == [0, 1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is not None, reason="Dask's distributed is installed")
+def test_sweep_on_a_cluster_without_dask_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match=r"needs Dask's distributed package.*lnedu\[cluster\]"):
+        run_grid(text8_grid, "tiny", seeds=(0,), out=tmp_path, scheduler="tcp://127.0.0.1:8786",
+                 variants=["gru-ln-xavier"])
+
+
+def test_sweep_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="n_jobs: expected"):
+        run_grid(text8_grid, "tiny", out=tmp_path, n_jobs=0)
+    with pytest.raises(ValueError, match="variants: expected names from"):
+        run_grid(text8_grid, "tiny", out=tmp_path, variants=["gru-bn-xavier"])
+
+
+def test_cli_jobs_only_for_grid_experiments(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "lnedu", "run", "charlm", "--preset", "tiny", "--jobs", "2",
+                          "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2 and "--jobs/--scheduler: expected a grid experiment (" in res.stderr
+    assert "text8_grid" in res.stderr and "got 'charlm'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

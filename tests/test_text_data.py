@@ -1,0 +1,178 @@
+"""Text data: the PTB-character and text8 loaders on small files written here, the embedded default, the
+character vocabulary, and the truncated-BPTT batches (deterministic by seed, contiguous across windows)."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from lnedu.data import DataUnavailable
+from lnedu.data.text import (
+    BPTTStream,
+    CharVocab,
+    load_ptb_chars,
+    load_pydoc_text,
+    load_text8,
+    load_text_corpus,
+    parse_ptb_chars,
+    split_by_position,
+    to_ascii,
+)
+
+WORDS = ["the", "bank", "note", "of", "a", "market", "fell", "n't", "<unk>", "N", "$", "rates"]
+
+
+def _random_sentences(rng, n):
+    return [[WORDS[i] for i in rng.integers(0, len(WORDS), rng.integers(1, 9))] for _ in range(n)]
+
+
+def _ptb_char_line(words):
+    """A sentence in Mikolov's character format: characters spaced out, ``_`` between words."""
+    return " " + " _ ".join(" ".join(w) for w in words) + " "
+
+
+def test_parse_ptb_chars_gives_back_the_sentences(rng):
+    sentences = _random_sentences(rng, 7)
+    raw = "\n".join(_ptb_char_line(s) for s in sentences) + "\n\n"
+    assert parse_ptb_chars(raw) == "".join(" ".join(s) + "\n" for s in sentences)
+
+
+def test_load_ptb_chars_from_a_folder_written_here(tmp_path, rng):
+    expected = {}
+    for split, n in (("train", 20), ("valid", 4), ("test", 5)):
+        sentences = _random_sentences(rng, n)
+        (tmp_path / f"ptb.char.{split}.txt").write_text("\n".join(_ptb_char_line(s) for s in sentences) + "\n")
+        expected[split] = "".join(" ".join(s) + "\n" for s in sentences)
+    c = load_ptb_chars(tmp_path)
+    assert c.name == "ptb-char" and c.splits() == expected
+    assert "Penn Treebank" in c.description
+    assert load_text_corpus("ptb", "real", tmp_path).splits() == expected
+
+
+def test_missing_ptb_files_name_what_is_missing(tmp_path):
+    (tmp_path / "ptb.char.train.txt").write_text(" a _ b \n")
+    with pytest.raises(DataUnavailable, match="missing ptb.char.valid.txt, ptb.char.test.txt"):
+        load_ptb_chars(tmp_path)
+    with pytest.raises(DataUnavailable):
+        load_text_corpus("ptb", "real", tmp_path)
+    assert load_text_corpus("ptb", "auto", tmp_path).name == "pydoc"  # the embedded default
+
+
+@pytest.mark.parametrize("form", ["file", "zip", "folder"])
+def test_load_text8_from_a_file_a_zip_or_a_folder(tmp_path, rng, form):
+    n = int(rng.integers(900, 1300))
+    text = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz "), n))
+    (tmp_path / "text8").write_text(text)
+    if form == "zip":
+        with zipfile.ZipFile(tmp_path / "text8.zip", "w") as z:
+            z.write(tmp_path / "text8", "text8")
+        (tmp_path / "text8").unlink()
+    path = {"file": tmp_path / "text8", "zip": tmp_path / "text8.zip", "folder": tmp_path}[form]
+    c = load_text8(path)
+    assert c.name == "text8" and c.train + c.valid + c.test == text
+    assert len(c.train) == round(0.9 * n) and len(c.train) + len(c.valid) == round(0.95 * n)
+
+
+def test_text8_missing_without_download_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path))
+    monkeypatch.delenv("LNEDU_DOWNLOAD", raising=False)
+    with pytest.raises(DataUnavailable, match="downloading was not requested"):
+        load_text8()
+    with pytest.raises(DataUnavailable, match="does not exist"):
+        load_text8(tmp_path / "nowhere")
+    (tmp_path / "text8").mkdir()
+    (tmp_path / "text8" / "text8.zip").write_bytes(b"not the archive")
+    with pytest.raises(DataUnavailable, match="checksum mismatch"):
+        load_text8()
+
+
+def test_split_by_position_keeps_order_and_sizes(rng):
+    text = "".join(rng.choice(list("xyz\n "), 1001))
+    a, b, c = split_by_position(text)
+    assert a + b + c == text and (len(a), len(a) + len(b)) == (round(900.9), round(950.95))
+    with pytest.raises(ValueError, match="fractions"):
+        split_by_position(text, (0.5, 0.2, 0.2))
+
+
+def test_to_ascii_maps_typography_and_drops_the_rest():
+    assert to_ascii("\u201cIt\u2019s\u201d \u2013 caf\u00e9\u2026") == "\"It's\" - cafe..."
+    out = to_ascii("\u201cIt\u2019s\u201d \u2013 caf\u00e9\u2026 \u00df\tX", lowercase=True)
+    assert out == "\"it's\" - cafe...  x"
+    assert all(c == "\n" or 32 <= ord(c) < 127 for c in out)
+
+
+def test_embedded_corpus_is_printable_ascii_and_reproducible():
+    a, b = load_pydoc_text(), load_pydoc_text()
+    assert a.splits() == b.splits() and a.name == "pydoc" and "help topics" in a.description
+    n = sum(len(s) for s in a.splits().values())
+    assert n > 200_000 and abs(len(a.train) / n - 0.9) < 1e-3
+    text = a.train + a.valid + a.test
+    assert set(text) <= {chr(i) for i in range(32, 127)} | {"\n"}
+    assert text == text.lower() and "assert" in a.train
+
+
+def test_vocab_orders_by_frequency_and_maps_unseen_to_unk(rng):
+    text = "".join(rng.choice(list("aaaabbbcc d"), 500))
+    v = CharVocab.build(text)
+    counts = [text.count(c) for c in v.chars]
+    assert v.itos[0] == "<unk>" and counts == sorted(counts, reverse=True) and len(v) == len(set(text)) + 1
+    ids = v.encode(text)
+    assert ids.dtype == np.int64 and v.decode(ids) == text
+    assert v.encode("a\u00e9q").tolist() == [v.stoi["a"], 0, 0]  # non-ASCII and unseen ASCII alike
+    assert v.decode(v.encode("aq"), unk="?") == "a?"
+    small = v.encode(text, np.uint8)
+    assert small.dtype == np.uint8 and np.array_equal(small, ids)
+    with pytest.raises(ValueError, match="dtype: expected an integer type"):
+        v.encode(text, np.float32)
+    with pytest.raises(ValueError, match="ids: expected integers in"):
+        v.decode([len(v)])
+    with pytest.raises(TypeError, match="text: expected a str"):
+        v.encode(b"abc")
+
+
+def test_bptt_windows_are_contiguous_streams_carrying_across_windows(rng):
+    ids = rng.integers(0, 50, 2000)
+    s = BPTTStream(ids, batch_size=4, seq_len=7, seed=3)
+    for epoch in (0, 1):
+        xs, ys = zip(*s.epoch(epoch))
+        x, y = np.concatenate(xs), np.concatenate(ys)  # (windows*T, B): each column one stream
+        assert x.shape == (s.windows_per_epoch * 7, 4)
+        o, L = s.offset(epoch), s.stream_len
+        for b in range(4):
+            np.testing.assert_array_equal(x[:, b], ids[o + b * L: o + b * L + len(x)])
+            np.testing.assert_array_equal(y[:, b], ids[o + b * L + 1: o + b * L + 1 + len(x)])
+    assert s.stream_len == (2000 - 1 - 6) // 4 and s.windows_per_epoch == s.stream_len // 7
+
+
+def test_bptt_batches_are_a_function_of_seed_epoch_and_index(rng):
+    ids = rng.integers(0, 30, 3000)
+    a, b = BPTTStream(ids, 5, 11, seed=1), BPTTStream(ids, 5, 11, seed=1)
+    offsets = [a.offset(e) for e in range(12)]
+    assert offsets == [b.offset(e) for e in range(12)] and len(set(offsets)) > 1
+    assert all(0 <= o < 11 for o in offsets)
+    for e, k in ((0, 0), (4, 3), (9, a.windows_per_epoch - 1)):
+        np.testing.assert_array_equal(a.window(e, k)[0], b.window(e, k)[0])
+    other = BPTTStream(ids, 5, 11, seed=2)
+    assert [other.offset(e) for e in range(12)] != offsets
+
+
+def test_eval_stream_covers_the_tail_with_a_shorter_window(rng):
+    ids = rng.integers(0, 9, 103)
+    s = BPTTStream(ids, 2, 10, shuffle_offset=False, drop_last=False)
+    shapes = [x.shape for x, _ in s.epoch()]
+    assert shapes[:-1] == [(10, 2)] * 5 and shapes[-1] == (1, 2) and s.tokens_per_epoch == 2 * 51
+    targets = np.concatenate([y for _, y in s.epoch()])
+    np.testing.assert_array_equal(targets.T.reshape(-1), ids[1:103])
+
+
+def test_bptt_bad_arguments(rng):
+    with pytest.raises(ValueError, match="ids: expected at least"):
+        BPTTStream(rng.integers(0, 5, 20), 4, 7)
+    with pytest.raises(ValueError, match="seq_len: expected a positive integer"):
+        BPTTStream(rng.integers(0, 5, 200), 4, 0)
+    with pytest.raises(TypeError, match="ids: expected a 1-d integer array"):
+        BPTTStream(rng.random(200), 4, 7)
+    with pytest.raises(ValueError, match="k: expected a window index"):
+        BPTTStream(rng.integers(0, 5, 200), 4, 7).window(0, 99)
