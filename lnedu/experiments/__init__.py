@@ -29,6 +29,7 @@ __all__ = [
 # name -> module, in the order of the paper's sections
 EXPERIMENTS = {
     "order_embeddings": "lnedu.experiments.order_embeddings",  # LN §6.1
+    "attentive_reader": "lnedu.experiments.attentive_reader",  # LN §6.2
     "skip_thoughts": "lnedu.experiments.skip_thoughts",  # LN §6.3
     "draw": "lnedu.experiments.draw",  # LN §6.4, Recurrent NormProp §5.2
     "handwriting": "lnedu.experiments.handwriting",  # LN §6.5

@@ -1,0 +1,326 @@
+"""Cloze questions with anonymized entities: a generator that keeps the CNN task's structure, and a reader for
+the DeepMind CNN ``.question`` files.
+
+Hermann et al. (2015, "Teaching machines to read and comprehend") turned news articles into questions: a
+*document*, a *query* (a summary sentence with one entity replaced by ``@placeholder``) and the *answer*, that
+entity. Every entity is replaced by an anonymous marker ``@entity0``, ``@entity1``, ... numbered afresh in each
+document, so a model cannot answer from what it knows about "Obama"; it has to read. The candidates are the
+entities that occur in the document.
+
+**The generator** (:func:`generate_cloze`, :func:`load_generated_cloze`) writes short documents of templated
+facts, ``"@entity3 works for @entity7 ."``, and asks about one of them, ``"@entity3 works for @placeholder"``.
+Each document also holds a *mirror* fact with the same relation and the query's entity on the other side,
+``"@entity1 works for @entity3 ."``, and filler facts. A bag of words cannot tell the answer (7) from the
+mirror's other entity (1): both share a sentence with ``@entity3`` and ``works for``. Only word order separates
+them, so a bag-of-words reader gets about half of these right (:func:`bag_of_words_accuracy`), while every
+question has exactly one answer that a reader who follows the order finds (:func:`rule_reader`). Entity
+numbers are drawn afresh for every document, as in the CNN data. Everything is a function of the seed.
+
+**The reader** (:func:`read_question`, :func:`load_cnn_questions`) parses the released format: one question per
+file, the lines being the article's URL, a blank line, the context, a blank, the query, a blank, the answer, a
+blank, then the entity mapping, one ``@entityN:name`` per line. The data are not downloaded here (their
+licence is the articles'); pass the folder of your copy.
+
+Both return :class:`ClozeSet` arrays (batch-major, padded) whose :meth:`ClozeSet.batch` gives time-major
+mini-batches for the recurrent layers. Token ids: ``@entity0`` .. ``@entity{K-1}`` are ids ``0 .. K-1``, so an
+answer's id is its class in a K-way output; then ``<pad>``, ``<unk>``, ``@placeholder`` and the words.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "ClozeSet",
+    "ClozeCorpus",
+    "ClozeVocab",
+    "RELATIONS",
+    "generate_cloze",
+    "load_generated_cloze",
+    "bag_of_words_accuracy",
+    "rule_reader",
+    "read_question",
+    "load_cnn_questions",
+]
+
+PAD, UNK, PLACEHOLDER = "<pad>", "<unk>", "@placeholder"
+
+# two words each, so every generated sentence has the same length: entity, relation, entity, "."
+RELATIONS = ("works for", "lives near", "spoke to", "voted for", "sold to", "wrote to", "argued with", "waited for")
+
+
+class ClozeVocab:
+    """Token <-> id: entities first (``@entityK`` is id K), then ``<pad>``, ``<unk>``, ``@placeholder``, words."""
+
+    def __init__(self, n_entities: int, words=()):
+        if isinstance(n_entities, bool) or not isinstance(n_entities, (int, np.integer)) or n_entities < 2:
+            raise ValueError(f"n_entities: expected an integer >= 2, got {n_entities!r}")
+        self.n_entities = int(n_entities)
+        self.tokens = [f"@entity{k}" for k in range(self.n_entities)] + [PAD, UNK, PLACEHOLDER]
+        self.tokens += [w for w in words if w not in self.tokens[self.n_entities:]]
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.pad, self.unk, self.placeholder = (self.index[t] for t in (PAD, UNK, PLACEHOLDER))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens) -> np.ndarray:
+        unk = self.unk
+        return np.array([self.index.get(t, unk) for t in tokens], dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        return " ".join(self.tokens[int(i)] for i in ids if int(i) != self.pad)
+
+
+@dataclass
+class ClozeSet:
+    """Questions as padded integer arrays (batch-major).
+
+    ``docs`` (N, T_d) and ``queries`` (N, T_q): token ids padded with the vocabulary's pad id; ``doc_len``,
+    ``query_len`` (N,): their real lengths; ``answers`` (N,): the answer's entity number (its token id);
+    ``candidates`` (N, K) bool: which entities occur in each document.
+    """
+
+    docs: np.ndarray
+    doc_len: np.ndarray
+    queries: np.ndarray
+    query_len: np.ndarray
+    answers: np.ndarray
+    candidates: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def batch(self, idx):
+        """Questions ``idx`` for the model, time-major and trimmed to the batch's longest document and query:
+        ``(doc (T_d, B), doc_mask (T_d, B) bool, query (T_q, B), query_mask (T_q, B), answers (B,),
+        candidates (B, K))``."""
+        idx = np.asarray(idx)
+        dl, ql = self.doc_len[idx], self.query_len[idx]
+        td, tq = int(dl.max()), int(ql.max())
+        doc = np.ascontiguousarray(self.docs[idx, :td].T)
+        query = np.ascontiguousarray(self.queries[idx, :tq].T)
+        doc_mask = np.arange(td)[:, None] < dl[None, :]
+        query_mask = np.arange(tq)[:, None] < ql[None, :]
+        return doc, doc_mask, query, query_mask, self.answers[idx], self.candidates[idx]
+
+
+@dataclass
+class ClozeCorpus:
+    """A training and a validation :class:`ClozeSet` with their vocabulary, and a line saying which data it is."""
+
+    train: ClozeSet
+    valid: ClozeSet
+    vocab: ClozeVocab
+    description: str
+
+
+def _pack(vocab: ClozeVocab, questions) -> ClozeSet:
+    """``questions``: (doc tokens, query tokens, answer entity number) triples -> a :class:`ClozeSet`."""
+    K = vocab.n_entities
+    docs = [vocab.encode(d) for d, _, _ in questions]
+    queries = [vocab.encode(q) for _, q, _ in questions]
+    n = len(questions)
+    td, tq = max((len(d) for d in docs), default=1), max((len(q) for q in queries), default=1)
+    D = np.full((n, td), vocab.pad, dtype=np.int64)
+    Q = np.full((n, tq), vocab.pad, dtype=np.int64)
+    cand = np.zeros((n, K), dtype=bool)
+    for i, (d, q) in enumerate(zip(docs, queries)):
+        D[i, : len(d)] = d
+        Q[i, : len(q)] = q
+        ents = d[d < K]
+        cand[i, ents] = True
+    answers = np.array([a for _, _, a in questions], dtype=np.int64)
+    if n and not cand[np.arange(n), answers].all():
+        bad = int(np.flatnonzero(~cand[np.arange(n), answers])[0])
+        raise ValueError(f"questions: expected every answer among its document's entities; question {bad} is not")
+    return ClozeSet(D, np.array([len(d) for d in docs], dtype=np.int64), Q,
+                    np.array([len(q) for q in queries], dtype=np.int64), answers, cand)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the generator
+
+
+def _sentence(a: int, rel: str, b: int) -> list[str]:
+    return [f"@entity{a}", *rel.split(), f"@entity{b}", "."]
+
+
+def _one_question(rng: np.random.Generator, n_entities: int, n_sentences: int):
+    """A document of ``n_sentences`` facts, a query about one of them, and its answer (an entity number)."""
+    ents = rng.permutation(n_entities)  # this document's anonymous names
+    known, answer, mirror = (int(e) for e in ents[:3])
+    pool = [int(e) for e in ents[: min(n_entities, 3 + max(n_sentences - 2, 0))]]
+    rel = RELATIONS[rng.integers(len(RELATIONS))]
+    ask_object = bool(rng.integers(2))
+    if ask_object:  # "known rel @placeholder": the answer is an object of `known`
+        facts = [(known, rel, answer), (mirror, rel, known)]
+    else:  # "@placeholder rel known": the answer is a subject of `known`
+        facts = [(answer, rel, known), (known, rel, mirror)]
+    while len(facts) < n_sentences:
+        a, b = (int(e) for e in rng.choice(pool, 2, replace=False))
+        r = RELATIONS[rng.integers(len(RELATIONS))]
+        answers_query = r == rel and ((ask_object and a == known) or (not ask_object and b == known))
+        if not answers_query and (a, r, b) not in facts:
+            facts.append((a, r, b))
+    order = rng.permutation(len(facts))
+    doc = [tok for i in order for tok in _sentence(*facts[i])]
+    query = [f"@entity{known}", *rel.split(), PLACEHOLDER] if ask_object else \
+        [PLACEHOLDER, *rel.split(), f"@entity{known}"]
+    return doc, query, answer
+
+
+def _generator_vocab(n_entities: int) -> ClozeVocab:
+    words = sorted({w for r in RELATIONS for w in r.split()}) + ["."]
+    return ClozeVocab(n_entities, words)
+
+
+def generate_cloze(n: int, *, n_entities: int = 20, n_sentences: int = 4, seed=0) -> tuple[ClozeSet, ClozeVocab]:
+    """``n`` generated questions and their vocabulary; a function of ``(n, n_entities, n_sentences, seed)``.
+
+    Each document has ``n_sentences`` (>= 2) facts ``@entityA <relation> @entityB .`` over at most
+    ``n_sentences + 1`` of the ``n_entities`` anonymous names (drawn afresh per document): the asked fact,
+    its mirror (same relation, the query's entity on the other side) and fillers that never answer the query.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    if isinstance(n_sentences, bool) or not isinstance(n_sentences, (int, np.integer)) or n_sentences < 2:
+        raise ValueError(f"n_sentences: expected an integer >= 2 (the asked fact and its mirror), got {n_sentences!r}")
+    if isinstance(n_entities, bool) or not isinstance(n_entities, (int, np.integer)) or n_entities < 4:
+        raise ValueError(f"n_entities: expected an integer >= 4, got {n_entities!r}")
+    vocab = _generator_vocab(int(n_entities))
+    rng = np.random.default_rng(seed)
+    questions = [_one_question(rng, int(n_entities), int(n_sentences)) for _ in range(int(n))]
+    return _pack(vocab, questions), vocab
+
+
+def load_generated_cloze(n_train: int = 5000, n_valid: int = 1000, *, n_entities: int = 20, n_sentences: int = 4,
+                         seed: int = 0) -> ClozeCorpus:
+    """Generated training and validation questions (separate random streams of ``seed``) as a :class:`ClozeCorpus`."""
+    train, vocab = generate_cloze(n_train, n_entities=n_entities, n_sentences=n_sentences, seed=[int(seed), 0])
+    valid, _ = generate_cloze(n_valid, n_entities=n_entities, n_sentences=n_sentences, seed=[int(seed), 1])
+    desc = (f"generated cloze questions (embedded default): {n_sentences} facts per document, {n_entities} "
+            f"anonymous entities, {len(train)} train / {len(valid)} validation")
+    return ClozeCorpus(train, valid, vocab, desc)
+
+
+def _sentences(ids: np.ndarray, stop: int) -> list[np.ndarray]:
+    cut = np.flatnonzero(ids == stop)
+    return [s for s in np.split(ids, cut + 1) if len(s)]
+
+
+def bag_of_words_accuracy(data: ClozeSet, vocab: ClozeVocab, *, seed: int = 0) -> float:
+    """Accuracy of a reader that ignores word order: each candidate scores the largest number of query words
+    that share a sentence with it (sentences end at ``"."``), and the best score wins (ties broken at random)."""
+    rng = np.random.default_rng(seed)
+    stop = vocab.index.get(".", -1)
+    K, correct = vocab.n_entities, 0
+    for i in range(len(data)):
+        doc = data.docs[i, : data.doc_len[i]]
+        q = set(data.queries[i, : data.query_len[i]].tolist()) - {vocab.placeholder}
+        score = np.full(K, -1)
+        for sent in _sentences(doc, stop):
+            words = set(sent.tolist())
+            for e in words:
+                if e < K:
+                    score[e] = max(score[e], len((words - {e}) & q))
+        best = np.flatnonzero(score == score.max())
+        correct += int(rng.choice(best) == data.answers[i])
+    return correct / len(data)
+
+
+def rule_reader(data: ClozeSet, vocab: ClozeVocab) -> np.ndarray:
+    """The answers a reader that follows word order gives to generated questions: the entity that fills the
+    placeholder's slot in a sentence matching the query's other words exactly; -1 where no single one does."""
+    stop = vocab.index["."]
+    out = np.full(len(data), -1, dtype=np.int64)
+    for i in range(len(data)):
+        q = data.queries[i, : data.query_len[i]]
+        slot = int(np.flatnonzero(q == vocab.placeholder)[0])
+        found = set()
+        for sent in _sentences(data.docs[i, : data.doc_len[i]], stop):
+            body = sent[:-1] if sent[-1] == stop else sent
+            if len(body) == len(q) and all(body[j] == q[j] for j in range(len(q)) if j != slot):
+                found.add(int(body[slot]))
+        if len(found) == 1:
+            out[i] = found.pop()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the DeepMind CNN / Daily Mail question files
+
+
+def read_question(path) -> dict:
+    """One ``.question`` file: ``{"url", "context", "query", "answer", "entities"}``; the context and query as
+    token lists, the answer as a token (``"@entity12"``), ``entities`` mapping ``"@entityN"`` to its name."""
+    path = Path(path)
+    blocks = path.read_text(encoding="utf-8").split("\n\n")
+    if len(blocks) < 4:
+        raise ValueError(f"path: expected URL, context, query and answer separated by blank lines in {path}, got "
+                         f"{len(blocks)} block(s)")
+    url, context, query, answer = (b.strip() for b in blocks[:4])
+    entities = {}
+    for line in "\n".join(blocks[4:]).splitlines():
+        if line.strip():
+            key, _, name = line.partition(":")
+            entities[key.strip()] = name.strip()
+    if not answer.startswith("@entity") or PLACEHOLDER not in query.split():
+        raise ValueError(f"path: expected an @entity answer and a query with {PLACEHOLDER} in {path}")
+    return {"url": url, "context": context.split(), "query": query.split(), "answer": answer, "entities": entities}
+
+
+def _question_files(folder: Path, max_questions):
+    files = sorted(folder.glob("*.question"))
+    return files[:max_questions] if max_questions else files
+
+
+def _split_folder(root: Path, names) -> Path | None:
+    for name in names:
+        for cand in (root / name, root / "questions" / name):
+            if cand.is_dir():
+                return cand
+    return None
+
+
+def load_cnn_questions(path, *, max_vocab: int = 50_000, max_questions: int | None = None,
+                       max_sentences: int | None = None) -> ClozeCorpus:
+    """The CNN (or Daily Mail) questions under ``path``: a folder with ``training/`` and ``validation/`` (or
+    ``questions/training`` ...) of ``.question`` files. The vocabulary is the ``max_vocab`` most frequent
+    words of the training documents and queries (the rest become ``<unk>``); the entity ids run up to the
+    largest ``@entityN`` seen. ``max_questions``: read at most that many files per split (sorted by name);
+    ``max_sentences``: keep only the first sentences of each document (a sentence ends at ``.``, ``!`` or ``?``),
+    a stand-in for the "top 4" passages of Cooijmans et al., who kept the 4 sentences that best match the query.
+    """
+    root = Path(path)
+    tr, va = _split_folder(root, ("training", "train")), _split_folder(root, ("validation", "valid", "dev"))
+    if tr is None or va is None:
+        raise FileNotFoundError(f"path: expected training/ and validation/ folders of .question files under {root}")
+    splits = {}
+    for name, folder in (("train", tr), ("valid", va)):
+        files = _question_files(folder, max_questions)
+        if not files:
+            raise FileNotFoundError(f"path: no .question files in {folder}")
+        qs = [read_question(f) for f in files]
+        if max_sentences:
+            for q in qs:
+                ends = [i for i, t in enumerate(q["context"]) if t in (".", "!", "?")]
+                if len(ends) >= max_sentences:
+                    q["context"] = q["context"][: ends[max_sentences - 1] + 1]
+        splits[name] = qs
+    all_q = splits["train"] + splits["valid"]
+    n_ent = 1 + max(int(t[7:]) for q in all_q for t in q["context"] + q["query"] + [q["answer"]]
+                    if t.startswith("@entity") and t[7:].isdigit())
+    counts = Counter(t for q in splits["train"] for t in q["context"] + q["query"] if not t.startswith("@"))
+    vocab = ClozeVocab(max(n_ent, 2), [w for w, _ in counts.most_common(int(max_vocab))])
+    packed = {}
+    for name, qs in splits.items():
+        keep = [(q["context"], q["query"], int(q["answer"][7:])) for q in qs if q["answer"] in q["context"]]
+        packed[name] = _pack(vocab, keep)
+    desc = (f"CNN-format questions from {root}: {len(packed['train'])} train / {len(packed['valid'])} validation, "
+            f"{len(vocab)} tokens, {vocab.n_entities} entity ids")
+    return ClozeCorpus(packed["train"], packed["valid"], vocab, desc)

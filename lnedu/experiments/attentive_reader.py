@@ -1,0 +1,470 @@
+r"""The attentive reader on cloze questions: LSTM, batch-normalized LSTMs and layer-normalized LSTMs (LN §6.2).
+
+The paper (Ba et al. 2016, §6.2, Figure 2) trains a unidirectional attentive reader (Hermann et al. 2015) on
+the CNN corpus, with the passages cut to 4 sentences (Cooijmans et al.'s "top 4" preprocessing), and plots the
+validation error against training steps (thousands, 0-800) for an LSTM, BN-LSTM and BN-everywhere (curves
+taken from Cooijmans et al., "Recurrent Batch Normalization") and LN-LSTM. It gives no numbers.
+Claim: LN "trains faster but converges to a better validation result over both the baseline and BN
+variants"; and with the LN gains initialized at 1.0 and at 0.1, "the former model performed significantly
+better", so layer norm does not need the small initial gain that recurrent BN does. (Cooijmans et al.'s
+reference minima on the same top-4 task: LSTM 50.3%, BN-LSTM 49.5%, BN-everywhere 50.0% validation error;
+context only, not numbers to compare with ours.)
+
+The model (Hermann et al.'s attentive reader, unidirectional as in the LN paper; :class:`AttentiveReader`):
+
+.. math::
+    y_t = \mathrm{LSTM}_d(e(d_{1..t})),\quad u = \mathrm{LSTM}_q(e(q))_{\text{final}},\quad
+    m_t = \tanh(W_{ym} y_t + W_{um} u),\quad s_t \propto \exp(w_{ms}^\top m_t),\quad r = \sum_t s_t y_t,\\
+    g = \tanh(W_{rg} r + W_{ug} u),\qquad p(a \mid d, q) \propto \exp(W_{out}(a)^\top g)\ \text{over the
+    document's entities}
+
+trained by cross-entropy, every backward by hand (:mod:`lnedu.functional.attention_reader` for the read).
+Variants (the recurrent layer is the same kind for document and query):
+
+* ``lstm``: :class:`lnedu.nn.LSTM`, no normalization;
+* ``bn-lstm``: :class:`lnedu.nn.BNLSTM` (Cooijmans et al.'s Eq. 6-8), gamma 0.1;
+* ``bn-everywhere``: ``bn-lstm`` plus batch norm (gain 0.1, no shift, training-batch statistics, running
+  averages for evaluation) on four more pre-activations, each normalized separately: the document-state
+  projection :math:`W_{ym} y_t` (statistics over all T x B positions), the query projection :math:`W_{um} u`,
+  and the two readout terms :math:`W_{rg} r` and :math:`W_{ug} u` (over the B questions). Cooijmans et al.
+  describe their BN-everywhere only in words, so this placement is ours;
+* ``ln-lstm``: :class:`lnedu.nn.LSTM` with ``ln="appendix"`` (the LN paper's Eq. 20-22), gains 1;
+* ``ln-lstm-g0.1``: the same with every LN gain initialized to 0.1;
+* ``bn-lstm-g1.0``: ``bn-lstm`` with gamma 1.0 (the setting Cooijmans et al. warn saturates the tanh).
+
+Data: :func:`lnedu.data.cloze.load_generated_cloze` by default (short documents of templated facts about
+anonymous entities, where a bag of words answers only about half the questions), the same questions for every
+variant and seed (the seed sets the model's initialization and the batch order); ``data_path`` reads the CNN
+``.question`` files instead (:func:`lnedu.data.cloze.load_cnn_questions`, the first 4 sentences of each
+document). Adam with global-norm clipping at 10 (the paper's ``clip-c 10``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend, optim
+from .. import functional as F
+from .. import init as I
+from ..backend import get_array_module, to_numpy
+from ..data.cloze import load_cnn_questions, load_generated_cloze
+from ..functional.attention_reader import (
+    attentive_read,
+    attentive_read_backward,
+    candidate_logits,
+    candidate_logits_backward,
+)
+from ..nn import BNLSTM, LSTM, Module
+from ..nn.seq import Embedding
+from .common import epoch_batches
+from .runner import Verdict
+
+NAME = "attentive_reader"
+TITLE = "Attentive reader on cloze questions"
+PAPER = "LN §6.2, Figure 2"
+CLAIM = ("LN-LSTM trains faster and reaches a lower validation error than the LSTM, BN-LSTM and BN-everywhere; "
+         "it does best at the ordinary initial gain 1.0, where recurrent BN needs 0.1")
+VARIANTS = ("lstm", "bn-lstm", "bn-everywhere", "ln-lstm", "ln-lstm-g0.1", "bn-lstm-g1.0")
+GRID = True  # independent runs: the notebook spreads them over the local cores
+MAIN = ("lstm", "bn-lstm", "bn-everywhere", "ln-lstm")  # Figure 2's curves
+
+__all__ = [
+    "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "GRID", "MAIN", "Config", "PRESETS", "AttentiveReader",
+    "ReaderTask", "build", "build_model", "load_data", "load_trained", "answer_question", "summarize", "verdict",
+    "plot", "plot_attention",
+]
+
+
+@dataclass
+class Config:
+    embed: int = 32  # word embedding size
+    hidden: int = 32  # LSTM units (document and query); also the attention and readout sizes
+    n_entities: int = 10  # anonymous entity names
+    n_sentences: int = 4  # facts per generated document (the paper's passages: 4 sentences)
+    n_train: int = 8000
+    n_valid: int = 500
+    data_seed: int = 0  # the questions; the run's seed sets the model and the batch order
+    data_path: str = ""  # a folder of CNN .question files (training/, validation/) instead of generated data
+    batch_size: int = 32
+    lr: float = 1e-2
+    clip: float = 10.0  # global gradient norm
+    steps: int = 1000
+    eval_every: int = 50
+    checkpoint_every: int = 250
+
+
+PRESETS = {
+    "tiny": Config(embed=12, hidden=16, n_entities=6, n_sentences=3, n_train=256, n_valid=96, batch_size=16,
+                   steps=24, eval_every=8, checkpoint_every=12),
+    "small": Config(),
+    # the LN paper's command line for this task: --dim 240 --lr 8e-5 --batch_size 64 --optimizer adam
+    # (clip-c 10, validFreq 1000); Figure 2 runs to 800,000 steps. Set data_path to use the CNN questions.
+    "paper": Config(embed=100, hidden=240, n_entities=60, n_sentences=4, n_train=380_000, n_valid=4000,
+                    batch_size=64, lr=8e-5, steps=800_000, eval_every=1000, checkpoint_every=1000),
+}
+
+
+class AttentiveReader(Module):
+    """Hermann et al.'s attentive reader with unidirectional encoders (see the module's docstring).
+
+    Children: ``emb`` (:class:`lnedu.nn.seq.Embedding`, (V, E), shared by document and query), ``doc`` and
+    ``query`` (recurrent layers E -> H made by ``make_rnn``). Parameters: ``W_ym``, ``W_um``, ``W_rg``, ``W_ug``
+    (H, H), ``w_ms`` (H,), ``W_out`` (H, K) (one column per entity; no bias: entity numbers are anonymous);
+    with ``bn_everywhere`` the gains ``g_ym``, ``g_um``, ``g_rg``, ``g_ug`` (H,), initialized to ``gamma``, and
+    buffers ``running_mean_*``, ``running_var_*``.
+
+    ``forward(doc, doc_mask, query, query_mask, candidates)``: token ids (T_d, B), (T_q, B), masks of the same
+    shapes (``None``: no padding), candidates (B, K) bool; returns logits (B, K), ``-inf`` off the candidates.
+    ``backward(dlogits)`` accumulates every gradient (token ids have none: it returns ``None``).
+    """
+
+    _BN_SITES = ("ym", "um", "rg", "ug")
+
+    def __init__(self, vocab_size: int, n_entities: int, make_rnn, *, embed: int = 32, hidden: int = 48,
+                 bn_everywhere: bool = False, gamma: float = 0.1, momentum: float = 0.1, eps: float = 1e-5,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        rng = I.as_rng(rng)
+        H, K = int(hidden), int(n_entities)
+        self.hidden, self.n_entities = H, K
+        self.emb = self.add_module("emb", Embedding(vocab_size, embed, rng=rng, dtype=dtype))
+        self.doc = self.add_module("doc", make_rnn(embed, H, rng))
+        self.query = self.add_module("query", make_rnn(embed, H, rng))
+        for name in ("W_ym", "W_um", "W_rg", "W_ug"):
+            self.add_param(name, I.xavier_uniform((H, H), rng, dtype))
+        self.add_param("w_ms", I.xavier_uniform((H, 1), rng, dtype)[:, 0].copy())
+        self.add_param("W_out", I.xavier_uniform((H, K), rng, dtype))
+        self.bn_everywhere, self.momentum, self.eps = bool(bn_everywhere), float(momentum), float(eps)
+        if self.bn_everywhere:
+            for site in self._BN_SITES:
+                self.add_param("g_" + site, I.constant(gamma)((H,), dtype=dtype))
+                self.add_buffer("running_mean_" + site, I.zeros((H,), dtype=dtype))
+                self.add_buffer("running_var_" + site, I.ones((H,), dtype=dtype))
+        self._cache = None
+
+    # ---- batch norm on a pre-activation (bn-everywhere only) ------------------------------------------
+    def _norm(self, site, a, caches):
+        """``BN(a; g_site, 0)`` over the rows of ``a`` (N, H) (or the identity); running averages in training."""
+        if not self.bn_everywhere:
+            return a
+        g = self.params["g_" + site]
+        if not self.training:
+            return F.batch_norm_inference(a, g, None, self.buffers["running_mean_" + site],
+                                          self.buffers["running_var_" + site], self.eps)
+        y, cache = F.batch_norm(a, g, None, self.eps)
+        n, m = a.shape[0], self.momentum
+        for stat, new in (("mean", cache.mean), ("var", cache.var * (n / (n - 1)))):
+            buf = self.buffers[f"running_{stat}_{site}"]
+            buf *= 1 - m
+            buf += m * new
+        caches[site] = cache
+        return y
+
+    def _norm_backward(self, site, d, caches):
+        if not self.bn_everywhere:
+            return d
+        d, dg, _ = F.batch_norm_backward(d, caches[site])
+        self.grads["g_" + site] += dg
+        return d
+
+    # ---- forward / backward -----------------------------------------------------------------------------
+    def forward(self, doc, doc_mask, query, query_mask, candidates):
+        p, xp = self.params, get_array_module(self.params["W_out"])
+        Td, B = doc.shape
+        x = self.emb.forward(xp.concatenate([xp.asarray(doc), xp.asarray(query)], axis=0))
+        Y, _ = self.doc.forward(x[:Td], mask=doc_mask)  # y_t (T, B, H)
+        _, (u, _) = self.query.forward(x[Td:], mask=query_mask)  # u: the query's final state (B, H)
+        H = self.hidden
+        bn = {}
+        a_y = self._norm("ym", Y.reshape(-1, H) @ p["W_ym"], bn).reshape(Td, B, H)
+        a_u = self._norm("um", u @ p["W_um"], bn)
+        r, read = attentive_read(Y, a_y, a_u, p["w_ms"], doc_mask)
+        g = xp.tanh(self._norm("rg", r @ p["W_rg"], bn) + self._norm("ug", u @ p["W_ug"], bn))
+        logits, cand = candidate_logits(g @ p["W_out"], candidates)
+        self._cache = (Y, u, r, g, read, cand, bn, Td)
+        return logits
+
+    def backward(self, dlogits):
+        if self._cache is None:
+            raise RuntimeError("AttentiveReader.backward: call forward first")
+        Y, u, r, g, read, cand, bn, Td = self._cache
+        p, gr, H = self.params, self.grads, self.hidden
+        xp = get_array_module(Y)
+        dz = candidate_logits_backward(dlogits, cand)
+        gr["W_out"] += g.T @ dz
+        dpre = (dz @ p["W_out"].T) * (1 - g * g)  # through g = tanh(...)
+        d_rg, d_ug = self._norm_backward("rg", dpre, bn), self._norm_backward("ug", dpre, bn)
+        gr["W_rg"] += r.T @ d_rg
+        gr["W_ug"] += u.T @ d_ug
+        dr = d_rg @ p["W_rg"].T
+        du = d_ug @ p["W_ug"].T
+        dY, da_y, da_u, dw_ms = attentive_read_backward(dr, read)
+        gr["w_ms"] += dw_ms
+        da_u = self._norm_backward("um", da_u, bn)
+        gr["W_um"] += u.T @ da_u
+        du += da_u @ p["W_um"].T
+        da_y = self._norm_backward("ym", da_y.reshape(-1, H), bn)
+        gr["W_ym"] += Y.reshape(-1, H).T @ da_y
+        dY += (da_y @ p["W_ym"].T).reshape(Y.shape)
+        dxd, _ = self.doc.backward(dY)
+        dxq, _ = self.query.backward(None, (du, None))
+        self.emb.backward(xp.concatenate([dxd, dxq], axis=0))
+        return None
+
+    def attention(self):
+        """The attention weights ``s`` (T, B) of the last forward (host array)."""
+        return to_numpy(self._cache[4].s)
+
+    def extra_repr(self):
+        return f"hidden={self.hidden}, entities={self.n_entities}, bn_everywhere={self.bn_everywhere}"
+
+
+def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, rng, dtype=np.float32,
+                max_steps=(None, None)):
+    """The :class:`AttentiveReader` of ``variant`` (one of :data:`VARIANTS`). ``max_steps``: for the BN
+    variants, how many time steps of the document and of the query get their own population statistics
+    (``None``: grow with the longest sequence seen; a fixed number keeps a checkpoint's shapes fixed)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    if variant in ("lstm", "ln-lstm", "ln-lstm-g0.1"):
+        ln = None if variant == "lstm" else "appendix"
+
+        def make_rnn(d, h, rng):
+            layer = LSTM(d, h, ln=ln, rng=rng, dtype=dtype)
+            if variant == "ln-lstm-g0.1":
+                for name in ("g_x", "g_h", "g_c"):
+                    layer.params[name][...] = 0.1
+            return layer
+    else:
+        gamma = 1.0 if variant == "bn-lstm-g1.0" else 0.1
+
+        lengths = iter(max_steps)  # the document's layer is made first, then the query's
+
+        def make_rnn(d, h, rng):
+            return BNLSTM(d, h, gamma=gamma, max_steps=next(lengths), rng=rng, dtype=dtype)
+
+    return AttentiveReader(vocab_size, n_entities, make_rnn, embed=config.embed, hidden=config.hidden,
+                           bn_everywhere=variant == "bn-everywhere", rng=rng, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def _data(n_train, n_valid, n_entities, n_sentences, data_seed, data_path):
+    if data_path:
+        return load_cnn_questions(data_path, max_sentences=n_sentences)
+    return load_generated_cloze(n_train, n_valid, n_entities=n_entities, n_sentences=n_sentences, seed=data_seed)
+
+
+def load_data(config: Config):
+    """The :class:`lnedu.data.cloze.ClozeCorpus` a config trains on (cached: every run shares it)."""
+    return _data(config.n_train, config.n_valid, config.n_entities, config.n_sentences, config.data_seed,
+                 config.data_path)
+
+
+class ReaderTask:
+    """Train one reader: mini-batches in an order fixed by ``(seed, epoch)``; ``evaluate`` scores the whole
+    validation set in eval mode (batch norm with its running statistics): ``valid_error`` and ``valid_nll``."""
+
+    def __init__(self, model, optimizer, data, config: Config, seed: int, eval_batch: int = 500):
+        self.model, self.opt, self.data, self.config, self.seed = model, optimizer, data, config, int(seed)
+        self.t = 0
+        self.steps_per_epoch = len(data.train) // config.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"batch_size: expected at most {len(data.train)} (the training set), got "
+                             f"{config.batch_size}")
+        self.eval_batch = int(eval_batch)
+
+    def _arrays(self, split, idx):
+        doc, dm, q, qm, ans, cand = split.batch(idx)
+        return (doc, None if dm.all() else backend.asarray(dm), q, None if qm.all() else backend.asarray(qm),
+                backend.asarray(ans), backend.asarray(cand))
+
+    def step(self) -> dict:
+        epoch, k = divmod(self.t, self.steps_per_epoch)
+        idx = epoch_batches(len(self.data.train), self.config.batch_size, self.seed, epoch)[k]
+        doc, dm, q, qm, ans, cand = self._arrays(self.data.train, idx)
+        self.model.train()
+        logits = self.model.forward(doc, dm, q, qm, cand)
+        loss, cache = F.softmax_cross_entropy(logits, ans)
+        self.opt.zero_grad()
+        self.model.backward(F.softmax_cross_entropy_backward(1.0, cache))
+        self.opt.step()
+        self.t += 1
+        error = float(to_numpy((logits.argmax(axis=-1) != ans).mean()))
+        return {"loss": loss, "error": error, "grad_norm": self.opt.last_grad_norm}
+
+    def evaluate(self) -> dict:
+        self.model.eval()
+        n = len(self.data.valid)
+        nll = err = 0.0
+        for i in range(0, n, self.eval_batch):
+            idx = np.arange(i, min(n, i + self.eval_batch))
+            doc, dm, q, qm, ans, cand = self._arrays(self.data.valid, idx)
+            logits = self.model.forward(doc, dm, q, qm, cand)
+            loss, _ = F.softmax_cross_entropy(logits, ans)
+            nll += loss * len(idx)
+            err += float(to_numpy((logits.argmax(axis=-1) != ans).sum()))
+        self.model.train()
+        return {"valid_nll": nll / n, "valid_error": err / n}
+
+    def state_dict(self) -> dict:
+        state = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
+        state["t"] = np.array(self.t)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
+        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
+        self.t = int(state["t"])
+
+
+def build(config: Config, variant: str, seed: int) -> ReaderTask:
+    data = load_data(config)
+    model = build_model(config, variant, len(data.vocab), data.vocab.n_entities, np.random.default_rng(seed),
+                        max_steps=(data.train.docs.shape[1], data.train.queries.shape[1]))
+    if backend.current() != "numpy":
+        model.to_backend()
+    opt = optim.Adam(model, lr=config.lr, clip=config.clip)
+    return ReaderTask(model, opt, data, config, seed)
+
+
+def load_trained(out, config: Config, variant: str, seed: int) -> ReaderTask:
+    """The task of a finished run saved under ``out`` by :func:`lnedu.experiments.run`, restored from its last
+    checkpoint: the trained reader, to look inside."""
+    path = Path(out) / NAME / f"{variant}-seed{seed}" / "checkpoint.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"out: expected a checkpoint at {path}; run the experiment there first")
+    with np.load(path) as z:
+        state = {k: z[k] for k in z.files}
+    if str(state.pop("__config__")) != json.dumps(dataclasses.asdict(config), sort_keys=True):
+        raise ValueError(f"config: the checkpoint in {path.parent} was made with another config")
+    state.pop("__step__")
+    task = build(config, variant, seed)
+    task.load_state_dict(state)
+    return task
+
+
+def answer_question(task: ReaderTask, i: int) -> dict:
+    """Validation question ``i`` read by the task's model (eval mode): its tokens, the attention over the
+    document, the answer probabilities and the answer given. Host values."""
+    data = task.data
+    doc, dm, q, qm, ans, cand = task._arrays(data.valid, [i])
+    task.model.eval()
+    logits = to_numpy(task.model.forward(doc, dm, q, qm, cand))[0]
+    task.model.train()
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    n = int(data.valid.doc_len[i])
+    return {"doc": data.vocab.decode(data.valid.docs[i][:n]).split(),
+            "query": data.vocab.decode(data.valid.queries[i][: data.valid.query_len[i]]),
+            "attention": task.model.attention()[:n, 0], "probs": p, "answer": int(data.valid.answers[i]),
+            "given": int(p.argmax())}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# verdict and plot
+
+
+def _curves(runs, key="valid_error"):
+    series = [r.series(key) for r in runs]
+    n = min(len(s[0]) for s in series)
+    return series[0][0][:n], np.stack([s[1][:n] for s in series])
+
+
+def summarize(results, *, last: int = 3) -> dict:
+    """Per variant, from the validation-error curve averaged over seeds: ``{"area": mean over all evaluations
+    (low: learned fast and well), "final": mean of the last ``last`` evaluations, "best": its minimum,
+    "start": the error before training}``."""
+    out = {}
+    for v, runs in results.items():
+        _, vals = _curves(runs)
+        curve = vals.mean(axis=0)
+        out[v] = {"area": float(curve.mean()), "final": float(curve[-last:].mean()), "best": float(curve.min()),
+                  "start": float(curve[0])}
+    return out
+
+
+def verdict(results) -> Verdict:
+    """Held if LN-LSTM's mean validation-error curve has both a smaller area (the mean error over the run: faster)
+    and a lower final error (mean of the last 3 evaluations) than each of LSTM, BN-LSTM and BN-everywhere, and
+    (when the gain variants ran) LN with its gains starting at 1 does at least as well (area) as with 0.1, the
+    paper's finding ("the former model performed significantly better"): layer norm works best at the ordinary
+    initial gain, where recurrent BN needs the small one. The two gaps, |LN(1) - LN(0.1)| and |BN(0.1) - BN(1)|,
+    are reported too. Undecided if the LSTM did not learn (its final error not 2 points below its initial one)."""
+    if not set(MAIN) <= set(results):
+        return Verdict(None, f"needs {', '.join(MAIN)}", "")
+    s = summarize(results)
+    n = len(results["ln-lstm"])
+    fig = "validation error, area / final: " + ", ".join(
+        f"{v} {100 * s[v]['area']:.1f}% / {100 * s[v]['final']:.1f}%" for v in results)
+    held = all(s["ln-lstm"]["area"] < s[v]["area"] and s["ln-lstm"]["final"] < s[v]["final"] for v in MAIN[:3])
+    if {"ln-lstm-g0.1", "bn-lstm-g1.0"} <= set(results):
+        ln_gap = s["ln-lstm-g0.1"]["area"] - s["ln-lstm"]["area"]
+        bn_gap = s["bn-lstm-g1.0"]["area"] - s["bn-lstm"]["area"]
+        fig += (f"; initial gain (area): LN(0.1) - LN(1) = {100 * ln_gap:+.1f} points, "
+                f"BN(1) - BN(0.1) = {100 * bn_gap:+.1f} points")
+        held = held and ln_gap >= 0
+    fig += f" (mean of {n} seed{'s' * (n > 1)})"
+    if not s["lstm"]["final"] < s["lstm"]["start"] - 0.02:
+        return Verdict(None, fig, "the LSTM did not learn in this run (less than 2 points): too short to decide")
+    note = ("a 32-unit reader on generated 4-fact documents for 1,000 updates; the paper trains a 240-unit reader "
+            "on the CNN corpus for 800,000 updates (reference minima, Cooijmans et al.: LSTM 50.3%, BN-LSTM 49.5%, "
+            "BN-everywhere 50.0%; not comparable numbers)")
+    return Verdict(bool(held), fig, note)
+
+
+_STYLE = {
+    "lstm": ("tab:gray", "-"), "bn-lstm": ("tab:blue", "-"), "bn-everywhere": ("tab:purple", "-"),
+    "ln-lstm": ("tab:red", "-"), "ln-lstm-g0.1": ("tab:red", "--"), "bn-lstm-g1.0": ("tab:blue", "--"),
+}
+
+
+def plot(results):
+    """Figure 2's layout: validation error (%) against training steps, the mean of the seeds (line) and their
+    range (band); left the four models of Figure 2, right the initial-gain comparison (LN at 1 and 0.1, BN at
+    0.1 and 1)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    panels = (MAIN, ("ln-lstm", "ln-lstm-g0.1", "bn-lstm", "bn-lstm-g1.0"))
+    for ax, names, title in zip(axes, panels, ("Figure 2's models", "initial gain: LN 1 vs 0.1, BN 0.1 vs 1")):
+        for v in names:
+            if v not in results:
+                continue
+            steps, vals = _curves(results[v])
+            color, ls = _STYLE.get(v, ("k", "-"))
+            ax.plot(steps, 100 * vals.mean(0), ls, color=color, label=v)
+            if len(vals) > 1:
+                ax.fill_between(steps, 100 * vals.min(0), 100 * vals.max(0), color=color, alpha=0.15, lw=0)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("training steps")
+        ax.legend(frameon=False, fontsize="small")
+    axes[0].set_ylabel("validation error (%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(reads, titles=None):
+    """One panel per :func:`answer_question` result: the attention weight on every document token (bars), the
+    true answer's token in red; the title gives the query and the answer given."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(reads), 1, figsize=(10, 1.9 * len(reads)), squeeze=False)
+    for k, (ax, rd) in enumerate(zip(axes[:, 0], reads)):
+        toks, s = rd["doc"], rd["attention"]
+        colors = ["tab:red" if t == f"@entity{rd['answer']}" else "tab:gray" for t in toks]
+        ax.bar(np.arange(len(toks)), s, color=colors)
+        ax.set_xticks(np.arange(len(toks)))
+        ax.set_xticklabels([t.replace("@entity", "@e") for t in toks], rotation=90, fontsize="small")
+        ax.set_ylim(0, 1)
+        head = titles[k] + ": " if titles is not None else ""
+        ax.set_title(f"{head}{rd['query']}   (answer @e{rd['answer']}, given @e{rd['given']})", fontsize="small",
+                     loc="left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,266 @@
+"""The attentive reader (LN §6.2): cloze data, the attention's backward, the whole model's gradients, training."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from lnedu import functional as F
+from lnedu.data.cloze import (
+    ClozeSet,
+    bag_of_words_accuracy,
+    generate_cloze,
+    load_cnn_questions,
+    load_generated_cloze,
+    read_question,
+    rule_reader,
+)
+from lnedu.experiments import attentive_reader as ar
+from lnedu.experiments.runner import RunResult, run_one
+from lnedu.functional.attention_reader import attentive_read, attentive_read_backward
+from lnedu.gradcheck import check_function, check_gradients
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
+def test_generator_is_a_function_of_its_seed():
+    a, _ = generate_cloze(50, n_entities=8, seed=3)
+    b, _ = generate_cloze(50, n_entities=8, seed=3)
+    c, _ = generate_cloze(50, n_entities=8, seed=4)
+    for f in dataclasses.fields(ClozeSet):
+        np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name))
+    assert not np.array_equal(a.docs, c.docs)
+
+
+@pytest.mark.parametrize("n_entities, n_sentences, seed", [(10, 4, 0), (6, 3, 1), (20, 6, 2)])
+def test_generated_questions_need_word_order(n_entities, n_sentences, seed):
+    data, vocab = generate_cloze(400, n_entities=n_entities, n_sentences=n_sentences, seed=seed)
+    assert data.docs.shape == (400, 5 * n_sentences) and (data.doc_len == 5 * n_sentences).all()
+    assert data.candidates[np.arange(400), data.answers].all()
+    # a reader that follows word order finds exactly one answer, the right one, every time
+    np.testing.assert_array_equal(rule_reader(data, vocab), data.answers)
+    # a bag of words cannot tell the answer from the mirror fact's entity: about half right
+    bow = bag_of_words_accuracy(data, vocab, seed=seed)
+    assert 0.35 < bow < 0.62, bow
+    # entity names are drawn afresh per document: no name is a good guess
+    assert np.bincount(data.answers, minlength=n_entities).max() < 3 * 400 / n_entities
+
+
+def test_generated_corpus_splits_differ_and_batches_are_time_major():
+    c = load_generated_cloze(64, 32, n_entities=8, seed=5)
+    assert len(c.train) == 64 and len(c.valid) == 32 and "generated" in c.description
+    assert not np.array_equal(c.train.docs[:32], c.valid.docs)
+    doc, dm, q, qm, ans, cand = c.train.batch([3, 7, 1])
+    assert doc.shape == (20, 3) and dm.all() and q.shape == (4, 3) and cand.shape == (3, 8)
+    np.testing.assert_array_equal(doc[:, 1], c.train.docs[7])
+    assert "@placeholder" in c.vocab.decode(q[:, 0]).split()
+
+
+def test_generator_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="n: expected a positive integer"):
+        generate_cloze(0)
+    with pytest.raises(ValueError, match="n_sentences: expected an integer >= 2"):
+        generate_cloze(5, n_sentences=1)
+    with pytest.raises(ValueError, match="n_entities: expected an integer >= 4"):
+        generate_cloze(5, n_entities=3)
+
+
+def _write_question(path, rng, n_sent):
+    ents = rng.permutation(12)[:4]
+    words = ["the", "minister", "said", "on", "tuesday", "that", "talks", "would", "resume"]
+    sents = []
+    for _ in range(n_sent):
+        body = [str(w) for w in rng.choice(words, 4)] + [f"@entity{ents[rng.integers(4)]}"]
+        sents.append(" ".join(body) + " .")
+    answer = f"@entity{ents[0]}"
+    sents[0] = sents[0].replace(" .", f" {answer} .")
+    query = f"@placeholder said talks would resume with @entity{ents[1]}"
+    mapping = "\n".join(f"@entity{e}:Name {e}" for e in ents)
+    path.write_text(f"http://example.com/{path.stem}\n\n{' '.join(sents)}\n\n{query}\n\n{answer}\n\n{mapping}\n",
+                    encoding="utf-8")
+    return answer, query
+
+
+def test_cnn_reader_parses_the_question_format(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("training", 5), ("validation", 3)):
+        (tmp_path / "questions" / split).mkdir(parents=True)
+        for i in range(n):
+            _write_question(tmp_path / "questions" / split / f"q{i:02d}.question", rng, n_sent=6)
+    f = tmp_path / "questions" / "training" / "q02.question"
+    q = read_question(f)
+    lines = f.read_text().splitlines()
+    assert q["url"] == lines[0] and q["answer"] == lines[6] and q["query"] == lines[4].split()
+    assert q["context"] == lines[2].split() and len(q["entities"]) == 4
+    assert all(k.startswith("@entity") and v.startswith("Name ") for k, v in q["entities"].items())
+
+    corpus = load_cnn_questions(tmp_path, max_sentences=4)
+    assert len(corpus.train) == 5 and len(corpus.valid) == 3
+    v = corpus.vocab
+    # four sentences kept, each ending at "."
+    assert (corpus.train.doc_len <= 4 * 7).all()
+    assert all(int((corpus.train.docs[i] == v.index["."]).sum()) == 4 for i in range(5))
+    assert corpus.train.candidates[np.arange(5), corpus.train.answers].all()
+    assert v.decode(corpus.train.docs[2][: corpus.train.doc_len[2]]).split()[:5] == q["context"][:5]
+    assert v.n_entities >= 1 + max(int(k[7:]) for k in q["entities"])
+
+
+def test_cnn_reader_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path: expected training/ and validation/"):
+        load_cnn_questions(tmp_path)
+    bad = tmp_path / "bad.question"
+    bad.write_text("http://x\n\nno blocks here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="path: expected URL, context, query and answer"):
+        read_question(bad)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the attention read and the whole model, by finite differences
+
+
+@pytest.mark.parametrize("T, B, H, A, masked, seed", [(5, 3, 4, 6, False, 0), (7, 4, 3, 5, True, 1),
+                                                       (4, 2, 6, 3, True, 2)])
+def test_attentive_read_gradients(T, B, H, A, masked, seed):
+    rng = np.random.default_rng(seed)
+    mask = None
+    if masked:
+        lengths = rng.integers(1, T + 1, size=B)
+        lengths[0] = T
+        mask = np.arange(T)[:, None] < lengths[None, :]
+    inputs = {"Y": rng.standard_normal((T, B, H)), "a_y": rng.standard_normal((T, B, A)),
+              "a_u": rng.standard_normal((B, A)), "w_ms": rng.standard_normal(A)}
+
+    def fwd(Y, a_y, a_u, w_ms):
+        return attentive_read(Y, a_y, a_u, w_ms, mask)
+
+    report = check_function(fwd, attentive_read_backward, inputs, seed=seed)
+    assert report.max_rel_error < 1e-7, str(report)
+    _, cache = fwd(**inputs)
+    np.testing.assert_allclose(cache.s.sum(axis=0), 1.0)
+    if mask is not None:
+        assert (cache.s[~mask] == 0).all()
+
+
+def _small_batch(rng, V, K, B, Td, Tq, masked):
+    doc = rng.integers(0, V, size=(Td, B))
+    query = rng.integers(0, V, size=(Tq, B))
+    dm = qm = None
+    if masked:
+        dl = rng.integers(2, Td + 1, size=B)
+        ql = rng.integers(1, Tq + 1, size=B)
+        dl[0], ql[1] = Td, Tq
+        dm, qm = np.arange(Td)[:, None] < dl, np.arange(Tq)[:, None] < ql
+    cand = rng.random((B, K)) < 0.6
+    ans = np.array([rng.choice(np.flatnonzero(np.r_[c[:-1], True])) for c in cand])
+    cand[np.arange(B), ans] = True
+    return doc, dm, query, qm, ans, cand
+
+
+@pytest.mark.parametrize("variant, masked, seed", [("lstm", True, 1), ("ln-lstm", True, 2), ("bn-lstm", False, 4),
+                                                   ("bn-everywhere", False, 5)])
+def test_whole_model_gradients(variant, masked, seed):
+    """Every parameter of the reader (embeddings, both LSTMs, attention, readout, BN gains) against finite
+    differences of the cross-entropy, in float64.
+
+    The normalizations make the loss strongly curved (each divides by a standard deviation estimated from few
+    numbers: 8 rows for BN, 12 units for LN, and the candidate gate's tanh has the largest third derivative of
+    the gates), so a central difference's O(h^2) error shows at h = 1e-5 (it falls 100-fold when h does 10-fold:
+    truncation, not a wrong backward). Hence h = 2e-6 for them, gains near 1 and 24 token ids (few repeated tokens in a
+    batch), which keep the check well conditioned.
+    """
+    rng = np.random.default_rng(seed)
+    V, K, B = 24, 6, 8
+    cfg = dataclasses.replace(ar.PRESETS["tiny"], embed=5, hidden=3)
+    model = ar.build_model(cfg, variant, V, K, np.random.default_rng(seed), dtype=np.float64)
+    for name, p, _ in model.named_parameters():  # away from the initial values (zeros, equal gains)
+        if name.split(".")[-1].startswith("g_"):
+            p[...] = 1 + 0.1 * rng.standard_normal(p.shape)
+        else:
+            p += 0.1 * rng.standard_normal(p.shape)
+    doc, dm, query, qm, ans, cand = _small_batch(rng, V, K, B, Td=5, Tq=3, masked=masked)
+
+    def loss():
+        return F.softmax_cross_entropy(model.forward(doc, dm, query, qm, cand), ans)[0]
+
+    model.zero_grad()
+    _, cache = F.softmax_cross_entropy(model.forward(doc, dm, query, qm, cand), ans)
+    assert model.backward(F.softmax_cross_entropy_backward(1.0, cache)) is None
+    named = list(model.named_parameters())
+    report = check_gradients(loss, {k: p for k, p, _ in named}, {k: g.copy() for k, _, g in named},
+                             h=1e-5 if variant == "lstm" else 2e-6)
+    assert report.max_rel_error < 1e-7, str(report)
+    if variant == "bn-everywhere":
+        assert {"g_ym", "g_um", "g_rg", "g_ug"} <= set(model.params)
+
+
+def test_initial_gains_of_the_variants():
+    cfg = ar.PRESETS["tiny"]
+    gains = {v: ar.build_model(cfg, v, 20, 6, np.random.default_rng(0)).doc.params["g_x"] for v in
+             ("ln-lstm", "ln-lstm-g0.1", "bn-lstm", "bn-lstm-g1.0", "bn-everywhere")}
+    assert {v: float(g.mean()) for v, g in gains.items()} == pytest.approx(
+        {"ln-lstm": 1.0, "ln-lstm-g0.1": 0.1, "bn-lstm": 0.1, "bn-lstm-g1.0": 1.0, "bn-everywhere": 0.1})
+    assert all(bool((g == g[0]).all()) for g in gains.values())
+
+
+def test_logits_are_restricted_to_candidates_and_bad_variant_is_an_error():
+    rng = np.random.default_rng(0)
+    model = ar.build_model(ar.PRESETS["tiny"], "lstm", 9, 5, rng)
+    doc, dm, query, qm, ans, cand = _small_batch(rng, 9, 5, 4, Td=5, Tq=2, masked=False)
+    logits = model.forward(doc, dm, query, qm, cand)
+    assert np.isneginf(logits[~cand]).all() and np.isfinite(logits[cand]).all()
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        ar.build_model(ar.PRESETS["tiny"], "gru", 9, 5, rng)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training, resume, verdict
+
+
+def test_training_loss_decreases():
+    cfg = dataclasses.replace(ar.PRESETS["tiny"], n_train=64, batch_size=16, lr=1e-2)
+    task = ar.build(cfg, "ln-lstm", 0)
+    losses = [task.step()["loss"] for _ in range(120)]
+    assert np.mean(losses[-12:]) < 0.6 * np.mean(losses[:12]), (np.mean(losses[:12]), np.mean(losses[-12:]))
+    ev = task.evaluate()
+    assert 0 <= ev["valid_error"] <= 1 and np.isfinite(ev["valid_nll"])
+
+
+@pytest.mark.parametrize("variant", ["bn-everywhere", "ln-lstm"])
+def test_resume_from_checkpoint_is_exact(tmp_path, variant):
+    cfg = ar.PRESETS["tiny"]
+    whole = run_one(ar, cfg, variant, 2, tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(ar, cfg, variant, 2, tmp_path / "b", progress=False, stop_after=15)
+    with np.load(tmp_path / "b" / ar.NAME / f"{variant}-seed2" / "checkpoint.npz") as z:
+        assert int(z["__step__"]) == 12
+    resumed = run_one(ar, cfg, variant, 2, tmp_path / "b", resume=True, progress=False)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
+
+
+def _fake(curves):
+    """``{variant: [RunResult]}`` from ``{variant: [valid errors at steps 0, 10, ...] per seed}``."""
+    out = {}
+    for v, seeds in curves.items():
+        out[v] = [RunResult(v, s, [], [{"step": 10 * i, "split": "eval", "valid_error": e} for i, e in enumerate(c)])
+                  for s, c in enumerate(seeds)]
+    return out
+
+
+def test_verdict_reads_area_final_and_gain_direction():
+    slow = [0.7, 0.7, 0.6, 0.5, 0.45]
+    fast = [0.7, 0.5, 0.3, 0.25, 0.2]
+    stuck = [0.7, 0.7, 0.7, 0.68, 0.69]
+    base = {"lstm": [slow, slow], "bn-lstm": [stuck, slow], "bn-everywhere": [stuck, stuck]}
+    good = _fake({**base, "ln-lstm": [fast, fast], "ln-lstm-g0.1": [stuck, stuck], "bn-lstm-g1.0": [stuck, stuck]})
+    v = ar.verdict(good)
+    assert v.held is True and "LN(0.1) - LN(1)" in v.our_figure
+    worse_gain = _fake({**base, "ln-lstm": [fast, fast], "ln-lstm-g0.1": [fast[:4] + [0.1]] * 2,
+                        "bn-lstm-g1.0": [stuck]})
+    assert ar.verdict(worse_gain).held is False
+    assert ar.verdict(_fake({**base, "ln-lstm": [slow, stuck]})).held is False
+    assert ar.verdict(_fake({"lstm": [stuck[:1] * 5], "bn-lstm": [slow], "bn-everywhere": [slow],
+                             "ln-lstm": [fast]})).held is None
+    assert ar.verdict(_fake({"lstm": [slow]})).held is None
