@@ -3,7 +3,8 @@
 lnedu never downloads behind a reader's back: notebooks and tests use a local copy or the cache when one
 is there, and an embedded default otherwise. A download happens only when asked for, with
 ``download=True``, the environment variable ``LNEDU_DOWNLOAD=1``, or ``python -m lnedu data fetch NAME``.
-Every downloaded file is checked against its published MD5 before it is moved into the cache.
+Every downloaded file is checked against its published checksum (MD5 or SHA-1) before it is moved into
+the cache.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-__all__ = ["DataUnavailable", "cache_dir", "md5sum", "fetch", "download_allowed"]
+__all__ = ["DataUnavailable", "cache_dir", "file_hash", "md5sum", "fetch", "download_allowed"]
 
 
 class DataUnavailable(RuntimeError):
@@ -33,17 +34,23 @@ def download_allowed(download: bool | None = None) -> bool:
     return os.environ.get("LNEDU_DOWNLOAD", "").strip().lower() in ("1", "true", "yes")
 
 
-def md5sum(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def file_hash(path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file with ``algorithm`` (any name :func:`hashlib.new` knows: 'md5', 'sha1', ...)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
 
 
-def fetch(url: str, dest, md5: str, *, download: bool | None = None, timeout: float = 30.0,
-          progress: bool = True) -> Path:
-    """Return ``dest`` holding the file at ``url`` with checksum ``md5``; download it if allowed.
+def md5sum(path) -> str:
+    return file_hash(path, "md5")
+
+
+def fetch(url: str, dest, checksum: str, *, algorithm: str = "md5", download: bool | None = None,
+          timeout: float = 30.0, progress: bool = True) -> Path:
+    """Return ``dest`` holding the file at ``url`` whose ``algorithm`` digest is ``checksum``; download it
+    if allowed.
 
     An existing ``dest`` with the right checksum is used as it is. A download goes to a temporary file
     beside ``dest``, is checked, and only then renamed: an interrupted or corrupt download never
@@ -51,10 +58,12 @@ def fetch(url: str, dest, md5: str, *, download: bool | None = None, timeout: fl
     """
     dest = Path(dest)
     if dest.exists():
-        got = md5sum(dest)
-        if got == md5:
+        got = file_hash(dest, algorithm)
+        if got == checksum:
             return dest
-        raise DataUnavailable(f"{dest}: checksum mismatch (expected md5 {md5}, got {got}); delete it to re-fetch")
+        raise DataUnavailable(
+            f"{dest}: checksum mismatch (expected {algorithm} {checksum}, got {got}); delete it to re-fetch"
+        )
     if not download_allowed(download):
         raise DataUnavailable(
             f"{dest.name} is not in {dest.parent} and downloading was not requested "
@@ -71,9 +80,9 @@ def fetch(url: str, dest, md5: str, *, download: bool | None = None, timeout: fl
                 for block in iter(lambda: r.read(1 << 16), b""):
                     f.write(block)
                     bar.update(len(block))
-        got = md5sum(tmp)
-        if got != md5:
-            raise DataUnavailable(f"{url}: checksum mismatch (expected md5 {md5}, got {got})")
+        got = file_hash(tmp, algorithm)
+        if got != checksum:
+            raise DataUnavailable(f"{url}: checksum mismatch (expected {algorithm} {checksum}, got {got})")
         os.replace(tmp, dest)
     except OSError as exc:
         raise DataUnavailable(f"{url}: download failed ({exc})") from exc

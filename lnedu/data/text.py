@@ -27,12 +27,8 @@ truncated backpropagation through time.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-import tempfile
 import unicodedata
-import urllib.request
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -40,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import DataUnavailable, cache_dir, download_allowed
+from .download import DataUnavailable, cache_dir, fetch
 
 __all__ = [
     "TextCorpus",
@@ -302,45 +298,6 @@ def load_ptb_chars(path=None) -> TextCorpus:
     )
 
 
-def _sha1(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fetch_text8_zip(dest: Path, download: bool | None) -> Path:
-    """``dest`` holding text8.zip, downloaded (to a temporary file, checked, then renamed) if allowed."""
-    if dest.exists():
-        got = _sha1(dest)
-        if got != TEXT8_SHA1:
-            raise DataUnavailable(f"{dest}: checksum mismatch (expected SHA-1 {TEXT8_SHA1}, got {got}); "
-                                  "delete it to re-fetch")
-        return dest
-    if not download_allowed(download):
-        raise DataUnavailable(
-            f"text8 is not in {dest.parent} and downloading was not requested "
-            "(pass download=True, set LNEDU_DOWNLOAD=1, or give the path of text8 or text8.zip)"
-        )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(TEXT8_URL, timeout=30) as r:
-            for block in iter(lambda: r.read(1 << 16), b""):
-                f.write(block)
-        got = _sha1(tmp)
-        if got != TEXT8_SHA1:
-            raise DataUnavailable(f"{TEXT8_URL}: checksum mismatch (expected SHA-1 {TEXT8_SHA1}, got {got})")
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise DataUnavailable(f"{TEXT8_URL}: download failed ({exc})") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
-
-
 def _read_text8(path: Path) -> str:
     if path.suffix == ".zip":
         with zipfile.ZipFile(path) as z:
@@ -370,7 +327,9 @@ def load_text8(path=None, *, download: bool | None = None) -> TextCorpus:
                                   "which does not exist")
     else:
         folder = cache_dir() / "text8"
-        p = folder / "text8" if (folder / "text8").is_file() else _fetch_text8_zip(folder / "text8.zip", download)
+        p = folder / "text8"
+        if not p.is_file():
+            p = fetch(TEXT8_URL, folder / "text8.zip", TEXT8_SHA1, algorithm="sha1", download=download)
     text = _read_text8(p)
     n = len(text)
     if n == sum(TEXT8_SPLIT):

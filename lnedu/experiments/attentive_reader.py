@@ -41,11 +41,9 @@ document). Adam with global-norm clipping at 10 (the paper's ``clip-c 10``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -63,7 +61,7 @@ from ..functional.attention_reader import (
 from ..nn import BNLSTM, LSTM, Module
 from ..nn.seq import Embedding
 from .common import epoch_batches
-from .runner import Verdict
+from .runner import Verdict, load_task
 
 NAME = "attentive_reader"
 TITLE = "Attentive reader on cloze questions"
@@ -337,17 +335,7 @@ def build(config: Config, variant: str, seed: int) -> ReaderTask:
 def load_trained(out, config: Config, variant: str, seed: int) -> ReaderTask:
     """The task of a finished run saved under ``out`` by :func:`lnedu.experiments.run`, restored from its last
     checkpoint: the trained reader, to look inside."""
-    path = Path(out) / NAME / f"{variant}-seed{seed}" / "checkpoint.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"out: expected a checkpoint at {path}; run the experiment there first")
-    with np.load(path) as z:
-        state = {k: z[k] for k in z.files}
-    if str(state.pop("__config__")) != json.dumps(dataclasses.asdict(config), sort_keys=True):
-        raise ValueError(f"config: the checkpoint in {path.parent} was made with another config")
-    state.pop("__step__")
-    task = build(config, variant, seed)
-    task.load_state_dict(state)
-    return task
+    return load_task(sys.modules[__name__], out, config, variant, seed)
 
 
 def answer_question(task: ReaderTask, i: int) -> dict:

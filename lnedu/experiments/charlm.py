@@ -58,7 +58,7 @@ from .. import init as I
 from ..backend import get_array_module
 from ..data.text import BPTTStream, CharVocab, load_text_corpus
 from ..nn import BNLSTM, LSTM, Linear, Module, NormPropLSTM
-from ..nn.recurrent import RecurrentLayer
+from ..nn.recurrent import RecurrentLayer, WeightNormInput
 from .common import CheckpointedTask
 from .runner import Verdict
 
@@ -118,7 +118,7 @@ PRESETS = {
 # the models
 
 
-class WeightNormLSTM(LSTM):
+class WeightNormLSTM(WeightNormInput, LSTM):
     r"""An LSTM whose input and recurrent weights are weight-normalized (Salimans & Kingma 2016).
 
     .. math::
@@ -142,25 +142,6 @@ class WeightNormLSTM(LSTM):
         for w, g in (("W_x", "g_x"), ("W_h", "g_h")):
             W = self.params[w]
             self.add_param(g, get_array_module(W).sqrt((W * W).sum(axis=0)))
-
-    def _input_term(self, x):
-        T, B, D = x.shape
-        p = self.params
-        W, wcache = F.weight_norm(p["W_x"], p["g_x"])
-        X = x.reshape(T * B, D)
-        A = X @ W
-        A += p["b"]
-        return A.reshape(T, B, -1), (X, W, wcache)
-
-    def _input_term_backward(self, dA, icache):
-        X, W, wcache = icache
-        T, B, K = dA.shape
-        dA = dA.reshape(T * B, K)
-        self.grads["b"] += dA.sum(axis=0)
-        dV, dg = F.weight_norm_backward(X.T @ dA, wcache)
-        self.grads["W_x"] += dV
-        self.grads["g_x"] += dg
-        return (dA @ W.T).reshape(T, B, X.shape[1])
 
     def _begin(self, xp, T):
         ctx = super()._begin(xp, T)

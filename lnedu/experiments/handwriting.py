@@ -19,11 +19,9 @@ state. Adam with global-norm clipping (Graves clipped the derivatives elementwis
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +31,7 @@ from ..data.handwriting import load_handwriting, offsets_to_strokes
 from ..functional.mdn import mdn_nll, mdn_nll_backward, mdn_sample, mdn_size
 from ..nn import LSTM, Linear, Module
 from .common import CheckpointedTask
-from .runner import Verdict
+from .runner import Verdict, load_task
 
 NAME = "handwriting"
 TITLE = "Handwriting sequence generation"
@@ -230,17 +228,7 @@ def build(config: Config, variant: str, seed: int) -> HandwritingTask:
 def load_trained(out, config: Config, variant: str, seed: int) -> HandwritingTask:
     """The task of a run that :func:`lnedu.experiments.run` saved under ``out``, in its last checkpointed state
     (the trained model of a finished run): to generate from, or to look inside."""
-    path = Path(out) / NAME / f"{variant}-seed{seed}" / "checkpoint.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"out: expected a checkpoint at {path}; run the experiment there first")
-    with np.load(path) as z:
-        state = {k: z[k] for k in z.files}
-    if str(state.pop("__config__")) != json.dumps(dataclasses.asdict(config), sort_keys=True):
-        raise ValueError(f"config: the checkpoint in {path.parent} was made with another config")
-    state.pop("__step__")
-    task = build(config, variant, seed)
-    task.load_state_dict(state)
-    return task
+    return load_task(sys.modules[__name__], out, config, variant, seed)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ __all__ = [
     "RunResult",
     "run",
     "run_one",
+    "resolve",
+    "load_task",
     "load_results",
     "rng_state",
     "set_rng_state",
@@ -172,12 +174,9 @@ def run_one(exp, config, variant: str, seed: int, out: Path, *, resume: bool = F
     return result
 
 
-def run(exp, preset: str = "small", *, seeds=(0, 1, 2), variants=None, out="runs", resume: bool = False,
-        progress: bool = True, config=None) -> dict:
-    """Run every variant x seed of experiment module ``exp``; returns ``{variant: [RunResult, ...]}``.
-
-    Writes ``OUT/NAME/summary.json`` (the verdict and the config) atomically when all runs are done.
-    """
+def resolve(exp, preset: str, config=None, variants=None):
+    """``(config, variants)`` of a run request, checked: the preset's config unless one is given, and the
+    named variants (default: all)."""
     if config is None:
         if preset not in exp.PRESETS:
             raise ValueError(f"preset: expected one of {sorted(exp.PRESETS)}, got {preset!r}")
@@ -186,6 +185,32 @@ def run(exp, preset: str = "small", *, seeds=(0, 1, 2), variants=None, out="runs
     for v in variants:
         if v not in exp.VARIANTS:
             raise ValueError(f"variants: expected names from {list(exp.VARIANTS)}, got {v!r}")
+    return config, variants
+
+
+def load_task(exp, out, config, variant: str, seed: int):
+    """The task of a run that :func:`run` saved under ``out``, restored from its last checkpoint (for a
+    finished run: the trained model), to generate from or look inside."""
+    path = Path(out) / exp.NAME / f"{variant}-seed{seed}" / "checkpoint.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"out: expected a checkpoint at {path}; run the experiment there first")
+    with np.load(path) as z:
+        state = {k: z[k] for k in z.files}
+    if str(state.pop("__config__")) != json.dumps(dataclasses.asdict(config), sort_keys=True):
+        raise ValueError(f"config: the checkpoint in {path.parent} was made with another config")
+    state.pop("__step__")
+    task = exp.build(config, variant, seed)
+    task.load_state_dict(state)
+    return task
+
+
+def run(exp, preset: str = "small", *, seeds=(0, 1, 2), variants=None, out="runs", resume: bool = False,
+        progress: bool = True, config=None) -> dict:
+    """Run every variant x seed of experiment module ``exp``; returns ``{variant: [RunResult, ...]}``.
+
+    Writes ``OUT/NAME/summary.json`` (the verdict and the config) atomically when all runs are done.
+    """
+    config, variants = resolve(exp, preset, config, variants)
     results = {v: [run_one(exp, config, v, int(s), Path(out), resume=resume, progress=progress) for s in seeds]
                for v in variants}
     verdict = exp.verdict(results)

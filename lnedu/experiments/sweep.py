@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import backend
 from ..notebooks import atomic_write_text
-from .runner import RunResult, run, run_one
+from .runner import RunResult, resolve, run, run_one
 
 __all__ = ["run_grid", "connect"]
 
@@ -75,14 +75,7 @@ def run_grid(exp, preset: str = "small", seeds=(0, 1, 2), out="runs", n_jobs: in
     """
     from joblib import Parallel, delayed, parallel_config
 
-    if config is None:
-        if preset not in exp.PRESETS:
-            raise ValueError(f"preset: expected one of {sorted(exp.PRESETS)}, got {preset!r}")
-        config = exp.PRESETS[preset]
-    variants = list(exp.VARIANTS if variants is None else variants)
-    for v in variants:
-        if v not in exp.VARIANTS:
-            raise ValueError(f"variants: expected names from {list(exp.VARIANTS)}, got {v!r}")
+    config, variants = resolve(exp, preset, config, variants)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs: expected a positive number of workers or -1 (every core), got {n_jobs!r}")
     out = Path(out)

@@ -939,7 +939,35 @@ class BNLSTM(_LSTMFamily):
         return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma:g}, max_steps={self.max_steps}"
 
 
-class NormPropLSTM(_LSTMFamily):
+class WeightNormInput:
+    """The input term ``x (g_x v_x / ||v_x||) + b`` of a layer whose ``W_x`` is weight-normalized per unit
+    (column), and its backward: a mixin for :class:`NormPropLSTM` and other weight-normalized LSTMs.
+
+    The projection of all T steps is one GEMM; the weight gradient is formed once, then
+    :func:`lnedu.functional.weight_norm_backward` splits it into the direction's and the length's gradients.
+    """
+
+    def _input_term(self, x):
+        T, B, D = x.shape
+        p = self.params
+        W, wcache = F.weight_norm(p["W_x"], p["g_x"])
+        X = x.reshape(T * B, D)
+        A = X @ W
+        A += p["b"]
+        return A.reshape(T, B, -1), (X, W, wcache)
+
+    def _input_term_backward(self, dA, icache):
+        X, W, wcache = icache
+        T, B, K = dA.shape
+        dA = dA.reshape(T * B, K)
+        self.grads["b"] += dA.sum(axis=0)
+        dW, dg = F.weight_norm_backward(X.T @ dA, wcache)
+        self.grads["W_x"] += dW
+        self.grads["g_x"] += dg
+        return (dA @ W.T).reshape(T, B, X.shape[1])
+
+
+class NormPropLSTM(WeightNormInput, _LSTMFamily):
     r"""LSTM with recurrent normalization propagation (Laurent, Ballas & Vincent, Eq. 13-15).
 
     .. math::
@@ -991,25 +1019,6 @@ class NormPropLSTM(_LSTMFamily):
         self._add_initial_state()
 
     _norm_params = {"norm_h": (None, None), "norm_a": (None, None), "norm_c": ("g_c", None)}
-
-    def _input_term(self, x):
-        T, B, D = x.shape
-        p = self.params
-        W, wcache = F.weight_norm(p["W_x"], p["g_x"])
-        X = x.reshape(T * B, D)
-        A = X @ W
-        A += p["b"]
-        return A.reshape(T, B, -1), (X, W, wcache)
-
-    def _input_term_backward(self, dA, icache):
-        X, W, wcache = icache
-        T, B, K = dA.shape
-        dA = dA.reshape(T * B, K)
-        self.grads["b"] += dA.sum(axis=0)
-        dW, dg = F.weight_norm_backward(X.T @ dA, wcache)
-        self.grads["W_x"] += dW
-        self.grads["g_x"] += dg
-        return (dA @ W.T).reshape(T, B, X.shape[1])
 
     def _begin(self, xp, T):
         W_hh, wcache = F.weight_norm(self.params["W_h"], self.params["g_h"])
