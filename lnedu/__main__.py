@@ -74,6 +74,8 @@ def _cmd_run(args) -> int:
     exp = experiments.get(args.name)
     if args.preset not in exp.PRESETS:
         raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
+    if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
+        raise ValueError(f"--jobs: expected a positive number of workers or -1 (every core), got {args.jobs}")
     if args.device == "gpu":
         backend.use("cupy")
     if args.jobs is not None or args.scheduler is not None:
@@ -83,7 +85,8 @@ def _cmd_run(args) -> int:
                              "whose runs go one after another")
         from .experiments.sweep import run_grid
 
-        run_grid(exp, args.preset, seeds=args.seeds, out=args.out, n_jobs=args.jobs or 2, scheduler=args.scheduler,
+        jobs = 2 if args.jobs is None else args.jobs
+        run_grid(exp, args.preset, seeds=args.seeds, out=args.out, n_jobs=jobs, scheduler=args.scheduler,
                  variants=args.variants, resume=args.resume)
     else:
         experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=args.out,

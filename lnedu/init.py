@@ -107,8 +107,9 @@ def he_normal(shape, rng=None, dtype=np.float32):
 def orthogonal(shape, rng=None, dtype=np.float32, *, gain: float = 1.0):
     """Saxe et al. (2014): a (semi-)orthogonal matrix from the QR decomposition of a Gaussian matrix.
 
-    For a stacked-gate matrix (D, k*H), each (D, H) block is made orthogonal separately when
-    ``shape[1]`` is a multiple of ``shape[0]``; otherwise the whole matrix is (semi-)orthogonal.
+    When ``shape[1]`` is a multiple of ``shape[0]`` the matrix is built from square (D, D) orthogonal blocks side
+    by side: for a recurrent matrix W_h of shape (H, k*H) these are exactly its k gate blocks. Otherwise the
+    whole matrix is (semi-)orthogonal (for an input matrix W_x of shape (D, k*H), its rows are orthonormal).
     """
     if len(shape) != 2:
         raise ValueError(f"shape: expected 2 dimensions, got {tuple(shape)}")

@@ -12,31 +12,15 @@ from __future__ import annotations
 import html
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._io import atomic_write_text
+
 __all__ = ["NotebookRun", "find_notebooks", "execute_notebook", "execute_in_place", "reproduce", "atomic_write_text"]
 
 _NAME = re.compile(r"^(\d\d)-[\w-]+\.ipynb$")
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def find_notebooks(folder) -> list[Path]:
@@ -75,7 +59,7 @@ def execute_notebook(path, *, timeout: int = 900, env: dict | None = None):
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -86,8 +70,8 @@ def execute_notebook(path, *, timeout: int = 900, env: dict | None = None):
     ok, error = True, ""
     try:
         client.execute(env={**os.environ, **(env or {})})
-    except CellExecutionError as exc:
-        ok, error = False, str(exc).strip().splitlines()[-1] if str(exc).strip() else "cell error"
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:  # a timeout or a dead kernel, too
+        ok, error = False, str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     return nb, NotebookRun(path, _title(nb), time.perf_counter() - start, ok, error)
 
 

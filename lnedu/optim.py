@@ -100,6 +100,10 @@ class Optimizer:
     def _buffers(self) -> dict:
         return {}
 
+    def _stateful(self) -> bool:
+        """Whether each update keeps per-parameter buffers (moments, velocity)."""
+        return bool(self._buffers())
+
     def state_dict(self) -> dict:
         state = {"t": np.asarray(self.t)}
         for slot, bufs in self._buffers().items():
@@ -123,7 +127,14 @@ class Optimizer:
             if tuple(np.shape(v)) != tuple(refs[key].shape):
                 raise ValueError(f"state[{k!r}]: expected shape {tuple(refs[key].shape)}, got {tuple(np.shape(v))}")
             loaded[slot][key] = get_array_module(refs[key]).array(np.asarray(v), dtype=refs[key].dtype)
-        self.t = int(state["t"])
+        t = int(state["t"])
+        if t > 0 and self._stateful():  # every update creates every buffer: a resumed run needs them all
+            for slot, bufs in loaded.items():
+                missing = sorted(set(refs) - set(bufs))
+                if missing:
+                    raise ValueError(f"state: expected a {slot!r} buffer for every parameter after {t} steps, "
+                                     f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        self.t = t
         for slot, bufs in slots.items():
             bufs.clear()
             bufs.update(loaded[slot])
@@ -140,6 +151,9 @@ class SGD(Optimizer):
 
     def _buffers(self):
         return {"velocity": self.velocity}
+
+    def _stateful(self) -> bool:
+        return self.momentum > 0
 
     def _update(self, key, module, name, p, g, lr):
         if self.momentum:

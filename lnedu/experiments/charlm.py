@@ -428,7 +428,7 @@ def verdict(results) -> Verdict:
     sec = ", ".join(f"{v} {t[v][2]:.2f}" for v in t)
     faster = {v: 1 - t["normprop"][2] / t[v][2] for v in ("bn", "ln")}
     fig = (f"valid bpc {bpc}; seconds/epoch {sec} (mean of {n} seed{'s' * (n > 1)}); NormProp "
-           f"{faster['bn']:.0%} faster than BN and {faster['ln']:.0%} faster than LN per epoch")
+           f"{faster['bn']:.0%} less time per epoch than BN and {faster['ln']:.0%} less than LN")
     held = t["normprop"][2] < min(t["bn"][2], t["ln"][2]) and t["normprop"][0] < t["baseline"][0]
     note = ("a small LSTM trained for about an epoch of a small text (the paper: 1000 units on PTB, until "
             "convergence); seconds are this machine's, with NumPy, and only their ratios carry over")

@@ -108,7 +108,13 @@ def _truncate_log(path: Path, last_step: int) -> None:
     """Keep only the records up to ``last_step`` (a resumed run re-logs what came after the checkpoint)."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and json.loads(ln)["step"] <= last_step]
+    keep = []
+    for ln in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if ln and json.loads(ln)["step"] <= last_step:
+                keep.append(ln)
+        except json.JSONDecodeError:  # a record cut off by the interruption: it is re-logged anyway
+            continue
     atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
 

@@ -89,7 +89,7 @@ def _bank_backward(dF, F, dist, sigma2):
     """Through the row softmax to ``mu_i`` and ``sigma^2``: returns ``(dmu (batch, N), dsigma2 (batch,))``."""
     du = F * (dF - (dF * F).sum(axis=-1, keepdims=True))  # softmax backward
     s = sigma2[:, None, None]
-    dmu = (du * dist / s).sum(axis=-1)  # du/dmu = (a - mu) / s^2
+    dmu = (du * dist / s).sum(axis=-1)  # du/dmu = (a - mu) / sigma^2
     dsigma2 = (du * dist * dist / (2 * s * s)).sum(axis=(1, 2))  # du/ds = (a - mu)^2 / (2 s^2)
     return dmu, dsigma2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._checks import check_float_array, check_shape
+from .._checks import check_float_array, check_same_dtype, check_shape
 from ..backend import get_array_module
 
 __all__ = [
@@ -43,6 +43,7 @@ def linear(x, W, b=None):
     """
     check_float_array("x", x, min_ndim=1)
     check_float_array("W", W, ndim=2)
+    check_same_dtype("W", W, x.dtype)
     if x.shape[-1] != W.shape[0]:
         raise ValueError(f"W: expected {x.shape[-1]} rows (= x.shape[-1]), got shape {tuple(W.shape)}")
     y = x @ W
@@ -50,6 +51,7 @@ def linear(x, W, b=None):
         check_float_array("b", b, ndim=1)
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"b: expected shape ({W.shape[1]},) (= W.shape[1]), got {tuple(b.shape)}")
+        check_same_dtype("b", b, x.dtype)
         y += b
     return y, LinearCache(x, W, b is not None)
 

@@ -98,7 +98,9 @@ def conv2d(x, W, b=None, *, stride: int = 1, padding: int = 0):
     cols = im2col(x, kh, kw, stride, padding)
     y = cols @ W.reshape(C * kh * kw, K)
     if b is not None:
+        check_float_array("b", b, ndim=1)
         check_shape("b", b, (K,))
+        check_same_dtype("b", b, x.dtype)
         y += b
     y = y.reshape(N, Ho, Wo, K).transpose(0, 3, 1, 2)
     return y, Conv2dCache(cols, tuple(x.shape), W, int(stride), int(padding), b is not None)
@@ -132,7 +134,9 @@ def layer_norm_2d(x, gain, bias, eps: float = 1e-5):
     check_float_array("x", x, ndim=4)
     N, C, H, W = x.shape
     for name, p in (("gain", gain), ("bias", bias)):
+        check_float_array(name, p, ndim=1)
         check_shape(name, p, (C,))
+        check_same_dtype(name, p, x.dtype)
     xhat, inner = layer_norm(x.reshape(N, C * H * W), None, None, eps)
     xhat = xhat.reshape(x.shape)
     y = xhat * gain[:, None, None] + bias[:, None, None]

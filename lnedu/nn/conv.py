@@ -7,7 +7,7 @@ import numpy as np
 from .. import functional as F
 from .. import init as I
 from .._checks import check_positive
-from .layers import _check_size
+from .layers import _check_size, check_momentum
 from .module import Module
 
 __all__ = ["Conv2d", "LayerNorm2d", "BatchNorm2d", "Flatten"]
@@ -73,7 +73,7 @@ class BatchNorm2d(Module):
         super().__init__()
         self.channels = _check_size("channels", channels)
         self.eps = check_positive("eps", eps)
-        self.momentum = float(momentum)
+        self.momentum = check_momentum(momentum)
         self.add_param("g", I.ones((self.channels,), dtype=dtype))
         self.add_param("b", I.zeros((self.channels,), dtype=dtype))
         self.add_buffer("running_mean", I.zeros((self.channels,), dtype=dtype))

@@ -28,6 +28,13 @@ __all__ = [
 ]
 
 
+def check_momentum(momentum) -> float:
+    """A running-statistics momentum: a real number in (0, 1]."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
+        raise ValueError(f"momentum: expected a number in (0, 1], got {momentum!r}")
+    return float(momentum)
+
+
 def _check_size(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
@@ -126,9 +133,7 @@ class BatchNorm(_NormBase):
 
     def __init__(self, num_features, eps=1e-5, *, momentum=0.1, unbiased=False, affine=True, dtype=np.float32):
         super().__init__(num_features, eps, dtype, affine)
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 < momentum <= 1:
-            raise ValueError(f"momentum: expected a number in (0, 1], got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_momentum(momentum)
         self.unbiased = bool(unbiased)
         self.add_buffer("running_mean", I.zeros((self.num_features,), dtype=dtype))
         self.add_buffer("running_var", I.ones((self.num_features,), dtype=dtype))

@@ -14,6 +14,7 @@ import tempfile
 import numpy as np
 
 from .. import backend
+from .._io import file_mode_for
 from ..backend import get_array_module, to_numpy
 
 __all__ = ["Module", "Sequential", "save_npz_atomic"]
@@ -33,6 +34,7 @@ def save_npz_atomic(path, arrays: dict) -> None:
             np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()})
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, file_mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
