@@ -124,7 +124,11 @@ class Module:
         return self
 
     def to_backend(self, name: str | None = None):
-        """Move every array to the backend ``name`` (default: the current one): ``'numpy'`` or ``'cupy'``."""
+        """Move every array to the backend ``name`` (default: the current one): ``'numpy'`` or ``'cupy'``.
+
+        Naming a backend also makes it the default (:func:`lnedu.backend.use`). An optimizer's buffers are
+        not moved: build the optimizer after moving the model (or move before the first step).
+        """
         mod = backend.use(name) if name is not None else backend.xp()
         for m in self._all_modules():
             for d in (m.params, m.grads, m.buffers):
