@@ -200,6 +200,11 @@ def _draw_row(axes, result, *, reference=None, reference_label="reference", in_l
         ax.set_ylim(*out_lim)
 
 
+def _num(v: float) -> str:
+    """4 significant digits; rounding noise (|v| < 1e-12, e.g. the mean of a normalized row) shown as 0."""
+    return "0" if abs(v) < 1e-12 else f"{v:.4g}"
+
+
 def plot_row(result: dict, *, reference: dict | None = None, reference_label: str = "reference", in_lim=None,
              out_lim=None):
     """Figure of one :func:`explore_row` result: the input row, the output row (bars, mean dashed, +-1 std
@@ -216,8 +221,8 @@ def plot_row(result: dict, *, reference: dict | None = None, reference_label: st
 
 def _stats_html(r) -> str:
     rows = [
-        ("mean", f"{r['in_mean']:.4g}", f"{r['out_mean']:.4g}"),
-        ("std", f"{r['in_std']:.4g}", f"{r['out_std']:.4g}"),
+        ("mean", _num(r["in_mean"]), _num(r["out_mean"])),
+        ("std", _num(r["in_std"]), _num(r["out_std"])),
     ]
     body = "".join(f"<tr><td>{k}</td><td>{i}</td><td>{o}</td></tr>" for k, i, o in rows)
     return (
