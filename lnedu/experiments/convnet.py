@@ -22,7 +22,7 @@ import numpy as np
 from .. import nn, optim
 from ..data import load_digits_dataset
 from .common import ClassifierTask
-from .runner import Verdict
+from .runner import Verdict, mean_of
 
 NAME = "convnet"
 TITLE = "Convolutional networks"
@@ -107,7 +107,7 @@ def verdict(results) -> Verdict:
     held = auc["bn"] < auc["ln"] < auc["baseline"]
     n = len(results["ln"])
     fig = ("mean train NLL over the run: " + ", ".join(f"{v} {auc[v]:.3f}" for v in auc)
-           + "; final test error: " + ", ".join(f"{v} {err[v]:.1f}%" for v in err) + f" (mean of {n} seeds)")
+           + "; final test error: " + ", ".join(f"{v} {err[v]:.1f}%" for v in err) + f" ({mean_of(n)})")
     return Verdict(held, fig, "8x8 digits have little 'boundary' for the paper's argument to bite on")
 
 

@@ -41,7 +41,7 @@ from ..backend import get_array_module, to_numpy
 from ..data import binarize, load_digits_dataset
 from ..functional import attention as att
 from .common import CheckpointedTask, epoch_batches
-from .runner import Verdict
+from .runner import Verdict, mean_of
 
 NAME = "draw"
 TITLE = "DRAW on binarized MNIST"
@@ -670,7 +670,7 @@ def verdict(results) -> Verdict:
     n = len(results["ln"])
     finals = ", ".join(f"{v} {final[v]:.2f}" for v in final)
     if not c_b[-1] < c_b[0]:
-        return Verdict(None, f"final test bound (nats, mean of {n} seeds): {finals}",
+        return Verdict(None, f"final test bound (nats, {mean_of(n)}): {finals}",
                        "the baseline did not improve: the run is too short to decide")
     level = c_b[-1] * (1 + MARGIN)
     n_b, n_l = updates_to_reach(s_b, c_b, level), updates_to_reach(s_l, c_l, level)
@@ -678,7 +678,7 @@ def verdict(results) -> Verdict:
     target = f"within 1% of the baseline's final bound ({level:.2f} nats)"
     reach = (f"{target}: LN after {n_l:.0f} updates, the baseline after {n_b:.0f} ({n_l / n_b:.2f}x)"
              if n_l is not None else f"LN never got {target}")
-    return Verdict(held, f"{reach}; final test bound (nats, mean of {n} seeds): {finals}",
+    return Verdict(held, f"{reach}; final test bound (nats, {mean_of(n)}): {finals}",
                    "8x8 digits, 8 glimpses and a few hundred updates; the paper trains 64 glimpses for 200 epochs "
                    "on 28x28 MNIST (LN 82.09 vs baseline 82.36 nats; NormProp's paper: 81.17 vs its own 84.30)")
 

@@ -31,7 +31,7 @@ from ..data.handwriting import load_handwriting, offsets_to_strokes
 from ..functional.mdn import mdn_nll, mdn_nll_backward, mdn_sample, mdn_size
 from ..nn import LSTM, Linear, Module
 from .common import CheckpointedTask
-from .runner import Verdict, load_task
+from .runner import Verdict, load_task, mean_of
 
 NAME = "handwriting"
 TITLE = "Handwriting sequence generation"
@@ -302,7 +302,7 @@ def verdict(results, *, fraction: float = 0.9, ratio: float = 0.7, margin: float
     fig = (f"{fraction:.0%} of the baseline's train-NLL improvement (down to {target:.3f} nats/point) took the "
            f"baseline {b} updates and LN {l if l is not None else 'more than the run'}"
            + (f" ({l / b:.2f}x)" if l is not None and b else "")
-           + f"; final test NLL baseline {test['baseline']:.3f}, LN {test['ln']:.3f} nats/point (mean of {n} seeds)")
+           + f"; final test NLL baseline {test['baseline']:.3f}, LN {test['ln']:.3f} nats/point ({mean_of(n)})")
     if not base[-1] < base[0]:
         return Verdict(None, fig, "the baseline did not learn in this run: too short to decide")
     note = ("a small LSTM on short windows of synthetic lines; the paper's 3x400 network trains 200,000 updates "

@@ -19,7 +19,7 @@ import numpy as np
 from .. import nn, optim
 from ..data import load_digits_dataset
 from .common import ClassifierTask
-from .runner import Verdict
+from .runner import Verdict, mean_of
 
 NAME = "mnist"
 TITLE = "Permutation-invariant MNIST"
@@ -94,7 +94,7 @@ def verdict(results) -> Verdict:
         for bs in (128, 4)
     )
     n = len(next(iter(results.values())))
-    return Verdict(held, f"final test error (mean of {n} seeds): {fig}",
+    return Verdict(held, f"final test error ({mean_of(n)}): {fig}",
                    "small net and data; the paper's 60 epochs on 55,000 images separate the curves more")
 
 

@@ -28,7 +28,7 @@ from ..data.captions import WordVocab, load_captions, pad_batch
 from ..functional import ranking as R
 from ..nn import GRU, Embedding, Linear, Module
 from .common import CheckpointedTask
-from .runner import Verdict
+from .runner import Verdict, mean_of
 
 NAME = "order_embeddings"
 TITLE = "Order-embeddings: image-caption retrieval"
@@ -278,7 +278,7 @@ def verdict(results) -> Verdict:
            f"{'step ' + str(t_l) if t_l is not None else 'no step of the run'}"
            + (f" ({t_l / t_b:.2f}x)" if t_l is not None and t_b else "")
            + f"; test image R@ sum at the best validation model: GRU {tb:.1f}, LN-GRU {tl:.1f} "
-           f"(5 folds, mean of {n} seeds)")
+           f"(5 folds, {mean_of(n)})")
     if not best > base[0]:
         return Verdict(None, fig, "the GRU did not learn in this run: too short to decide")
     held = t_l is not None and t_l < t_b and tl >= tb

@@ -87,6 +87,11 @@ class RunResult:
         return np.array([r["step"] for r in recs]), np.array([r[key] for r in recs], dtype=float)
 
 
+def mean_of(n: int) -> str:
+    """'mean of 3 seeds', 'mean of 1 seed': how a verdict says what its numbers average."""
+    return f"mean of {n} seed{'s' if n != 1 else ''}"
+
+
 def rng_state(rng: np.random.Generator) -> np.ndarray:
     """A Generator's state as a 0-d string array (JSON), for checkpoints."""
     return np.array(json.dumps(rng.bit_generator.state))

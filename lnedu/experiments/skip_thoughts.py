@@ -33,7 +33,7 @@ from ..data.captions import WordVocab, pad_batch, tokenize
 from ..data.download import DataUnavailable
 from ..nn import GRU, Embedding, Linear, Module
 from .common import CheckpointedTask
-from .runner import Verdict
+from .runner import Verdict, mean_of
 
 NAME = "skip_thoughts"
 TITLE = "Skip-thoughts: sentence representations"
@@ -364,7 +364,7 @@ def verdict(results) -> Verdict:
     acc = {v: 100 * _final(results, v, "probe_acc") for v in ("gru", "ln-gru")}
     acc0 = 100 * float(np.mean([r.eval[0]["probe_acc"] for v in results for r in results[v]]))
     fig = (f"final train loss GRU {loss['gru']:.3f}, LN-GRU {loss['ln-gru']:.3f} nats/word; topic-probe accuracy "
-           f"GRU {acc['gru']:.1f}%, LN-GRU {acc['ln-gru']:.1f}% (untrained encoders {acc0:.1f}%; mean of {n} seeds)")
+           f"GRU {acc['gru']:.1f}%, LN-GRU {acc['ln-gru']:.1f}% (untrained encoders {acc0:.1f}%; {mean_of(n)})")
     if not float(np.mean([r.eval[-1]["train_loss"] for r in results["gru"]])) < \
             float(np.mean([r.eval[0]["train_loss"] for r in results["gru"]])):
         return Verdict(None, fig, "the GRU model did not learn in this run: too short to decide")
