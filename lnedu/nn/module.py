@@ -9,12 +9,11 @@ tree with dotted names (``"0.W"``, ``"cell.g_x"``), which is what optimizers and
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
 from .. import backend
-from .._io import file_mode_for
+from .._io import atomic_write
 from ..backend import get_array_module, to_numpy
 
 __all__ = ["Module", "Sequential", "save_npz_atomic"]
@@ -25,21 +24,7 @@ def save_npz_atomic(path, arrays: dict) -> None:
 
     A reader never sees a half-written file, and an interrupted write leaves the old file intact.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()})
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode_for(path))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()}), binary=True)
 
 
 class Module:
