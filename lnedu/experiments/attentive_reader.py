@@ -60,6 +60,7 @@ from ..functional.attention_reader import (
 )
 from ..nn import BNLSTM, LSTM, Module
 from ..nn.seq import Embedding
+from ..viz.experiments import plot_band, seed_curves
 from .common import epoch_batches
 from .runner import Verdict, load_task
 
@@ -359,19 +360,13 @@ def answer_question(task: ReaderTask, i: int) -> dict:
 # verdict and plot
 
 
-def _curves(runs, key="valid_error"):
-    series = [r.series(key) for r in runs]
-    n = min(len(s[0]) for s in series)
-    return series[0][0][:n], np.stack([s[1][:n] for s in series])
-
-
 def summarize(results, *, last: int = 3) -> dict:
     """Per variant, from the validation-error curve averaged over seeds: ``{"area": mean over all evaluations
     (low: learned fast and well), "final": mean of the last ``last`` evaluations, "best": its minimum,
     "start": the error before training}``."""
     out = {}
     for v, runs in results.items():
-        _, vals = _curves(runs)
+        _, vals = seed_curves(runs, "valid_error")
         curve = vals.mean(axis=0)
         out[v] = {"area": float(curve.mean()), "final": float(curve[-last:].mean()), "best": float(curve.min()),
                   "start": float(curve[0])}
@@ -425,11 +420,9 @@ def plot(results):
         for v in names:
             if v not in results:
                 continue
-            steps, vals = _curves(results[v])
+            steps, vals = seed_curves(results[v], "valid_error")
             color, ls = _STYLE.get(v, ("k", "-"))
-            ax.plot(steps, 100 * vals.mean(0), ls, color=color, label=v)
-            if len(vals) > 1:
-                ax.fill_between(steps, 100 * vals.min(0), 100 * vals.max(0), color=color, alpha=0.15, lw=0)
+            plot_band(ax, steps, 100 * vals, color=color, label=v, style=ls, alpha=0.15)
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("training steps")
         ax.legend(frameon=False, fontsize="small")

@@ -59,6 +59,7 @@ from ..backend import get_array_module
 from ..data.text import BPTTStream, CharVocab, load_text_corpus
 from ..nn import BNLSTM, LSTM, Linear, Module, NormPropLSTM
 from ..nn.recurrent import RecurrentLayer, WeightNormInput
+from ..viz.experiments import COLORS, plot_band, seed_curves
 from .common import CheckpointedTask
 from .runner import Verdict
 
@@ -435,19 +436,12 @@ def verdict(results) -> Verdict:
     return Verdict(bool(held), fig, note)
 
 
-def _curve(runs, key, split="eval"):
-    series = [r.series(key, split) for r in runs]
-    n = min(len(s[0]) for s in series)
-    return series[0][0][:n], np.stack([s[1][:n] for s in series])
-
-
 def plot(results):
     """Three panels: validation (solid) and training (dashed) bpc against updates, mean of the seeds with the
     range of the validation curves; the final validation bpc per variant; the training seconds per epoch per
     variant, wall clock (bars) and CPU time (dots), Table 1's two columns, with the seeds' spread."""
     import matplotlib.pyplot as plt
 
-    from ..viz.experiments import COLORS
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.6, 1, 1]})
     ax = axes[0]
@@ -456,11 +450,12 @@ def plot(results):
     for v in names:
         color = COLORS.get(v, "k")
         for key, style in (("valid_bpc", "-"), ("train_bpc", "--")):
-            steps, vals = _curve(results[v], key)
+            steps, vals = seed_curves(results[v], key)
             lowest = min(lowest, vals.mean(0).min())
-            ax.plot(steps, vals.mean(0), style, color=color, label=LABELS[v] if key == "valid_bpc" else None)
-            if key == "valid_bpc" and len(vals) > 1:
-                ax.fill_between(steps, vals.min(0), vals.max(0), color=color, alpha=0.15, lw=0)
+            if key == "valid_bpc":
+                plot_band(ax, steps, vals, color=color, label=LABELS[v], alpha=0.15)
+            else:
+                ax.plot(steps, vals.mean(0), style, color=color)
     ax.set_xlabel("updates")
     ax.set_ylabel("bits per character")
     ax.set_title("validation (solid), training (dashed)", fontsize="medium")

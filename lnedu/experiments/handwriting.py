@@ -30,6 +30,7 @@ from ..backend import get_array_module, to_numpy
 from ..data.handwriting import load_handwriting, offsets_to_strokes
 from ..functional.mdn import mdn_nll, mdn_nll_backward, mdn_sample, mdn_size
 from ..nn import LSTM, Linear, Module
+from ..viz.experiments import COLORS, plot_band, seed_curves
 from .common import CheckpointedTask
 from .runner import Verdict, load_task, mean_of
 
@@ -316,20 +317,15 @@ def plot(results):
     (line) and their range (band); the dotted line is the level :func:`verdict` times both variants to."""
     import matplotlib.pyplot as plt
 
-    from ..viz.experiments import COLORS
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for variant, runs in results.items():
         color = COLORS.get(variant, "k")
         for key, style in (("train_nll", "-"), ("test_nll", "--")):
-            curves = [r.series(key) for r in runs]
-            n = min(len(c[0]) for c in curves)
-            steps = curves[0][0][:n]
-            vals = np.stack([c[1][:n] for c in curves])
+            steps, vals = seed_curves(runs, key)
             keep = steps > 0  # a log axis has no update 0
-            ax.plot(steps[keep], vals.mean(0)[keep], style, color=color, label=f"{variant} {key.split('_')[0]}")
-            if len(runs) > 1:
-                ax.fill_between(steps[keep], vals.min(0)[keep], vals.max(0)[keep], color=color, alpha=0.15, lw=0)
+            plot_band(ax, steps[keep], vals[:, keep], color=color, label=f"{variant} {key.split('_')[0]}",
+                      style=style, alpha=0.15)
     if {"baseline", "ln"} <= set(results):
         _, target = speedup(results)
         ax.axhline(target, color="k", lw=0.6, ls=":", label="90% of the baseline's gain")

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import nn, optim
 from ..data import load_digits_dataset
+from ..viz.experiments import COLORS, plot_band, seed_curves
 from .common import ClassifierTask
 from .runner import Verdict, mean_of
 
@@ -102,7 +103,6 @@ def plot(results):
     """Figure 6's layout: train NLL (log axis) and test error against epochs, one panel per batch size."""
     import matplotlib.pyplot as plt
 
-    from ..viz.experiments import COLORS
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex="col")
     for col, bs in enumerate((128, 4)):
@@ -111,13 +111,7 @@ def plot(results):
                 continue
             norm = variant.split("-")[0]
             for row, key in enumerate(("train_nll", "test_error")):
-                curves = [np.array([[r["epoch"], r[key]] for r in run.eval]) for run in runs]
-                m = min(len(c) for c in curves)
-                stack = np.stack([c[:m, 1] for c in curves])
-                ep = curves[0][:m, 0]
-                ax = axes[row, col]
-                ax.plot(ep, stack.mean(0), color=COLORS[norm], label=norm)
-                ax.fill_between(ep, stack.min(0), stack.max(0), color=COLORS[norm], alpha=0.2, lw=0)
+                plot_band(axes[row, col], *seed_curves(runs, key, x="epoch"), color=COLORS[norm], label=norm)
         axes[0, col].set_title(f"batch size {bs}")
         axes[0, col].set_yscale("log")
         axes[1, col].set_xlabel("epoch")

@@ -27,6 +27,7 @@ from ..backend import get_array_module
 from ..data.captions import WordVocab, load_captions, pad_batch
 from ..functional import ranking as R
 from ..nn import GRU, Embedding, Linear, Module
+from ..viz.experiments import plot_band, seed_curves
 from .common import CheckpointedTask
 from .runner import Verdict, mean_of
 
@@ -295,13 +296,7 @@ def plot(results):
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharex=True)
     for ax, k in zip(axes, (1, 5, 10)):
         for variant, runs in results.items():
-            curves = [r.series(f"val_img_r{k}") for r in runs]
-            n = min(len(c[0]) for c in curves)
-            vals = np.stack([c[1][:n] for c in curves])
-            color = COLORS.get(variant, "k")
-            ax.plot(curves[0][0][:n], vals.mean(0), color=color, label=variant)
-            if len(runs) > 1:
-                ax.fill_between(curves[0][0][:n], vals.min(0), vals.max(0), color=color, alpha=0.2, lw=0)
+            plot_band(ax, *seed_curves(runs, f"val_img_r{k}"), color=COLORS.get(variant, "k"), label=variant)
         ax.set_title(f"image retrieval R@{k} (validation)", fontsize="medium")
         ax.set_xlabel("iterations")
     axes[0].set_ylabel("recall (%)")

@@ -32,6 +32,7 @@ from ..backend import get_array_module, to_numpy
 from ..data.captions import WordVocab, pad_batch, tokenize
 from ..data.download import DataUnavailable
 from ..nn import GRU, Embedding, Linear, Module
+from ..viz.experiments import plot_band, seed_curves
 from .common import CheckpointedTask
 from .runner import Verdict, mean_of
 
@@ -383,13 +384,7 @@ def plot(results):
     for ax, key, label in ((axes[0], "train_loss", "train loss (nats/word)"),
                            (axes[1], "probe_acc", "topic-probe accuracy")):
         for variant, runs in results.items():
-            curves = [r.series(key) for r in runs]
-            n = min(len(c[0]) for c in curves)
-            vals = np.stack([c[1][:n] for c in curves])
-            color = COLORS.get(variant, "k")
-            ax.plot(curves[0][0][:n], vals.mean(0), color=color, label=variant)
-            if len(runs) > 1:
-                ax.fill_between(curves[0][0][:n], vals.min(0), vals.max(0), color=color, alpha=0.2, lw=0)
+            plot_band(ax, *seed_curves(runs, key), color=COLORS.get(variant, "k"), label=variant)
         ax.set_xlabel("iterations")
         ax.set_ylabel(label)
     axes[0].legend(frameon=False, fontsize="small")
