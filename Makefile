@@ -2,7 +2,7 @@
 #   make reproduce   run every notebook headless on the embedded defaults -> reports/
 #   make test        lint, unit tests, nbval over notebooks/, then the browser tests (tests/browser)
 #   make lab         JupyterLab on the notebooks
-#   make bench       the benchmarks in benchmarks/ (installs PyTorch as the peer)
+#   make bench       the benchmarks in benchmarks/ (installs PyTorch as the peer); make bench-gpu on a GPU machine
 #   make notebooks   re-execute the stored notebooks in place (after a library change), rebuild the exercise sheets
 #   make binder      rebuild the Binder environment locally (.binder-venv) and open JupyterLab from it
 PYTHON ?= python3
@@ -13,14 +13,14 @@ JOBS   ?= 2
 # multi-threaded BLAS on small matrices spends its time fighting for them (10x slower, measured)
 SERIAL := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test lint unit nbval browser browser-deps binder reproduce lab bench notebooks clean
+.PHONY: install test lint unit nbval browser browser-deps binder reproduce lab bench bench-gpu notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,lab]"
+	$(BIN)/python -m pip install -q -e ".[test,lab,gpu]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -60,6 +60,11 @@ bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/bench_norms.py
 	$(BIN)/python benchmarks/bench_rnn.py
+
+# on a machine with an NVIDIA GPU: fused kernels vs the portable CuPy code vs PyTorch (exits 2 without a GPU)
+bench-gpu: install
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/bench_gpu.py
 
 notebooks: install
 	$(SERIAL) $(BIN)/python -m lnedu notebooks --execute-in-place

@@ -1,6 +1,7 @@
 """Array backend selection: NumPy by default, CuPy on request.
 
-This is the only module of lnedu that imports CuPy. Everything else asks an array for its own module::
+This is the only module of lnedu that imports CuPy (:mod:`lnedu.cuda` gets it from here to compile its
+kernels). Everything else asks an array for its own module::
 
     xp = get_array_module(x)      # numpy or cupy, whichever owns x
     y = xp.tanh(x)

@@ -118,3 +118,11 @@ def test_readme_python_examples_run():
     assert blocks, "the README should show the library in a python block"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_the_cuda_kernel_sources_ship_with_the_package():
+    """Wheels carry lnedu/cuda/kernels/*.cuh (package data): the fused path reads them at run time."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    shipped = {p.name for pattern in data["lnedu.cuda"] for p in (ROOT / "lnedu" / "cuda").glob(pattern)}
+    on_disk = {p.name for p in (ROOT / "lnedu" / "cuda" / "kernels").iterdir() if p.is_file()}
+    assert on_disk and shipped == on_disk

@@ -170,6 +170,26 @@ def _check_norm_args(x, gain, bias, eps, check_finite, *, axis_len_name="x.shape
     return eps
 
 
+def _fused(x, *params):
+    """The fused CUDA kernels (:mod:`lnedu.cuda.norms`) when they take this CuPy case, else ``None``.
+
+    NumPy arrays return at the first test, so the CPU path pays one ``is`` comparison for the GPU's sake.
+    """
+    if get_array_module(x) is np:
+        return None
+    from ..cuda import norms as fused  # noqa: PLC0415  (CUDA code only loads for CuPy arrays)
+
+    return fused if fused.supported(x, *params) else None
+
+
+def _fused_backward(dy, cache):
+    if get_array_module(dy) is np:
+        return None
+    from ..cuda import norms as fused  # noqa: PLC0415
+
+    return fused if fused.backward_supported(dy, cache) else None
+
+
 # --------------------------------------------------------------------------------------------------
 # layer norm
 
@@ -194,6 +214,8 @@ def layer_norm(x, gain, bias, eps: float = 1e-5, *, check_finite: bool = False):
     means gain 1 / bias 0). Returns ``(y, cache)``.
     """
     eps = _check_norm_args(x, gain, bias, eps, check_finite)
+    if (fused := _fused(x, gain, bias)) is not None:  # CuPy: one kernel (lnedu/cuda/kernels/layer_norm.cuh)
+        return fused.layer_norm(x, gain, bias, eps)
     xp = get_array_module(x)
     rows = _as_rows(x)
     xhat = xp.empty(rows.shape, dtype=x.dtype)
@@ -222,6 +244,8 @@ def layer_norm_backward(dy, cache: LayerNormCache):
     xp = get_array_module(dy)
     dy2 = _as_rows(dy)
     check_shape("dy", dy2, xhat.shape)
+    if (fused := _fused_backward(dy, cache)) is not None:  # CuPy: one kernel and a column sum
+        return fused.layer_norm_backward(dy, cache)
     n, H = xhat.shape
     dtype = np.result_type(dy2.dtype, xhat.dtype)
     dx = xp.empty((n, H), dtype=dtype)
@@ -330,6 +354,8 @@ def rms_norm(x, gain, eps: float = 1e-5, *, check_finite: bool = False):
     Returns ``(y, cache)``. ``gain`` may be ``None`` (gain 1).
     """
     eps = _check_norm_args(x, gain, None, eps, check_finite)
+    if (fused := _fused(x, gain)) is not None:  # CuPy: one kernel (lnedu/cuda/kernels/layer_norm.cuh)
+        return fused.rms_norm(x, gain, eps)
     xp = get_array_module(x)
     rows = _as_rows(x)
     H = rows.shape[-1]
@@ -355,6 +381,8 @@ def rms_norm_backward(dy, cache: RMSNormCache):
     xp = get_array_module(dy)
     dy2 = _as_rows(dy)
     check_shape("dy", dy2, xhat.shape)
+    if (fused := _fused_backward(dy, cache)) is not None:  # CuPy: one kernel and a column sum
+        return fused.rms_norm_backward(dy, cache)
     n, H = xhat.shape
     dtype = np.result_type(dy2.dtype, xhat.dtype)
     dx = xp.empty((n, H), dtype=dtype)

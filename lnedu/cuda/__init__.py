@@ -1,0 +1,43 @@
+"""Fused CUDA kernels for the GPU path: layer norm and RMSNorm, and the LN-LSTM and LN-GRU cell steps.
+
+The portable code in :mod:`lnedu.functional` runs on CuPy arrays as it is, one array operation (one CUDA
+kernel) at a time. This package replaces the hot spots with hand-written kernels that do a whole layer
+norm, or the whole pointwise part of a recurrent step, in one pass over memory. Nothing here is needed
+on the CPU, and importing it needs neither CuPy nor a GPU: the kernels compile the first time a CuPy
+array reaches them. Switch them off with ``LNEDU_FUSED=0`` or :func:`use_fused`.
+
+* :mod:`lnedu.cuda.norms`: fused ``layer_norm`` / ``rms_norm`` forward and backward;
+* ``lnedu/cuda/kernels/*.cuh``: the kernel sources (read them: each starts with what it computes and how).
+"""
+
+from ._kernels import (
+    SOURCES,
+    CuPyProvider,
+    fused_enabled,
+    get_provider,
+    kernel_source,
+    launch,
+    nvrtc_compile,
+    set_provider,
+    use_fused,
+)
+
+__all__ = [
+    "SOURCES",
+    "CuPyProvider",
+    "fused_enabled",
+    "get_provider",
+    "kernel_source",
+    "launch",
+    "nvrtc_compile",
+    "set_provider",
+    "use_fused",
+    "name_expressions",
+]
+
+
+def name_expressions():
+    """Every kernel instantiation lnedu can launch, across all kernel files."""
+    from . import norms  # noqa: PLC0415  (imports lnedu.functional, which imports this package lazily)
+
+    return list(norms.name_expressions())

@@ -1,0 +1,172 @@
+"""Compiling and launching lnedu's CUDA kernels: sources, name expressions, the kernel provider, the switch.
+
+The kernels are C++ templates in ``lnedu/cuda/kernels/*.cuh``. One instantiation, such as
+``norm_forward<float, 4, true>``, is a *name expression*; :func:`launch` compiles each one the first time
+it is used (CuPy's ``RawModule`` with NVRTC, cached on disk by CuPy) and launches it. What compiles and
+launches is a *provider*: :class:`CuPyProvider` on a GPU; the tests install a CPU emulator with
+:func:`set_provider`, so that the same Python code and the same kernel source run where there is no GPU.
+
+The fused kernels are used for CuPy arrays unless switched off, with ``LNEDU_FUSED=0`` in the environment
+or :func:`use_fused`::
+
+    with lnedu.cuda.use_fused(False):   # the portable CuPy code, e.g. to compare the two
+        y, cache = F.layer_norm(x, g, b)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from importlib import resources
+
+import numpy as np
+
+from ..backend import _module_for  # CuPy, or a clear BackendError where it cannot run
+
+__all__ = [
+    "fused_enabled",
+    "use_fused",
+    "kernel_source",
+    "SOURCES",
+    "launch",
+    "set_provider",
+    "get_provider",
+    "CuPyProvider",
+    "nvrtc_compile",
+    "DTYPES",
+]
+
+#: the kernel files, each a self-contained translation unit once its ``#include "common.cuh"`` is resolved
+SOURCES = ("layer_norm.cuh",)
+
+#: NumPy dtype -> the storage type the kernels are instantiated for
+DTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "lnedu_half"}
+
+_fused = os.environ.get("LNEDU_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def fused_enabled() -> bool:
+    """Whether CuPy arrays take the fused kernels (``True`` unless ``LNEDU_FUSED=0`` or :func:`use_fused`)."""
+    return _fused
+
+
+@contextlib.contextmanager
+def _restore(previous):
+    global _fused
+    try:
+        yield
+    finally:
+        _fused = previous
+
+
+def use_fused(flag: bool):
+    """Switch the fused kernels on or off; the old setting comes back at the end of a ``with`` block.
+
+    ``use_fused(False)`` alone switches them off for the rest of the session; ``with use_fused(False):``
+    only inside the block.
+    """
+    global _fused
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"flag: expected True or False, got {flag!r}")
+    previous, _fused = _fused, bool(flag)
+    return _restore(previous)
+
+
+def kernel_source(name: str) -> str:
+    """The text of ``lnedu/cuda/kernels/<name>``, with ``#include "common.cuh"`` pasted in (NVRTC has no path)."""
+    folder = resources.files("lnedu.cuda") / "kernels"
+    text = (folder / name).read_text(encoding="utf-8")
+    common = (folder / "common.cuh").read_text(encoding="utf-8")
+    return text.replace('#include "common.cuh"', common)
+
+
+def _source_of(expr: str) -> str:
+    """Which kernel file defines the template that ``expr`` instantiates."""
+    template = expr.split("<", 1)[0].strip()
+    for name in SOURCES:
+        if f" {template}(" in kernel_source(name) or f"\n{template}(" in kernel_source(name):
+            return name
+    raise KeyError(f"expr: no kernel file defines {template!r} (looked in {SOURCES})")
+
+
+# --------------------------------------------------------------------------------------------------
+# providers
+
+
+class CuPyProvider:
+    """Compiles each name expression with NVRTC through ``cupy.RawModule`` (once; CuPy caches it on disk)."""
+
+    options = ("--std=c++17",)
+
+    def __init__(self):
+        self._functions = {}
+
+    def function(self, expr: str):
+        fn = self._functions.get(expr)
+        if fn is None:
+            source = kernel_source(_source_of(expr))
+            module = _module_for("cupy").RawModule(code=source, options=self.options, name_expressions=(expr,))
+            fn = self._functions[expr] = module.get_function(expr)
+        return fn
+
+    def launch(self, expr: str, grid: int, block: int, args: tuple) -> None:
+        args = tuple(np.uint64(0) if a is None else a for a in args)  # a null pointer for an absent gain or bias
+        self.function(expr)((int(grid),), (int(block),), args)
+
+    def multiprocessors(self) -> int:
+        return int(_module_for("cupy").cuda.Device().attributes["MultiProcessorCount"])
+
+
+_provider = None
+
+
+def set_provider(provider):
+    """Install ``provider`` (an object with ``launch`` and ``multiprocessors``); returns the previous one.
+
+    ``None`` goes back to the default, :class:`CuPyProvider`. The tests install a CPU emulator this way.
+    """
+    global _provider
+    previous, _provider = _provider, provider
+    return previous
+
+
+def get_provider():
+    global _provider
+    if _provider is None:
+        _provider = CuPyProvider()
+    return _provider
+
+
+def launch(expr: str, grid: int, block: int, *args) -> None:
+    """Launch the kernel instantiation ``expr`` on ``grid`` blocks of ``block`` threads with ``args``."""
+    get_provider().launch(expr, grid, block, args)
+
+
+def nvrtc_compile(exprs, arch: str = "compute_80") -> dict:
+    """Compile the given name expressions with NVRTC to PTX, without a GPU; returns ``{expr: lowered name}``.
+
+    Only needs CuPy's NVRTC binding (``cupy_backends``, imported here and nowhere else) and the NVRTC library
+    (``nvidia-cuda-nvrtc-cu12``), not a device or a driver: the tests use it to check that every kernel
+    instantiation compiles where no GPU is present.
+    Raises ``RuntimeError`` with NVRTC's log when a source does not compile.
+    """
+    from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415
+
+    by_source = {}
+    for expr in exprs:
+        by_source.setdefault(_source_of(expr), []).append(expr)
+    lowered = {}
+    for name, group in by_source.items():
+        prog = nvrtc.createProgram(kernel_source(name), name, [], [])
+        try:
+            for expr in group:
+                nvrtc.addNameExpression(prog, expr)
+            try:
+                nvrtc.compileProgram(prog, [f"--gpu-architecture={arch}", *CuPyProvider.options])
+            except Exception as err:
+                raise RuntimeError(f"{name} does not compile with NVRTC:\n{nvrtc.getProgramLog(prog)}") from err
+            for expr in group:
+                lowered[expr] = nvrtc.getLoweredName(prog, expr)
+        finally:
+            nvrtc.destroyProgram(prog)
+    return lowered

@@ -1,0 +1,101 @@
+// A CPU stand-in for the few CUDA built-ins lnedu's kernels use, so that the kernel source itself can be
+// compiled by g++ and run by the tests on a machine with no GPU.
+//
+// A launch runs the blocks one after another; a block runs as blockDim.x real threads (std::thread), so
+// __syncthreads() is a real barrier and a missing one shows up as a wrong answer or a data race.
+// __shared__ variables become function statics (one block at a time uses them). A warp shuffle is an
+// exchange through a block-wide buffer between two barriers: exact for the kernels here, which call their
+// reductions with every thread of the block (one of their documented conventions). What this does not
+// model: warp-level timing, memory coalescing, register limits, float rounding modes of the GPU's fused
+// multiply-add (g++ may or may not contract a * b + c), and anything faster than a few hundred threads.
+#pragma once
+#define LNEDU_EMULATE 1
+
+#include <barrier>
+#include <cmath>
+#include <math.h>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+using std::sqrt;
+using std::tanh;
+using std::exp;
+using std::fabs;
+
+struct dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+inline thread_local dim3 threadIdx;
+inline thread_local dim3 blockIdx;
+inline dim3 blockDim;
+inline dim3 gridDim;
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+namespace emu {
+inline std::barrier<>* block_barrier = nullptr;
+inline std::vector<double> exchange;  // one slot per thread of the block, for the shuffles
+}  // namespace emu
+
+inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
+
+template <typename V> inline V __shfl_xor_sync(unsigned /*mask*/, V v, int lane_mask) {
+    const unsigned t = threadIdx.x;
+    emu::exchange[t] = static_cast<double>(v);  // exact for float and double
+    __syncthreads();
+    V other = static_cast<V>(emu::exchange[t ^ static_cast<unsigned>(lane_mask)]);
+    __syncthreads();
+    return other;
+}
+
+inline float emu_half_to_float(unsigned short bits) {
+    _Float16 h;
+    static_assert(sizeof(h) == sizeof(bits), "float16 is 2 bytes");
+    __builtin_memcpy(&h, &bits, 2);
+    return static_cast<float>(h);
+}
+inline unsigned short emu_float_to_half(float f) {
+    _Float16 h = static_cast<_Float16>(f);  // round to nearest even, as cvt.rn
+    unsigned short bits;
+    __builtin_memcpy(&bits, &h, 2);
+    return bits;
+}
+
+// Run `body` as the kernel <<<grid, block>>>: blocks in turn, each as `block` threads.
+inline void emu_launch(unsigned grid, unsigned block, const std::function<void()>& body) {
+    gridDim.x = grid;
+    blockDim.x = block;
+    emu::exchange.assign(block, 0.0);
+    for (unsigned b = 0; b < grid; ++b) {
+        std::barrier<> bar(block);
+        emu::block_barrier = &bar;
+        std::vector<std::thread> threads;
+        threads.reserve(block);
+        for (unsigned t = 0; t < block; ++t)
+            threads.emplace_back([&, t, b] {
+                threadIdx.x = t;
+                blockIdx.x = b;
+                body();
+            });
+        for (auto& th : threads) th.join();
+    }
+    emu::block_barrier = nullptr;
+}
+
+// cuLaunchKernel-style call: `args[i]` points at the i-th argument's value.
+template <typename... Args, std::size_t... I>
+inline void emu_call(void (*f)(Args...), void** args, std::index_sequence<I...>) {
+    f(*static_cast<std::remove_cv_t<std::remove_reference_t<Args>>*>(args[I])...);
+}
+template <typename... Args> inline std::function<void(unsigned, unsigned, void**)> emu_kernel(void (*f)(Args...)) {
+    return [f](unsigned grid, unsigned block, void** args) {
+        emu_launch(grid, block, [&] { emu_call(f, args, std::index_sequence_for<Args...>{}); });
+    };
+}
