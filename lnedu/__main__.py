@@ -131,6 +131,9 @@ def _cmd_info(args) -> int:
 
     print(f"lnedu {__version__}, numpy {np.__version__}, Python {sys.version.split()[0]}")
     print(f"backend: {backend.current()}; available: {', '.join(backend.available_backends())}")
+    from .cuda import describe
+
+    print(describe())
     return 0
 
 

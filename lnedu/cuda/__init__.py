@@ -7,17 +7,22 @@ on the CPU, and importing it needs neither CuPy nor a GPU: the kernels compile t
 array reaches them. Switch them off with ``LNEDU_FUSED=0`` or :func:`use_fused`.
 
 * :mod:`lnedu.cuda.norms`: fused ``layer_norm`` / ``rms_norm`` forward and backward;
+* :mod:`lnedu.cuda.recurrent`: the fused LN-LSTM and LN-GRU steps, forward and backward (one kernel each
+  for the pointwise part of a step: the LNs over the stacked gates, the gates, the cell update, the LN
+  of ``c``; the matrix products stay with cuBLAS);
 * ``lnedu/cuda/kernels/*.cuh``: the kernel sources (read them: each starts with what it computes and how).
 """
 
 from ._kernels import (
     SOURCES,
     CuPyProvider,
+    describe,
     fused_enabled,
     get_provider,
     kernel_source,
     launch,
     nvrtc_compile,
+    register_report,
     set_provider,
     use_fused,
 )
@@ -25,11 +30,13 @@ from ._kernels import (
 __all__ = [
     "SOURCES",
     "CuPyProvider",
+    "describe",
     "fused_enabled",
     "get_provider",
     "kernel_source",
     "launch",
     "nvrtc_compile",
+    "register_report",
     "set_provider",
     "use_fused",
     "name_expressions",
@@ -38,6 +45,6 @@ __all__ = [
 
 def name_expressions():
     """Every kernel instantiation lnedu can launch, across all kernel files."""
-    from . import norms  # noqa: PLC0415  (imports lnedu.functional, which imports this package lazily)
+    from . import norms, recurrent  # noqa: PLC0415  (they import lnedu.functional, which imports us lazily)
 
-    return list(norms.name_expressions())
+    return list(dict.fromkeys(norms.name_expressions() + recurrent.name_expressions()))  # shared ones once

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from importlib import resources
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..backend import _module_for  # CuPy, or a clear BackendError where it cann
 __all__ = [
     "fused_enabled",
     "use_fused",
+    "describe",
     "kernel_source",
     "SOURCES",
     "launch",
@@ -33,11 +35,12 @@ __all__ = [
     "get_provider",
     "CuPyProvider",
     "nvrtc_compile",
+    "register_report",
     "DTYPES",
 ]
 
 #: the kernel files, each a self-contained translation unit once its ``#include "common.cuh"`` is resolved
-SOURCES = ("layer_norm.cuh",)
+SOURCES = ("layer_norm.cuh", "recurrent.cuh")
 
 #: NumPy dtype -> the storage type the kernels are instantiated for
 DTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "lnedu_half"}
@@ -72,6 +75,20 @@ def use_fused(flag: bool):
     return _restore(previous)
 
 
+def describe() -> str:
+    """One line on the GPU path here: CuPy's version, whether a device is usable, and the fused switch."""
+    try:
+        cupy = _module_for("cupy")
+    except Exception as err:  # BackendError: not installed, or no device
+        first = str(err).split(";")[0].replace("backend: 'cupy' was requested but ", "")
+        state = f"GPU path unused here ({first})"
+    else:
+        name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+        state = f"CuPy {cupy.__version__} on {name.decode() if isinstance(name, bytes) else name}"
+    switch = "on" if _fused else "off (LNEDU_FUSED=0 or use_fused(False))"
+    return f"{state}; fused CUDA kernels: {switch}"
+
+
 def kernel_source(name: str) -> str:
     """The text of ``lnedu/cuda/kernels/<name>``, with ``#include "common.cuh"`` pasted in (NVRTC has no path)."""
     folder = resources.files("lnedu.cuda") / "kernels"
@@ -100,13 +117,17 @@ class CuPyProvider:
 
     def __init__(self):
         self._functions = {}
+        self._sms = {}
 
     def function(self, expr: str):
-        fn = self._functions.get(expr)
+        """The compiled kernel ``expr`` for the current device (a loaded module belongs to one device)."""
+        cupy = _module_for("cupy")
+        key = (cupy.cuda.runtime.getDevice(), expr)
+        fn = self._functions.get(key)
         if fn is None:
             source = kernel_source(_source_of(expr))
-            module = _module_for("cupy").RawModule(code=source, options=self.options, name_expressions=(expr,))
-            fn = self._functions[expr] = module.get_function(expr)
+            module = cupy.RawModule(code=source, options=self.options, name_expressions=(expr,))
+            fn = self._functions[key] = module.get_function(expr)
         return fn
 
     def launch(self, expr: str, grid: int, block: int, args: tuple) -> None:
@@ -114,7 +135,13 @@ class CuPyProvider:
         self.function(expr)((int(grid),), (int(block),), args)
 
     def multiprocessors(self) -> int:
-        return int(_module_for("cupy").cuda.Device().attributes["MultiProcessorCount"])
+        """The current device's multiprocessor count (asked once per device: the query is slow)."""
+        cupy = _module_for("cupy")
+        device = cupy.cuda.runtime.getDevice()
+        count = self._sms.get(device)
+        if count is None:
+            count = self._sms[device] = int(cupy.cuda.runtime.getDeviceProperties(device)["multiProcessorCount"])
+        return count
 
 
 _provider = None
@@ -142,31 +169,89 @@ def launch(expr: str, grid: int, block: int, *args) -> None:
     get_provider().launch(expr, grid, block, args)
 
 
-def nvrtc_compile(exprs, arch: str = "compute_80") -> dict:
-    """Compile the given name expressions with NVRTC to PTX, without a GPU; returns ``{expr: lowered name}``.
+# --------------------------------------------------------------------------------------------------
+# launch helpers shared by the row kernels (norms.py, recurrent.py)
 
-    Only needs CuPy's NVRTC binding (``cupy_backends``, imported here and nowhere else) and the NVRTC library
-    (``nvidia-cuda-nvrtc-cu12``), not a device or a driver: the tests use it to check that every kernel
-    instantiation compiles where no GPU is present.
-    Raises ``RuntimeError`` with NVRTC's log when a source does not compile.
-    """
+
+def acc_dtype(dtype):
+    """The dtype the kernels accumulate in, and keep per-row statistics in: float64 for float64, else float32."""
+    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
+
+
+def forward_grid(rows: int) -> int:
+    """Blocks for a forward row kernel: one per row, up to 32 per multiprocessor (then a grid-stride loop)."""
+    return min(rows, 32 * get_provider().multiprocessors())
+
+
+def backward_grid(rows: int, threads: int) -> int:
+    """Blocks for a backward row kernel: about half a GPU's worth of resident threads, each block walking
+    several rows when there are more, so that fewer rows of partial gain and bias sums are left to add."""
+    return min(rows, get_provider().multiprocessors() * max(1, 1024 // threads))
+
+
+def column_sums(xp, part, grid: int, width: int, dtype):
+    """``part`` (grid, width) summed over its rows by ``sum_columns`` (layer_norm.cuh), as ``dtype``;
+    zeros when ``part`` is ``None`` (no rows)."""
+    sums = xp.zeros(width, dtype=dtype)
+    if part is not None and grid:
+        launch(f"sum_columns<{DTYPES[np.dtype(dtype)]}>", -(-width // 256), 256, part, np.int32(grid),
+               np.int32(width), sums)
+    return sums
+
+
+def _nvrtc_programs(exprs, arch, extra=()):
+    """Compile ``exprs`` with NVRTC for ``arch``, one program per kernel file; yields ``(prog, group, nvrtc)``."""
     from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415
 
     by_source = {}
     for expr in exprs:
         by_source.setdefault(_source_of(expr), []).append(expr)
-    lowered = {}
     for name, group in by_source.items():
         prog = nvrtc.createProgram(kernel_source(name), name, [], [])
         try:
             for expr in group:
                 nvrtc.addNameExpression(prog, expr)
             try:
-                nvrtc.compileProgram(prog, [f"--gpu-architecture={arch}", *CuPyProvider.options])
+                nvrtc.compileProgram(prog, [f"--gpu-architecture={arch}", *CuPyProvider.options, *extra])
             except Exception as err:
                 raise RuntimeError(f"{name} does not compile with NVRTC:\n{nvrtc.getProgramLog(prog)}") from err
-            for expr in group:
-                lowered[expr] = nvrtc.getLoweredName(prog, expr)
+            yield prog, group, nvrtc
         finally:
             nvrtc.destroyProgram(prog)
+
+
+def nvrtc_compile(exprs, arch: str = "compute_80") -> dict:
+    """Compile the given name expressions with NVRTC, without a GPU; returns ``{expr: lowered name}``.
+
+    Only needs CuPy's NVRTC binding (``cupy_backends``, imported here and nowhere else) and the NVRTC library
+    (``nvidia-cuda-nvrtc-cu12``), not a device or a driver: the tests use it to check that every kernel
+    instantiation compiles where no GPU is present. ``arch``: ``compute_XX`` for PTX, ``sm_XX`` for machine
+    code. Raises ``RuntimeError`` with NVRTC's log when a source does not compile.
+    """
+    lowered = {}
+    for prog, group, nvrtc in _nvrtc_programs(exprs, arch):
+        lowered.update({expr: nvrtc.getLoweredName(prog, expr) for expr in group})
     return lowered
+
+
+def register_report(exprs, arch: str = "sm_90") -> dict:
+    """What the assembler reports for each instantiation on ``arch`` (default: H100), without a GPU.
+
+    Returns ``{expr: {"registers": int, "spill_bytes": int}}`` from ``ptxas -v``. A spill (registers
+    that do not fit, stored to local memory) would slow a kernel badly; the tests demand none.
+    """
+    report = {}
+    for prog, group, nvrtc in _nvrtc_programs(exprs, arch, ("--ptxas-options=-v",)):
+        expr_of = {nvrtc.getLoweredName(prog, expr): expr for expr in group}
+        current = None
+        for line in nvrtc.getProgramLog(prog).splitlines():
+            if "Compiling entry function" in line:
+                current = expr_of.get(line.split("'")[1])
+                report.setdefault(current, {"registers": 0, "spill_bytes": 0})
+            elif current and "spill stores" in line:
+                stores, loads = (int(w) for w in re.findall(r"(\d+) bytes spill", line))
+                report[current]["spill_bytes"] = stores + loads
+            elif current and "registers" in line:
+                report[current]["registers"] = int(re.search(r"Used (\d+) registers", line).group(1))
+    report.pop(None, None)
+    return report

@@ -8,7 +8,8 @@ ones, so a forward on one path and a backward on the other also work.
 
 Launch configuration. A row of ``n`` units is spread over one block: ``ITEMS`` values per thread in
 registers, with the fewest items that keep the block within 256 threads (``row_config``). Rows up to
-``MAX_ROW`` = 8192 units are fused; longer rows take the portable path. The forward gives each row its
+``MAX_ROW`` = 8192 units are fused (4096 in float64, whose values take two registers each: at 32 items the
+backward would spill); longer rows take the portable path. The forward gives each row its
 own block (a grid-stride loop past 32 blocks per multiprocessor); the backward uses about half a GPU's
 worth of resident blocks, each walking many rows, because each block writes one row of partial gain and
 bias sums and fewer blocks mean fewer partial rows to add up.
@@ -20,7 +21,8 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..functional.norms import LayerNormCache, RMSNormCache
-from ._kernels import DTYPES, fused_enabled, get_provider, launch
+from . import _kernels
+from ._kernels import DTYPES, acc_dtype, fused_enabled, launch
 
 __all__ = ["MAX_ROW", "row_config", "supported", "backward_supported", "layer_norm", "layer_norm_backward",
            "rms_norm", "rms_norm_backward"]
@@ -30,23 +32,22 @@ _TARGET_THREADS = 256
 MAX_ROW = _ITEMS[-1] * _TARGET_THREADS  # 8192
 
 
-def row_config(n: int):
-    """``(items, threads)`` for rows of ``n`` units, or ``None`` past :data:`MAX_ROW`.
+def _items(dtype):
+    """Items per thread the kernels are built for: up to 32, or 16 in float64 (two registers a value)."""
+    return _ITEMS[:-1] if np.dtype(dtype) == np.float64 else _ITEMS
+
+
+def row_config(n: int, dtype=np.float32):
+    """``(items, threads)`` for rows of ``n`` units of ``dtype``, or ``None`` past the fused range.
 
     The fewest items per thread (1, 2, 4, ..., 32) that keep a block within 256 threads, and the block
     rounded up to whole warps: n = 1000 gives (4, 256), n = 4097 gives (32, 160), n = 3 gives (1, 32).
     """
-    if not 0 < n <= MAX_ROW:
-        return None
-    for items in _ITEMS:
+    for items in _items(dtype) if n > 0 else ():
         threads = -(-n // items)
         if threads <= _TARGET_THREADS:
             return items, max(32, -(-threads // 32) * 32)
-    return None  # not reached: n <= MAX_ROW
-
-
-def _acc_dtype(dtype):
-    return np.float64 if dtype == np.float64 else np.float32
+    return None
 
 
 def supported(x, *params) -> bool:
@@ -54,7 +55,7 @@ def supported(x, *params) -> bool:
     xp = get_array_module(x)
     if xp is np or not fused_enabled() or x.dtype not in DTYPES or x.ndim == 0:
         return False
-    if row_config(x.shape[-1]) is None:
+    if row_config(x.shape[-1], x.dtype) is None:
         return False
     return all(p is None or (p.dtype == x.dtype and get_array_module(p) is xp) for p in params)
 
@@ -63,7 +64,7 @@ def backward_supported(dy, cache) -> bool:
     """Whether the fused backward takes ``dy`` with ``cache`` (same dtype, a cache the kernels can read)."""
     xhat, rstd, gain = cache
     return (supported(xhat, gain) and dy.dtype == xhat.dtype and xhat.ndim == 2 and xhat.flags.c_contiguous
-            and rstd.dtype == _acc_dtype(xhat.dtype) and rstd.size == xhat.shape[0])
+            and rstd.dtype == acc_dtype(xhat.dtype) and rstd.size == xhat.shape[0])
 
 
 def _flag(center: bool) -> str:
@@ -74,12 +75,12 @@ def _forward(x, gain, bias, eps, center):
     xp = get_array_module(x)
     rows = xp.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     N, n = rows.shape
-    items, threads = row_config(n)
+    items, threads = row_config(n, x.dtype)
     y = xp.empty_like(rows)
     xhat = xp.empty_like(rows)
-    rstd = xp.empty((N, 1), dtype=_acc_dtype(x.dtype))
+    rstd = xp.empty((N, 1), dtype=acc_dtype(x.dtype))
     if N:
-        grid = min(N, 32 * get_provider().multiprocessors())
+        grid = _kernels.forward_grid(N)
         gain = None if gain is None else xp.ascontiguousarray(gain)
         bias = None if bias is None else xp.ascontiguousarray(bias)
         launch(f"norm_forward<{DTYPES[x.dtype]}, {items}, {_flag(center)}>", grid, threads,
@@ -91,18 +92,18 @@ def _backward(dy, xhat, rstd, gain, center):
     xp = get_array_module(dy)
     N, n = xhat.shape
     dy2 = xp.ascontiguousarray(dy.reshape(N, n))
-    items, threads = row_config(n)
+    items, threads = row_config(n, xhat.dtype)
     T = DTYPES[xhat.dtype]
     width = 2 * n if center else n  # [sum dy * xhat | sum dy] per block; RMSNorm has no bias
     dx = xp.empty_like(xhat)
-    sums = xp.zeros(width, dtype=xhat.dtype)
+    grid, part = 0, None
     if N:
-        grid = min(N, get_provider().multiprocessors() * max(1, 1024 // threads))
-        part = xp.empty((grid, width), dtype=_acc_dtype(xhat.dtype))
+        grid = _kernels.backward_grid(N, threads)
+        part = xp.empty((grid, width), dtype=acc_dtype(xhat.dtype))
         gain_c = None if gain is None else xp.ascontiguousarray(gain)
         launch(f"norm_backward<{T}, {items}, {_flag(center)}>", grid, threads,
                dy2, xhat, rstd, gain_c, dx, part, np.int64(N), np.int32(n))
-        launch(f"sum_columns<{T}>", -(-width // 256), 256, part, np.int32(grid), np.int32(width), sums)
+    sums = _kernels.column_sums(xp, part, grid, width, xhat.dtype)
     dgain = sums[:n] if gain is not None else None
     return dx.reshape(dy.shape), dgain, (sums[n:] if center else None)
 
@@ -133,8 +134,8 @@ def rms_norm_backward(dy, cache: RMSNormCache):
 def name_expressions():
     """Every instantiation these functions can launch (for ahead-of-time compile checks)."""
     out = []
-    for T in DTYPES.values():
-        for items in _ITEMS:
+    for dtype, T in DTYPES.items():
+        for items in _items(dtype):
             for center in (True, False):
                 out += [f"norm_forward<{T}, {items}, {_flag(center)}>", f"norm_backward<{T}, {items}, {_flag(center)}>"]
         out.append(f"sum_columns<{T}>")

@@ -295,6 +295,13 @@ def _into(out, value):
     return out
 
 
+def _fused():
+    """:mod:`lnedu.cuda.recurrent`, the fused CUDA steps; imported only once a CuPy array reaches a step."""
+    from ..cuda import recurrent  # noqa: PLC0415  (CUDA code only loads for CuPy arrays)
+
+    return recurrent
+
+
 # --------------------------------------------------------------------------------------------------
 # LSTM
 
@@ -343,9 +350,13 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
     * BN-LSTM (Cooijmans Eq. 6-8): batch norms; NormProp (Laurent Eq. 15): a fixed ``norm_c`` of
       ``gamma_c / sqrt(Var[c])`` and ``out_scale = 1 / sqrt(Var[h])`` (the ``s`` above; ``None`` is 1).
 
-    Returns ``(h_t, c_t, cache)``.
+    Returns ``(h_t, c_t, cache)``. For CuPy arrays the LN-LSTM and the baseline run as one fused kernel
+    after the product (:mod:`lnedu.cuda.recurrent`), with a cache of their own that the backward recognizes.
     """
     xp = get_array_module(a_x)
+    if xp is not np and (fused := _fused()).lstm_supported(a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_a=norm_a,
+                                                           norm_c=norm_c, out_scale=out_scale):
+        return fused.lstm_step(a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_c=norm_c)
     H = h_prev.shape[-1]
     a, ch = _norm(h_prev @ W_h, norm_h)  # N_h(W_h h_{t-1}), a fresh array: what follows works in place
     a += a_x
@@ -373,7 +384,10 @@ def lstm_step_backward(dh, dc, cache: LSTMStepCache, *, weight_grad: bool = True
     multiply by :math:`\sigma(1-\sigma)` or :math:`1-\tanh^2`. Through the norms: ``da_x = N_a'(da)``,
     ``da_h = N_h'(da_x)``, and ``dh_{t-1} = da_h W_h^T``. ``dc=None`` means zero.
     ``out``: an optional (B, 4H) array that receives ``da_x`` (a layer's per-step slice of its buffer).
+    A cache of the fused forward (CuPy) takes the fused backward.
     """
+    if type(cache) is not LSTMStepCache and isinstance(cache, (fused := _fused()).FusedLSTMCache):
+        return fused.lstm_step_backward(dh, dc, cache, weight_grad=weight_grad, out=out)  # only it reads that cache
     h_prev, c_prev, W_h, gates, tanh_c, ch, ca, cc, out_scale = cache
     xp = get_array_module(dh)
     H = h_prev.shape[-1]
@@ -448,9 +462,13 @@ def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=No
     ``[W_h | W_hc]``, the gates' recurrent weights and the candidate's ``U`` side by side, so the "after" form
     takes one product per step. LN paper: ``norm_h``, ``norm_hc`` are LN(.; alpha_1, beta_1) and
     LN(.; alpha_4, beta_4) (Eq. 26-27); Eq. 4's placement uses ``norm_a`` and ``norm_ac``.
-    Returns ``(h_t, cache)``.
+    Returns ``(h_t, cache)``. For CuPy arrays the LN paper's GRU and the baseline (reset after) run as one
+    fused kernel after the product (:mod:`lnedu.cuda.recurrent`).
     """
     xp = get_array_module(a_x)
+    if xp is not np and (fused := _fused()).gru_supported(a_x, h_prev, W_hh, reset=reset, norm_h=norm_h,
+                                                          norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac):
+        return fused.gru_step(a_x, h_prev, W_hh, norm_h=norm_h, norm_hc=norm_hc)
     H = h_prev.shape[-1]
     if reset == "after":
         a_hh = h_prev @ W_hh
@@ -487,7 +505,10 @@ def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=
     :math:`d\hat h = dh\odot z`, and :math:`dh_{t-1} = dh\odot(1-z)` plus the paths through the products.
     After: :math:`dr = ds\odot u`, :math:`du = ds\odot r`. Before: :math:`d(rh) = da_{hc} U^T` gives
     :math:`dr = d(rh)\odot h_{t-1}` and adds :math:`d(rh)\odot r` to :math:`dh_{t-1}`.
+    A cache of the fused forward (CuPy) takes the fused backward.
     """
+    if type(cache) is not GRUStepCache and isinstance(cache, (fused := _fused()).FusedGRUCache):
+        return fused.gru_step_backward(dh, cache, weight_grad=weight_grad, out=out)  # only it reads that cache
     h_prev, W_hh, reset, gates, u, rh, h_hat, ch, chc, ca, cac = cache
     xp = get_array_module(dh)
     H = h_prev.shape[-1]
