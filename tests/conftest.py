@@ -6,6 +6,9 @@
 * ``rng`` is a ``numpy.random.Generator`` seeded from the test's id: different data for every test and
   parameter set, the same data on every run.
 * Any test marked ``@pytest.mark.gpu`` is skipped where no GPU backend is available.
+* ``emulator`` installs the CPU emulator of lnedu's CUDA kernels (``tests/cuda_emulator``) as the kernel
+  provider for one test, so that ``lnedu.cuda``'s launch code runs the real kernel source on NumPy arrays;
+  ``real_gpu_provider`` installs CuPy's for one test. Either puts the previous provider back afterwards.
 """
 
 from __future__ import annotations
@@ -47,3 +50,35 @@ def xp(request):
 def rng(request):
     """A generator seeded by the test's node id (stable across runs, distinct across tests)."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(scope="session")
+def _emulator_provider():
+    """Every kernel instantiation of lnedu.cuda, compiled once per session for the CPU (cached on disk)."""
+    from lnedu import cuda
+    from tests.cuda_emulator import EmulatorProvider, compiler
+
+    if compiler() is None:
+        pytest.skip("no C++ compiler (g++) to build the CUDA emulator")
+    return EmulatorProvider(cuda.name_expressions(), multiprocessors=2)
+
+
+@pytest.fixture
+def emulator(_emulator_provider):
+    """The CPU emulator as lnedu.cuda's kernel provider for this test (its launch log cleared)."""
+    from lnedu import cuda
+
+    _emulator_provider.launches.clear()
+    previous = cuda.set_provider(_emulator_provider)
+    yield _emulator_provider
+    cuda.set_provider(previous)
+
+
+@pytest.fixture
+def real_gpu_provider():
+    """CuPy's NVRTC provider for this test (the default), whatever another test installed."""
+    from lnedu import cuda
+
+    previous = cuda.set_provider(None)
+    yield cuda.get_provider()
+    cuda.set_provider(previous)

@@ -20,7 +20,6 @@ import lnedu.functional as F
 from lnedu.backend import gpu_available
 from lnedu.cuda import norms as CN
 from lnedu.gradcheck import check_function
-from tests.cuda_emulator import EmulatorProvider, compiler
 
 # the odd row lengths of the issue, a multiple of the block, the longest fused row, and a short one
 ROW_LENGTHS = (1, 3, 37, 1000, 4097, 8192)
@@ -147,16 +146,6 @@ def test_no_kernel_spills_registers_on_an_h100():
 
 # --------------------------------------------------------------------------------------------------
 # the kernels on the CPU emulator
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    if compiler() is None:
-        pytest.skip("no C++ compiler (g++) to build the CUDA emulator")
-    provider = EmulatorProvider(CN.name_expressions(), multiprocessors=2)
-    previous = C.set_provider(provider)
-    yield provider
-    C.set_provider(previous)
 
 
 def _case(rng, N, n, dtype, offset=0.0):
@@ -309,13 +298,12 @@ def test_a_kernel_that_reads_out_of_bounds_gets_nans(emulator):
 @pytest.mark.gpu
 class TestOnTheGPU:
     @pytest.fixture(autouse=True)
-    def _cupy(self, monkeypatch):
+    def _cupy(self, monkeypatch, real_gpu_provider):
         if not gpu_available():
             pytest.skip("no CUDA device")
         import cupy
 
         self.cp = cupy
-        C.set_provider(None)  # the real NVRTC provider, whatever an emulator test left behind
         self.calls = []
         for name in ("layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward"):
             real = getattr(CN, name)

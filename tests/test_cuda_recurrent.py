@@ -18,7 +18,6 @@ from lnedu.backend import gpu_available
 from lnedu.cuda import _kernels
 from lnedu.cuda import recurrent as CR
 from lnedu.functional.recurrent import GRUStepGrads, LSTMStepGrads, Norm
-from tests.cuda_emulator import EmulatorProvider, compiler
 
 EPS = 1e-5
 
@@ -204,16 +203,6 @@ def test_every_recurrent_name_expression_is_listed_once_and_names_a_kernel_file(
 
 # --------------------------------------------------------------------------------------------------
 # the kernels on the CPU emulator, against the portable steps
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    if compiler() is None:
-        pytest.skip("no C++ compiler (g++) to build the CUDA emulator")
-    provider = EmulatorProvider(CR.name_expressions(), multiprocessors=2)
-    previous = C.set_provider(provider)
-    yield provider
-    C.set_provider(previous)
 
 
 # (B, H, groups_h, LN of c / of U h, gain and bias, dc given): every placement, odd sizes, 2 units a thread
@@ -460,13 +449,12 @@ def _portable(name):
 @pytest.mark.gpu
 class TestOnTheGPU:
     @pytest.fixture(autouse=True)
-    def _cupy(self, monkeypatch):
+    def _cupy(self, monkeypatch, real_gpu_provider):
         if not gpu_available():
             pytest.skip("no CUDA device")
         import cupy
 
         self.cp = cupy
-        C.set_provider(None)  # the real NVRTC provider, whatever an emulator test left behind
         self.calls = []
         for name in ("lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward"):
             monkeypatch.setattr(CR, name, self._spy(name, getattr(CR, name)))
