@@ -82,3 +82,26 @@ def real_gpu_provider():
     previous = cuda.set_provider(None)
     yield cuda.get_provider()
     cuda.set_provider(previous)
+
+
+@pytest.fixture
+def gpu_spy(monkeypatch, real_gpu_provider):
+    """For the GPU tests: ``spy(module, names)`` returns ``(cupy, calls)``, skipping without a CUDA device,
+    and wraps ``module``'s functions ``names`` so that every call appends its name to ``calls``: a test can
+    then tell which path (fused or portable) really ran."""
+
+    def spy(module, names):
+        if not backend.gpu_available():
+            pytest.skip(GPU_SKIP_REASON)
+        calls = []
+        for name in names:
+            real = getattr(module, name)
+
+            def wrapper(*args, _real=real, _name=name, **kwargs):
+                calls.append(_name)
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, wrapper)
+        return importlib.import_module("cupy"), calls
+
+    return spy

@@ -298,23 +298,8 @@ def test_a_kernel_that_reads_out_of_bounds_gets_nans(emulator):
 @pytest.mark.gpu
 class TestOnTheGPU:
     @pytest.fixture(autouse=True)
-    def _cupy(self, monkeypatch, real_gpu_provider):
-        if not gpu_available():
-            pytest.skip("no CUDA device")
-        import cupy
-
-        self.cp = cupy
-        self.calls = []
-        for name in ("layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward"):
-            real = getattr(CN, name)
-            monkeypatch.setattr(CN, name, self._spy(name, real))
-
-    def _spy(self, name, fn):
-        def spy(*args, **kwargs):
-            self.calls.append(name)
-            return fn(*args, **kwargs)
-
-        return spy
+    def _cupy(self, gpu_spy):
+        self.cp, self.calls = gpu_spy(CN, ("layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward"))
 
     @pytest.mark.parametrize("n, dtype", FUSED_CASES)
     def test_fused_vs_portable_vs_float64(self, n, dtype):

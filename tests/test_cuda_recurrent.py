@@ -14,7 +14,6 @@ import pytest
 
 import lnedu.cuda as C
 import lnedu.functional as F
-from lnedu.backend import gpu_available
 from lnedu.cuda import _kernels
 from lnedu.cuda import recurrent as CR
 from lnedu.functional.recurrent import GRUStepGrads, LSTMStepGrads, Norm
@@ -449,22 +448,8 @@ def _portable(name):
 @pytest.mark.gpu
 class TestOnTheGPU:
     @pytest.fixture(autouse=True)
-    def _cupy(self, monkeypatch, real_gpu_provider):
-        if not gpu_available():
-            pytest.skip("no CUDA device")
-        import cupy
-
-        self.cp = cupy
-        self.calls = []
-        for name in ("lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward"):
-            monkeypatch.setattr(CR, name, self._spy(name, getattr(CR, name)))
-
-    def _spy(self, name, fn):
-        def spy(*args, **kwargs):
-            self.calls.append(name)
-            return fn(*args, **kwargs)
-
-        return spy
+    def _cupy(self, gpu_spy):
+        self.cp, self.calls = gpu_spy(CR, ("lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward"))
 
     def _run(self, layer, x, xp):
         """forward + backward of a loss sum(out * R); returns out, dx, dstate0 and every parameter gradient."""
