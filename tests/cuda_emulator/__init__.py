@@ -48,11 +48,14 @@ def _harness(exprs) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(exprs, cache_dir=None) -> Path:
-    """Compile the instantiations ``exprs`` into a shared library (cached by the hash of all sources)."""
+def build(exprs, cache_dir=None, flags=()) -> Path:
+    """Compile the instantiations ``exprs`` into a shared library (cached by the hash of all sources).
+
+    ``flags``: extra compiler flags, e.g. ``("-fsanitize=thread",)`` for ThreadSanitizer (see test_cuda_races).
+    """
     exprs = sorted(set(exprs))
     text = _harness(exprs)
-    digest = hashlib.sha256(text.encode())
+    digest = hashlib.sha256(text.encode() + repr(tuple(flags)).encode())
     for path in sorted(KERNELS.glob("*.cuh")) + [HERE / "emulate.h"]:
         digest.update(path.read_bytes())
     cache_dir = Path(cache_dir or tempfile.gettempdir()) / "lnedu-cuda-emulator"
@@ -64,7 +67,7 @@ def build(exprs, cache_dir=None) -> Path:
         src = Path(tmp) / "harness.cpp"
         src.write_text(text)
         out = Path(tmp) / "kernels.so"
-        cmd = [compiler(), "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", "-w",
+        cmd = [compiler(), "-std=c++20", "-O1", "-pthread", "-shared", "-fPIC", "-w", *flags,
                f"-I{HERE}", f"-I{KERNELS}", str(src), "-o", str(out)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
@@ -76,8 +79,8 @@ def build(exprs, cache_dir=None) -> Path:
 class EmulatorProvider:
     """A kernel provider (see :func:`lnedu.cuda.set_provider`) that runs the kernels on the CPU."""
 
-    def __init__(self, exprs, *, multiprocessors: int = 2, cache_dir=None):
-        self.lib = ctypes.CDLL(str(build(exprs, cache_dir)))
+    def __init__(self, exprs, *, multiprocessors: int = 2, cache_dir=None, flags=()):
+        self.lib = ctypes.CDLL(str(build(exprs, cache_dir, flags)))
         self.lib.emu_launch_by_name.restype = ctypes.c_int
         self.lib.emu_launch_by_name.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint,
                                                 ctypes.POINTER(ctypes.c_void_p)]

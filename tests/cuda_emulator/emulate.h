@@ -4,9 +4,10 @@
 // A launch runs the blocks one after another; a block runs as blockDim.x real threads (std::thread), so
 // __syncthreads() is a real barrier and a missing one shows up as a wrong answer or a data race.
 // __shared__ variables become function statics (one block at a time uses them). A warp shuffle is an
-// exchange through a block-wide buffer between two barriers: exact for the kernels here, which call their
-// reductions with every thread of the block (one of their documented conventions). What this does not
-// model: warp-level timing, memory coalescing, register limits, float rounding modes of the GPU's fused
+// exchange through a buffer between two barriers of its own warp: it needs all 32 lanes to take part, as a
+// full-mask shuffle does on the GPU. Under ThreadSanitizer (tests/test_cuda_races.py) a data race between
+// the threads of a block (a missing __syncthreads) is reported, not just a chance of a wrong answer.
+// What this does not model: warp-level timing, memory coalescing, register limits, float rounding modes of the GPU's fused
 // multiply-add (g++ may or may not contract a * b + c), and anything faster than a few hundred threads.
 #pragma once
 #define LNEDU_EMULATE 1
@@ -16,6 +17,7 @@
 #include <math.h>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -41,17 +43,21 @@ inline dim3 gridDim;
 
 namespace emu {
 inline std::barrier<>* block_barrier = nullptr;
+inline std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;  // one per warp of the block
 inline std::vector<double> exchange;  // one slot per thread of the block, for the shuffles
 }  // namespace emu
 
 inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
 
+// A shuffle synchronizes the 32 lanes of its warp and nothing else, as on the GPU: a kernel that relies on
+// it to order other warps' work (a missing __syncthreads) races here too, and ThreadSanitizer sees it.
 template <typename V> inline V __shfl_xor_sync(unsigned /*mask*/, V v, int lane_mask) {
     const unsigned t = threadIdx.x;
+    std::barrier<>& warp = *emu::warp_barriers[t / 32];
     emu::exchange[t] = static_cast<double>(v);  // exact for float and double
-    __syncthreads();
+    warp.arrive_and_wait();
     V other = static_cast<V>(emu::exchange[t ^ static_cast<unsigned>(lane_mask)]);
-    __syncthreads();
+    warp.arrive_and_wait();
     return other;
 }
 
@@ -73,6 +79,9 @@ inline void emu_launch(unsigned grid, unsigned block, const std::function<void()
     gridDim.x = grid;
     blockDim.x = block;
     emu::exchange.assign(block, 0.0);
+    emu::warp_barriers.clear();
+    for (unsigned w = 0; w < (block + 31) / 32; ++w)
+        emu::warp_barriers.push_back(std::make_unique<std::barrier<>>(block - 32 * w < 32 ? block - 32 * w : 32));
     for (unsigned b = 0; b < grid; ++b) {
         std::barrier<> bar(block);
         emu::block_barrier = &bar;
