@@ -15,8 +15,9 @@ One run measures, on one CUDA device:
   - ``torch``: ``torch.nn.functional.layer_norm`` and autograd on ``"cuda"`` (PyTorch's fused kernels), when
     PyTorch with CUDA is importable;
 
-  in float32 and float16. CuPy has no bfloat16 (NumPy has none, and CuPy's dtypes are NumPy's), so lnedu
-  cannot run it; a ``bfloat16`` row with PyTorch alone is shown as context and counts toward no target;
+  in float32, float16 and bfloat16. NumPy has no bfloat16 of its own: CuPy (>= 14) takes ``ml_dtypes``'
+  bfloat16, and so does lnedu (the ``[gpu]`` extra installs it); where ``ml_dtypes`` is missing, the
+  ``bfloat16`` rows are PyTorch alone, as context, and count toward no target;
 * **an LN-LSTM training step** (forward over T = 100 steps, backprop through time, Adam; batch 64, input and
   hidden size 1024, float32): lnedu's ``LSTM(D, H, ln="appendix")`` on CuPy, fused kernels on and off, against
   the same model written in PyTorch and trained with autograd (``benchmarks/bench_rnn.py``'s peer, built
@@ -54,7 +55,7 @@ with 132 multiprocessors about 2% and 4% of the forward + backward's bytes at th
 and ``% copy`` divides it by the copy bandwidth of the same run.
 
 The targets (issue 8), checked at the large shapes (x of at least 16 Mi elements: (32768, 512) and
-(8192, 4096), whose arrays no longer fit in the L2 cache), in float32 and float16:
+(8192, 4096), whose arrays no longer fit in the L2 cache), in every dtype lnedu runs:
 
 1. lnedu-fused forward + backward within 1.1x of PyTorch's time;
 2. lnedu-fused forward + backward above 70% of the measured copy bandwidth;
@@ -100,7 +101,13 @@ from lnedu.nn import LSTM  # noqa: E402
 DEFAULT_SHAPES = ((4096, 1024), (32768, 512), (8192, 4096))
 QUICK_SHAPES = ((4096, 1024),)
 DTYPES = ("float32", "float16", "bfloat16")
-LNEDU_DTYPES = ("float32", "float16")  # what CuPy (so lnedu) can hold; bfloat16 is PyTorch-only context
+try:  # NumPy's dtypes, plus ml_dtypes' bfloat16 where it is installed (CuPy >= 14 takes it)
+    import ml_dtypes
+
+    NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+except ImportError:
+    NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
+LNEDU_DTYPES = tuple(NUMPY_DTYPES)  # what lnedu's arrays can hold here; any other dtype is PyTorch-only context
 CONTENDERS = ("lnedu-fused", "lnedu-portable", "torch")
 PHASES = ("fwd", "bwd", "fwd+bwd")
 EPS = 1e-5
@@ -249,7 +256,7 @@ class Contender:
 def lnedu_contender(backend: Backend, inputs: dict, dtype: str, *, fused: bool) -> Contender:
     """lnedu's layer norm on ``backend``: its fused kernels, or the portable array code."""
     xp = backend.xp
-    x, gain, bias, dy = (xp.asarray(inputs[k].astype(dtype)) for k in ("x", "gain", "bias", "dy"))
+    x, gain, bias, dy = (xp.asarray(inputs[k].astype(NUMPY_DTYPES[dtype])) for k in ("x", "gain", "bias", "dy"))
     if fused:
         fwd, bwd = backend.fused_forward, backend.fused_backward
         switch = contextlib.nullcontext  # the default: the run switched the fused kernels on once
@@ -314,11 +321,12 @@ def torch_contender(torch, backend: Backend, inputs: dict, dtype: str) -> Conten
 
 
 def reference(inputs: dict, dtype: str, torch=None) -> tuple:
-    """``(y, dx, dgain, dbias)`` in float64 on the host, from the inputs rounded to ``dtype`` (bfloat16 by PyTorch)."""
-    if dtype == "bfloat16":
-        r = {k: torch.from_numpy(v).to(torch.bfloat16).double().numpy() for k, v in inputs.items()}
+    """``(y, dx, dgain, dbias)`` in float64 on the host, from the inputs rounded to ``dtype`` (by ml_dtypes or,
+    for a dtype NumPy cannot hold here, by PyTorch)."""
+    if dtype in NUMPY_DTYPES:
+        r = {k: v.astype(NUMPY_DTYPES[dtype]).astype(np.float64) for k, v in inputs.items()}
     else:
-        r = {k: v.astype(dtype).astype(np.float64) for k, v in inputs.items()}
+        r = {k: torch.from_numpy(v).to(getattr(torch, dtype)).double().numpy() for k, v in inputs.items()}
     y, cache = F.layer_norm(r["x"], r["gain"], r["bias"], EPS)
     return (y, *F.layer_norm_backward(r["dy"], cache))
 
@@ -362,7 +370,7 @@ def measure_layer_norm(backend: Backend, torch, shape, dtype: str, *, rounds: in
         builders["lnedu-fused"] = lambda: lnedu_contender(backend, inputs, dtype, fused=True)
         builders["lnedu-portable"] = lambda: lnedu_contender(backend, inputs, dtype, fused=False)
     else:
-        record["notes"].append(f"lnedu: no {dtype} (CuPy has only NumPy's dtypes); PyTorch alone, as context")
+        record["notes"].append(f"lnedu: no {dtype} here (install ml_dtypes); PyTorch alone, as context")
     if torch is not None:
         builders["torch"] = lambda: torch_contender(torch, backend, inputs, dtype)
 
@@ -584,11 +592,12 @@ def evaluate_targets(payload: dict) -> list:
     copy_gbps = (payload.get("copy") or {}).get("gbps")
     ratio, frac = [], []  # (label, value, fused agrees with the reference)
     for case in payload.get("layer_norm", []):
-        if not case.get("large") or case["dtype"] not in LNEDU_DTYPES or case.get("error"):
+        # lnedu not run for this dtype (a bfloat16 row without ml_dtypes): context only, no target
+        if not case.get("large") or "lnedu-fused" not in case["contenders"] or case.get("error"):
             continue
-        entry = case["contenders"].get("lnedu-fused")
+        entry = case["contenders"]["lnedu-fused"]
         label = f"{_shape_text(case['shape'])} {case['dtype']}"
-        if entry is None or entry.get("error"):
+        if entry.get("error"):
             ratio.append((label, None, False))
             frac.append((label, None, False))
             continue
@@ -673,7 +682,7 @@ def parse_args(argv=None):
                    help="comma-separated layer-norm shapes, last axis normalized "
                         "(default 4096x1024,32768x512,8192x4096; --quick 4096x1024)")
     p.add_argument("--dtypes", type=parse_dtypes, default=list(DTYPES),
-                   help="comma-separated, of float32, float16, bfloat16 (PyTorch only) (default: all three)")
+                   help="comma-separated, of float32, float16, bfloat16 (default: all three)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved timed rounds (default 15, --quick 3)")
     p.add_argument("--quick", action="store_true", help="a smoke run: one shape, a small LSTM, 3 short rounds")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is importable")
@@ -775,8 +784,8 @@ def main(argv=None) -> int:
     print(f"{dev['name']}: {dev['multiprocessors']} SMs, {dev['memory_gib']} GiB, compute capability "
           f"{dev['compute_capability']}, CUDA runtime {dev['cuda_runtime']}, CuPy {dev['cupy']}")
     print(note)
-    if "bfloat16" in args.dtypes:
-        print("bfloat16: CuPy has no such dtype (nor has NumPy), so lnedu runs float32 and float16; "
+    if "bfloat16" in args.dtypes and "bfloat16" not in LNEDU_DTYPES:
+        print("bfloat16: ml_dtypes is not installed, so lnedu cannot hold it (NumPy has no bfloat16 of its own); "
               "the bfloat16 rows are PyTorch alone, as context")
     print()
     payload = run(backend, torch, shapes=args.shapes, dtypes=args.dtypes, rounds=rounds, warmup=warmup,

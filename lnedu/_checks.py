@@ -19,7 +19,7 @@ def check_float_array(name: str, x, *, ndim: int | None = None, min_ndim: int | 
     """Check that ``x`` is a floating-point array (numpy or cupy) of the given rank; return it."""
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
         raise TypeError(f"{name}: expected a floating-point array, got {type(x).__name__}")
-    if x.dtype.kind not in FLOAT_KINDS:
+    if x.dtype.kind not in FLOAT_KINDS and x.dtype.name != "bfloat16":  # ml_dtypes' bfloat16 (CuPy >= 14)
         raise TypeError(
             f"{name}: expected a floating-point array (float32 or float64), got dtype {x.dtype}"
         )

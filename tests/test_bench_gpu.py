@@ -150,7 +150,7 @@ def test_report_shows_ratios_bandwidth_and_met_targets(bench):
                                                "torch": (0.2, 0.28, 0.48)}),
         _case(bench, (8192, 4096), "bfloat16", {"torch": (0.1, 0.15, 0.25)}),
     ]
-    cases[2]["notes"].append("lnedu: no bfloat16 (CuPy has only NumPy's dtypes); PyTorch alone, as context")
+    cases[2]["notes"].append("lnedu: no bfloat16 here (install ml_dtypes); PyTorch alone, as context")
     lstm = {"sizes": {"T": 100, "B": 64, "D": 1024, "H": 1024}, "dtype": "float32", "check_rel_diff_float64": 3e-15,
             "first_loss": {"lnedu-fused": 0.5, "lnedu-portable": 0.5, "torch": 0.5},
             "contenders": {"lnedu-fused": {"timing": _timing(90.0)}, "lnedu-portable": {"timing": _timing(150.0)},
@@ -216,8 +216,9 @@ def test_dry_run_on_the_cpu_with_emulated_kernels(bench, tmp_path):
     from lnedu.cuda import norms as CN
 
     # rows of 40 units: one item per thread in a block of 64
-    exprs = [f"{k}<{t}, 1, true>" for t in ("float", "lnedu_half") for k in ("norm_forward", "norm_backward")]
-    provider = EmulatorProvider(exprs + ["sum_columns<float>", "sum_columns<lnedu_half>"])
+    types = ("float", "lnedu_half", "lnedu_bf16")
+    exprs = [f"{k}<{t}, 1, true>" for t in types for k in ("norm_forward", "norm_backward")]
+    provider = EmulatorProvider(exprs + [f"sum_columns<{t}>" for t in types])
     backend = bench.Backend("numpy", np, lambda: None, "cpu", fused_forward=CN.layer_norm,
                             fused_backward=CN.layer_norm_backward, device={"name": "CPU, emulated kernels"})
     torch = bench.bench_rnn.load_torch()
@@ -236,7 +237,11 @@ def test_dry_run_on_the_cpu_with_emulated_kernels(bench, tmp_path):
     f32, f16, bf16 = payload["layer_norm"]
     for case in (f32, f16):
         assert list(case["contenders"]) == ["lnedu-fused", "lnedu-portable", "torch"]
-    assert list(bf16["contenders"]) == ["torch"] and "no bfloat16" in bf16["notes"][0]
+    if "bfloat16" in bench.LNEDU_DTYPES:  # ml_dtypes installed (the [gpu] extra): lnedu runs bfloat16 too
+        assert list(bf16["contenders"]) == ["lnedu-fused", "lnedu-portable", "torch"] and not bf16["notes"]
+        assert "norm_forward<lnedu_bf16, 1, true>" in launched
+    else:
+        assert list(bf16["contenders"]) == ["torch"] and "no bfloat16" in bf16["notes"][0]
     for case in payload["layer_norm"]:
         for name, entry in case["contenders"].items():
             assert entry["error"] is None and entry["agrees"], (case["dtype"], name, entry)
@@ -253,10 +258,15 @@ def test_dry_run_on_the_cpu_with_emulated_kernels(bench, tmp_path):
     path = tmp_path / "r.json"
     bench.write_json(str(path), payload)
     text = bench.format_report(json.loads(path.read_text()))
-    assert "on CPU, emulated kernels" in text and "6x40        bfloat16 torch" in text
-    assert "T=3 B=2 D=5 H=7" in text and text.count("lnedu-portable") == 3
+    bf16_rows = "bfloat16" in bench.LNEDU_DTYPES  # lnedu's own bfloat16 rows, with ml_dtypes
+    assert "on CPU, emulated kernels" in text
+    assert ("6x40        bfloat16 lnedu-fused" if bf16_rows else "6x40        bfloat16 torch") in text
+    assert "T=3 B=2 D=5 H=7" in text and text.count("lnedu-portable") == (4 if bf16_rows else 3)
 
     assert list(bare["layer_norm"][0]["contenders"]) == ["lnedu-fused", "lnedu-portable"]
-    assert bare["layer_norm"][1]["contenders"] == {} and "nothing to run" in bare["layer_norm"][1]["notes"][-1]
+    if bf16_rows:
+        assert list(bare["layer_norm"][1]["contenders"]) == ["lnedu-fused", "lnedu-portable"]
+    else:
+        assert bare["layer_norm"][1]["contenders"] == {} and "nothing to run" in bare["layer_norm"][1]["notes"][-1]
     assert bare["lstm"] is None and [t["status"] for t in bare["targets"]] == ["not checked"] * 3
     assert "LN-LSTM training step: not run" in bench.format_report(bare)

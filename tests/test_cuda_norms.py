@@ -25,6 +25,12 @@ from lnedu.gradcheck import check_function
 ROW_LENGTHS = (1, 3, 37, 1000, 4097, 8192)
 # tolerances against a float64 reference, relative to the scale of each result
 TOL = {np.float64: 1e-12, np.float32: 2e-6, np.float16: 2e-3}
+try:
+    from ml_dtypes import bfloat16 as BFLOAT16  # CuPy 14 takes ml_dtypes' bfloat16; so do the kernels
+
+    TOL[BFLOAT16] = 1.6e-2  # 8 significant bits: a unit in the last place is 2^-8 = 3.9e-3
+except ImportError:  # ml_dtypes comes with the [gpu] extra
+    BFLOAT16 = None
 # (row length, dtype) pairs the fused kernels take (float64 rows stop at 4096 units)
 FUSED_CASES = [(n, dt) for n in ROW_LENGTHS for dt in TOL if CN.row_config(n, dt) is not None]
 
@@ -270,6 +276,27 @@ def test_fused_backward_passes_a_float64_finite_difference_check(emulator, kind,
         rep = check_function(lambda x, gain: CN.rms_norm(x, gain, 1e-5), CN.rms_norm_backward,
                              dict(x=x, gain=g), seed=1)
     assert rep.passed(1e-7), str(rep)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+def test_float32_to_16_bits_rounds_to_nearest_even_like_numpy(emulator, dtype):
+    """``from_acc``: sum_columns over one partial row is a bare float32 -> storage conversion. Ties, the
+    largest finite values, subnormals, infinities and NaN convert as NumPy (and ml_dtypes) convert them."""
+    if dtype == "bfloat16":
+        if BFLOAT16 is None:
+            pytest.skip("ml_dtypes is not installed")
+        dtype = BFLOAT16
+    # (no -0.0: the column sum starts from +0, and +0 + -0 is +0)
+    special = np.array([0.0, 1.0, 1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-11, 1 + 3 * 2**-11, 65504.0, 65520.0,
+                        3.3895314e38, 3.4028235e38, 1e-40, 6e-8, 2**-24, np.inf, -np.inf, np.nan], dtype=np.float32)
+    part = np.concatenate([special, -special[1:], np.random.default_rng(0).standard_normal(200).astype(np.float32)])
+    out = np.empty(part.size, dtype=dtype)
+    C.launch(f"sum_columns<{C._kernels.DTYPES[np.dtype(dtype)]}>", 1, 64, part[None, :], np.int32(1),
+             np.int32(part.size), out)
+    with np.errstate(over="ignore"):  # 3.4e38 is past float16's range: inf, as it should be
+        want = part.astype(dtype)
+    same = (out.view(np.uint16) == want.view(np.uint16)) | (np.isnan(out.astype(np.float32)) & np.isnan(part))
+    assert same.all(), (part[~same], out[~same], want[~same])
 
 
 def test_a_kernel_that_writes_out_of_bounds_is_caught(emulator):

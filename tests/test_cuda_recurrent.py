@@ -18,6 +18,11 @@ from lnedu.cuda import _kernels
 from lnedu.cuda import recurrent as CR
 from lnedu.functional.recurrent import GRUStepGrads, LSTMStepGrads, Norm
 
+try:
+    from ml_dtypes import bfloat16 as BFLOAT16
+except ImportError:  # ml_dtypes comes with the [gpu] extra
+    BFLOAT16 = None
+
 EPS = 1e-5
 
 # --------------------------------------------------------------------------------------------------
@@ -268,11 +273,14 @@ def test_fused_gru_matches_the_portable_step_in_float64(emulator, case):
     _compare_grads(g, g64, 1e-12)
 
 
-# float32 and float16 against the float64 reference: storage rounding, float accumulation
+# float32, float16 and bfloat16 (where ml_dtypes provides it) against the float64 reference: storage
+# rounding, float accumulation
 LOW_TOL = {np.float32: 1e-5, np.float16: 5e-3}
+if BFLOAT16 is not None:
+    LOW_TOL[BFLOAT16] = 4e-2  # 8 significant bits: a unit in the last place is 2^-8 = 3.9e-3
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", list(LOW_TOL))
 @pytest.mark.parametrize("B, H, gh", [(5, 37, 1), (1, 300, 4)])
 def test_fused_lstm_in_low_precision_matches_the_float64_reference(emulator, dtype, B, H, gh):
     (h, c, g), (h64, c64, g64) = _lstm_both(np.random.default_rng(H), dtype, B, H, gh, 1, True, True)
@@ -282,7 +290,7 @@ def test_fused_lstm_in_low_precision_matches_the_float64_reference(emulator, dty
     _compare_grads(g, g64, 2 * LOW_TOL[dtype])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", list(LOW_TOL))
 @pytest.mark.parametrize("B, H, gh", [(5, 37, 1), (1, 300, 2)])
 def test_fused_gru_in_low_precision_matches_the_float64_reference(emulator, dtype, B, H, gh):
     (h, g), (h64, g64) = _gru_both(np.random.default_rng(H), dtype, B, H, gh, 1, True)

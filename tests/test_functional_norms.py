@@ -270,3 +270,33 @@ def test_cupy_matches_numpy(rng):
     np.testing.assert_allclose(to_numpy(yc), y, rtol=1e-12, atol=1e-12)
     for got, want in zip(F.layer_norm_backward(cupy.asarray(dy), cache_c), F.layer_norm_backward(dy, cache)):
         np.testing.assert_allclose(to_numpy(got), want, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["layer", "rms"])
+def test_bfloat16_is_stored_in_bfloat16_and_computed_in_float32(kind):
+    """ml_dtypes' bfloat16 (what CuPy 14 takes): results and caches in bfloat16, each rounded once from float32."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    rng = np.random.default_rng(21)
+    x, dy = (rng.standard_normal((5, 37)) * 2 + 1).astype(bf16), rng.standard_normal((5, 37)).astype(bf16)
+    g, b = rng.standard_normal(37).astype(bf16), rng.standard_normal(37).astype(bf16)
+    x32, dy32, g32, b32 = (a.astype(np.float32) for a in (x, dy, g, b))
+    if kind == "layer":
+        y, cache = F.layer_norm(x, g, b)
+        grads = F.layer_norm_backward(dy, cache)
+        y32, cache32 = F.layer_norm(x32, g32, b32)
+        want = F.layer_norm_backward(dy32, cache32)
+    else:
+        y, cache = F.rms_norm(x, g)
+        grads = F.rms_norm_backward(dy, cache)
+        y32, cache32 = F.rms_norm(x32, g32)
+        want = F.rms_norm_backward(dy32, cache32)
+    assert y.dtype == cache.xhat.dtype == bf16 and all(d.dtype == bf16 for d in grads)
+    for got, ref in zip((y, *grads), (y32, *want)):  # float32 results, rounded once to 8 significant bits
+        assert np.array_equal(got.view(np.uint16), ref.astype(bf16).view(np.uint16)) or \
+            np.abs(got.astype(np.float32) - ref).max() <= 2**-7 * np.abs(ref).max()
+
+
+def test_integer_arrays_are_still_refused():
+    with pytest.raises(TypeError, match="x: expected a floating-point array"):
+        F.layer_norm(np.arange(6).reshape(2, 3), None, None)

@@ -37,13 +37,24 @@ __all__ = [
     "nvrtc_compile",
     "register_report",
     "DTYPES",
+    "KERNEL_TYPES",
 ]
 
 #: the kernel files, each a self-contained translation unit once its ``#include "common.cuh"`` is resolved
 SOURCES = ("layer_norm.cuh", "recurrent.cuh")
 
-#: NumPy dtype -> the storage type the kernels are instantiated for
+#: the storage types every kernel is instantiated for (common.cuh): float32, float64, float16, bfloat16
+KERNEL_TYPES = ("float", "double", "lnedu_half", "lnedu_bf16")
+
+#: NumPy dtype -> kernel storage type, for the dtypes arrays can have here. bfloat16 is ml_dtypes' (NumPy has
+#: none of its own), which CuPy 14 accepts; without ml_dtypes no array can be bfloat16, so none is missed.
 DTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "lnedu_half"}
+try:
+    import ml_dtypes
+
+    DTYPES[np.dtype(ml_dtypes.bfloat16)] = "lnedu_bf16"
+except ImportError:  # pragma: no cover - ml_dtypes comes with the [gpu] extra
+    pass
 
 _fused = os.environ.get("LNEDU_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..functional.norms import LayerNormCache, RMSNormCache
 from . import _kernels
-from ._kernels import DTYPES, acc_dtype, fused_enabled, launch
+from ._kernels import DTYPES, KERNEL_TYPES, acc_dtype, fused_enabled, launch
 
 __all__ = ["MAX_ROW", "row_config", "supported", "backward_supported", "layer_norm", "layer_norm_backward",
            "rms_norm", "rms_norm_backward"]
@@ -34,7 +34,7 @@ MAX_ROW = _ITEMS[-1] * _TARGET_THREADS  # 8192
 
 def _items(dtype):
     """Items per thread the kernels are built for: up to 32, or 16 in float64 (two registers a value)."""
-    return _ITEMS[:-1] if np.dtype(dtype) == np.float64 else _ITEMS
+    return _ITEMS[:-1] if dtype in (np.float64, "double") else _ITEMS
 
 
 def row_config(n: int, dtype=np.float32):
@@ -134,8 +134,8 @@ def rms_norm_backward(dy, cache: RMSNormCache):
 def name_expressions():
     """Every instantiation these functions can launch (for ahead-of-time compile checks)."""
     out = []
-    for dtype, T in DTYPES.items():
-        for items in _items(dtype):
+    for T in KERNEL_TYPES:
+        for items in _items(T):
             for center in (True, False):
                 out += [f"norm_forward<{T}, {items}, {_flag(center)}>", f"norm_backward<{T}, {items}, {_flag(center)}>"]
         out.append(f"sum_columns<{T}>")

@@ -41,7 +41,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..functional.recurrent import GRUStepGrads, LSTMStepGrads, _into
 from . import _kernels
-from ._kernels import DTYPES, acc_dtype, fused_enabled, launch
+from ._kernels import DTYPES, KERNEL_TYPES, acc_dtype, fused_enabled, launch
 
 __all__ = [
     "MAX_UNITS",
@@ -172,6 +172,12 @@ def _eps(norm) -> np.float64:
     return np.float64(norm.eps if norm is not None else 0.0)
 
 
+def _product(xp, a, b, dtype):
+    """``a @ b`` (cuBLAS on a GPU) as a C-contiguous array of ``dtype``: NumPy multiplies ml_dtypes' bfloat16
+    in float32, and the kernels read the product as ``dtype``."""
+    return xp.ascontiguousarray(a @ b, dtype=dtype)
+
+
 def _output(xp, out, shape, dtype):
     """``out`` when the kernel can write into it (C-contiguous, right shape and dtype), else a new array."""
     if out is not None and out.shape == shape and out.dtype == dtype and out.flags.c_contiguous:
@@ -222,7 +228,7 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_c=None):
     if cfg is None:
         raise ValueError(f"lstm_step: the fused kernels do not take H={H} with norm_h={norm_h}, norm_c={norm_c}")
     dtype = a_x.dtype
-    a_h = h_prev @ W_h  # a fresh array of ours: the kernel leaves LN_h's xhat in it
+    a_h = _product(xp, h_prev, W_h, dtype)  # a fresh array of ours: the kernel leaves LN_h's xhat in it
     a_x, c_prev = xp.ascontiguousarray(a_x), xp.ascontiguousarray(c_prev)
     h, c, tanh_c = (xp.empty((B, H), dtype=dtype) for _ in range(3))
     gates = xp.empty((B, 4 * H), dtype=dtype)
@@ -267,8 +273,8 @@ def lstm_step_backward(dh, dc, cache: FusedLSTMCache, *, weight_grad: bool = Tru
     da_x = _into(out, da_x)
     if da_h is None:  # no LN_h: the product's gradient is the pre-activation's
         da_h = da_x
-    dh_prev = da_h @ W_h.T
-    dW_h = h_prev.T @ da_h if weight_grad else None
+    dh_prev = _product(xp, da_h, W_h.T, dtype)
+    dW_h = _product(xp, h_prev.T, da_h, dtype) if weight_grad else None
     return LSTMStepGrads(da_x, dh_prev, dc_prev, dW_h, _norm_grads(norm_h, sums, 0, 4 * H), None,
                          _norm_grads(norm_c, sums, base_c, H), da_h)
 
@@ -301,7 +307,7 @@ def gru_step(a_x, h_prev, W_hh, *, norm_h=None, norm_hc=None):
     if cfg is None:
         raise ValueError(f"gru_step: the fused kernels do not take H={H} with norm_h={norm_h}, norm_hc={norm_hc}")
     dtype = a_x.dtype
-    a_hh = h_prev @ W_hh  # ours: the kernel leaves the LNs' xhat in it
+    a_hh = _product(xp, h_prev, W_hh, dtype)  # ours: the kernel leaves the LNs' xhat in it
     a_x, h_prev = xp.ascontiguousarray(a_x), xp.ascontiguousarray(h_prev)
     h, h_hat = xp.empty((B, H), dtype=dtype), xp.empty((B, H), dtype=dtype)
     gates = xp.empty((B, 2 * H), dtype=dtype)
@@ -340,8 +346,8 @@ def gru_step_backward(dh, cache: FusedGRUCache, *, weight_grad: bool = True, out
                np.int64(B), np.int32(H), np.int32(cfg.groups_h), np.int32(cfg.ln_c))
     sums = _kernels.column_sums(xp, part, grid, width, dtype)
     da_x = _into(out, da_x)
-    dh_prev += da_hh @ W_hh.T
-    dW = h_prev.T @ da_hh if weight_grad else None
+    dh_prev += _product(xp, da_hh, W_hh.T, dtype)
+    dW = _product(xp, h_prev.T, da_hh, dtype) if weight_grad else None
     return GRUStepGrads(da_x, dh_prev, dW, _norm_grads(norm_h, sums, 0, 2 * H), _norm_grads(norm_hc, sums, base_hc, H),
                         None, None, da_hh)
 
@@ -350,7 +356,7 @@ def name_expressions():
     """Every instantiation these functions can launch (for ahead-of-time compile checks), ``sum_columns``
     of layer_norm.cuh included."""
     out = []
-    for T in DTYPES.values():
+    for T in KERNEL_TYPES:
         for items in _ITEMS:
             out += [f"{k}<{T}, {items}>" for k in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward")]
         out.append(f"sum_columns<{T}>")

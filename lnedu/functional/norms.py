@@ -170,6 +170,17 @@ def _check_norm_args(x, gain, bias, eps, check_finite, *, axis_len_name="x.shape
     return eps
 
 
+def _storage_only(dtype) -> bool:
+    """bfloat16 (ml_dtypes', as CuPy >= 14 takes it) is a storage format here: NumPy and CuPy have few
+    bfloat16 kernels (a matrix product comes back in float32), so the portable code computes in float32
+    and rounds its results to bfloat16. The fused CUDA kernels do the same inside one kernel."""
+    return dtype.name == "bfloat16"
+
+
+def _f32(*arrays):
+    return [None if a is None else a.astype(np.float32) for a in arrays]
+
+
 def _fused(x, *params):
     """The fused CUDA kernels (:mod:`lnedu.cuda.norms`) when they take this CuPy case, else ``None``.
 
@@ -216,6 +227,9 @@ def layer_norm(x, gain, bias, eps: float = 1e-5, *, check_finite: bool = False):
     eps = _check_norm_args(x, gain, bias, eps, check_finite)
     if (fused := _fused(x, gain, bias)) is not None:  # CuPy: one kernel (lnedu/cuda/kernels/layer_norm.cuh)
         return fused.layer_norm(x, gain, bias, eps)
+    if _storage_only(x.dtype):
+        y, (xhat, rstd, _) = layer_norm(*_f32(x, gain, bias), eps)
+        return y.astype(x.dtype), LayerNormCache(xhat.astype(x.dtype), rstd, gain)
     xp = get_array_module(x)
     rows = _as_rows(x)
     xhat = xp.empty(rows.shape, dtype=x.dtype)
@@ -246,6 +260,9 @@ def layer_norm_backward(dy, cache: LayerNormCache):
     check_shape("dy", dy2, xhat.shape)
     if (fused := _fused_backward(dy, cache)) is not None:  # CuPy: one kernel and a column sum
         return fused.layer_norm_backward(dy, cache)
+    if _storage_only(xhat.dtype):
+        dx, dgain, dbias = layer_norm_backward(dy.astype(np.float32), LayerNormCache(*_f32(xhat, rstd, gain)))
+        return dx.astype(xhat.dtype), *(None if g is None else g.astype(xhat.dtype) for g in (dgain, dbias))
     n, H = xhat.shape
     dtype = np.result_type(dy2.dtype, xhat.dtype)
     dx = xp.empty((n, H), dtype=dtype)
@@ -356,6 +373,9 @@ def rms_norm(x, gain, eps: float = 1e-5, *, check_finite: bool = False):
     eps = _check_norm_args(x, gain, None, eps, check_finite)
     if (fused := _fused(x, gain)) is not None:  # CuPy: one kernel (lnedu/cuda/kernels/layer_norm.cuh)
         return fused.rms_norm(x, gain, eps)
+    if _storage_only(x.dtype):
+        y, (xhat, rstd, _) = rms_norm(*_f32(x, gain), eps)
+        return y.astype(x.dtype), RMSNormCache(xhat.astype(x.dtype), rstd, gain)
     xp = get_array_module(x)
     rows = _as_rows(x)
     H = rows.shape[-1]
@@ -383,6 +403,9 @@ def rms_norm_backward(dy, cache: RMSNormCache):
     check_shape("dy", dy2, xhat.shape)
     if (fused := _fused_backward(dy, cache)) is not None:  # CuPy: one kernel and a column sum
         return fused.rms_norm_backward(dy, cache)
+    if _storage_only(xhat.dtype):
+        dx, dgain = rms_norm_backward(dy.astype(np.float32), RMSNormCache(*_f32(xhat, rstd, gain)))
+        return dx.astype(xhat.dtype), (None if dgain is None else dgain.astype(xhat.dtype))
     n, H = xhat.shape
     dtype = np.result_type(dy2.dtype, xhat.dtype)
     dx = xp.empty((n, H), dtype=dtype)

@@ -61,6 +61,17 @@ template <typename V> inline V __shfl_xor_sync(unsigned /*mask*/, V v, int lane_
     return other;
 }
 
+inline float __uint_as_float(unsigned u) {
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    __builtin_memcpy(&u, &f, 4);
+    return u;
+}
+
 inline float emu_half_to_float(unsigned short bits) {
     _Float16 h;
     static_assert(sizeof(h) == sizeof(bits), "float16 is 2 bytes");

@@ -7,13 +7,17 @@
 //   registers: a row is read from memory once, however many passes the arithmetic makes over it.
 // * blockDim.x is a multiple of 32 (whole warps), and every thread of a block calls every reduction,
 //   including threads whose items lie past the end of the row (they contribute zeros).
-// * Storage type T is float, double or lnedu_half (IEEE float16 bits); arithmetic and statistics run in
-//   Acc<T>::type: float for float and float16, double for double.
+// * Storage type T is float, double, lnedu_half (IEEE float16 bits) or lnedu_bf16 (bfloat16 bits: the top
+//   half of a float32); arithmetic and statistics run in Acc<T>::type: double for double, else float.
 // The same source compiles under NVRTC (what CuPy uses) and, for the tests, as plain C++ on the CPU with
 // tests/cuda_emulator/emulate.h standing in for the CUDA built-ins.
 #pragma once
 
 struct lnedu_half {  // float16 storage; converted with the PTX cvt instructions, so no CUDA header is needed
+    unsigned short bits;
+};
+
+struct lnedu_bf16 {  // bfloat16 storage: a float32 with the low 16 bits of its mantissa dropped
     unsigned short bits;
 };
 
@@ -32,6 +36,10 @@ __device__ __forceinline__ float to_acc(lnedu_half v) {
 #endif
 }
 
+// bfloat16 -> float is exact: the 16 bits become the top of a float32. Plain integer code, so it needs no
+// CUDA header and runs on every architecture (and in the CPU emulator) alike.
+__device__ __forceinline__ float to_acc(lnedu_bf16 v) { return __uint_as_float(static_cast<unsigned>(v.bits) << 16); }
+
 template <typename T> __device__ __forceinline__ T from_acc(typename Acc<T>::type v);
 template <> __device__ __forceinline__ float from_acc<float>(float v) { return v; }
 template <> __device__ __forceinline__ double from_acc<double>(double v) { return v; }
@@ -43,6 +51,17 @@ template <> __device__ __forceinline__ lnedu_half from_acc<lnedu_half>(float v) 
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(v));  // round to nearest even
 #endif
     return h;
+}
+// float -> bfloat16, rounded to nearest even: add half a unit of the 16th bit (plus one when the kept part
+// is odd, to break ties to even), then drop the low half. A NaN stays a (quiet) NaN.
+template <> __device__ __forceinline__ lnedu_bf16 from_acc<lnedu_bf16>(float v) {
+    const unsigned u = __float_as_uint(v);
+    lnedu_bf16 b;
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        b.bits = static_cast<unsigned short>((u >> 16) | 0x40u);
+    else
+        b.bits = static_cast<unsigned short>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return b;
 }
 
 // Element j of an optional per-unit parameter (a gain or a bias); a null pointer means `fallback`.
