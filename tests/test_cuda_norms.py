@@ -237,6 +237,16 @@ def test_many_rows_per_block_and_a_3d_input(emulator, monkeypatch):
         np.testing.assert_allclose(a, w, rtol=1e-12, atol=1e-12)
 
 
+def test_no_rows_gives_empty_results_and_zero_gain_gradients(emulator):
+    x = np.empty((0, 37))
+    g, b = np.random.default_rng(0).standard_normal((2, 37))
+    y, cache = CN.layer_norm(x, g, b, 1e-5)
+    dx, dg, db = CN.layer_norm_backward(np.empty((0, 37)), cache)
+    assert y.shape == dx.shape == (0, 37) and cache.rstd.shape == (0, 1)
+    assert np.array_equal(dg, np.zeros(37)) and np.array_equal(db, np.zeros(37))
+    assert emulator.launches == []  # nothing to launch
+
+
 def test_float32_keeps_its_precision_on_rows_with_a_large_offset(emulator):
     """Corrected two-pass statistics: mean 1e4, std 1 in float32 loses nothing (one-pass E[x^2]-E[x]^2 would)."""
     rng = np.random.default_rng(5)
