@@ -308,3 +308,21 @@ def test_layer_defaults_follow_the_paper():
     assert ln.params["g"].dtype == np.float32
     assert "g" in nn.RMSNorm(3).params and "b" not in nn.RMSNorm(3).params
     assert "g" not in nn.LayerNorm(4, affine=False).params
+
+
+def test_a_saved_cache_runs_the_backward_of_an_earlier_forward():
+    """Module.cache: two forwards, then the first one's backward, as DRAW steps its layers."""
+    rng = np.random.default_rng(3)
+    layer = nn.LSTM(3, 5, ln="appendix", rng=0, dtype=np.float64)
+    x1, x2, dout = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4, 5))
+    layer.forward(x1)
+    first = layer.cache
+    layer.forward(x2)
+    layer.cache = first
+    dx_saved, _ = layer.backward(dout)
+    layer.forward(x1)
+    dx_direct, _ = layer.backward(dout)
+    np.testing.assert_array_equal(dx_saved, dx_direct)
+    layer.cache = None
+    with pytest.raises(RuntimeError, match="call forward first"):
+        layer.backward(dout)

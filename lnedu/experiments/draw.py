@@ -154,7 +154,7 @@ class _Core:
     state at ``t - 1``, which needs the encoder at ``t - 1``. So each step is the layer's ordinary
     ``forward`` on a length-1 sequence (carrying the state), and each step's backward is the layer's
     ``backward`` of that call. A layer remembers only its last forward, so the core keeps every step's
-    layer cache (the layer's ``_cache``) and puts it back before that step's backward. Parameter
+    layer cache (:attr:`lnedu.nn.Module.cache`) and puts it back before that step's backward. Parameter
     gradients accumulate in the layer's ``grads`` as usual.
     """
 
@@ -164,14 +164,14 @@ class _Core:
     def step(self, x, state):
         """``x`` (batch, D), ``state`` the layer's state tuple or ``None`` (zeros) -> ``(h, state, cache)``."""
         out, state = self.layer.forward(x[None], state)
-        return out[0], state, self.layer._cache
+        return out[0], state, self.layer.cache
 
     def step_backward(self, dstate, cache):
         """``dstate``: the gradient of the step's output state (a tuple; its first entry includes the gradient
         of the output ``h``, ``None`` entries are zeros) -> ``(dx, dstate_prev)``."""
-        self.layer._cache = cache
+        self.layer.cache = cache
         dx, dstate_prev = self.layer.backward(None, tuple(dstate))
-        self.layer._cache = None
+        self.layer.cache = None
         return dx[0], dstate_prev
 
 
@@ -566,7 +566,7 @@ class DrawTask(CheckpointedTask):
             x = self._xte[i: i + self.eval_batch]
             b = self.model.forward(x, self._noise(rng, len(x)))
             total, rec, kl = total + b.total * len(x), rec + b.reconstruction * len(x), kl + b.kl * len(x)
-        self.model._cache = None  # evaluation needs no backward: drop the caches
+        self.model.cache = None  # evaluation needs no backward: drop the caches
         return {"test_bound": total / n, "test_reconstruction": rec / n, "test_kl": kl / n,
                 "epoch": self.t / self.steps_per_epoch}
 

@@ -37,6 +37,21 @@ class Module:
         self._modules: dict = {}
         self.training = True
 
+    # ---- what the last forward kept for the backward ---------------------------------------------
+    @property
+    def cache(self):
+        """What the last ``forward`` kept for ``backward`` (opaque), or ``None`` (no forward yet, or dropped).
+
+        A module remembers one forward. A caller that runs several forwards before their backwards (DRAW
+        advances its encoder and decoder one time step at a time) takes each forward's ``cache`` and assigns
+        it back before that forward's backward; assigning ``None`` drops it (evaluation needs no backward).
+        """
+        return getattr(self, "_cache", None)
+
+    @cache.setter
+    def cache(self, value):
+        self._cache = value
+
     # ---- registration ----------------------------------------------------------------------------
     def add_param(self, name: str, value):
         """Register a trainable array and a zero gradient of the same shape; returns the array."""
