@@ -64,7 +64,7 @@ def backward_supported(dy, cache) -> bool:
     """Whether the fused backward takes ``dy`` with ``cache`` (same dtype, a cache the kernels can read)."""
     xhat, rstd, gain = cache
     return (supported(xhat, gain) and dy.dtype == xhat.dtype and xhat.ndim == 2 and xhat.flags.c_contiguous
-            and rstd.dtype == acc_dtype(xhat.dtype) and rstd.size == xhat.shape[0])
+            and rstd.dtype == acc_dtype(xhat.dtype) and rstd.size == xhat.shape[0] and rstd.flags.c_contiguous)
 
 
 def _flag(center: bool) -> str:
