@@ -184,6 +184,17 @@ def launch(expr: str, grid: int, block: int, *args) -> None:
 # launch helpers shared by the row kernels (norms.py, recurrent.py)
 
 
+def block_config(n: int, choices, target_threads: int = 256):
+    """``(items, threads)`` for spreading ``n`` values (or hidden units) over one block: the fewest items per
+    thread among ``choices`` (ascending) that keep the block within ``target_threads``, rounded up to
+    whole warps; ``None`` when ``n`` is 0 or even the most items need more threads."""
+    for items in choices if n > 0 else ():
+        threads = -(-n // items)
+        if threads <= target_threads:
+            return items, max(32, -(-threads // 32) * 32)
+    return None
+
+
 def acc_dtype(dtype):
     """The dtype the kernels accumulate in, and keep per-row statistics in: float64 for float64, else float32."""
     return np.float64 if np.dtype(dtype) == np.float64 else np.float32

@@ -43,11 +43,7 @@ def row_config(n: int, dtype=np.float32):
     The fewest items per thread (1, 2, 4, ..., 32) that keep a block within 256 threads, and the block
     rounded up to whole warps: n = 1000 gives (4, 256), n = 4097 gives (32, 160), n = 3 gives (1, 32).
     """
-    for items in _items(dtype) if n > 0 else ():
-        threads = -(-n // items)
-        if threads <= _TARGET_THREADS:
-            return items, max(32, -(-threads // 32) * 32)
-    return None
+    return _kernels.block_config(n, _items(dtype), _TARGET_THREADS)
 
 
 def supported(x, *params) -> bool:

@@ -71,13 +71,7 @@ def unit_config(H: int):
     The fewest units per thread (1, 2, 4, 8) that keep a block within 256 threads, rounded up to whole
     warps: H = 37 gives (1, 64), H = 300 gives (2, 160), H = 2048 gives (8, 256).
     """
-    if not 0 < H <= MAX_UNITS:
-        return None
-    for items in _ITEMS:
-        threads = -(-H // items)
-        if threads <= _TARGET_THREADS:
-            return items, max(32, -(-threads // 32) * 32)
-    return None  # not reached: H <= MAX_UNITS
+    return _kernels.block_config(H, _ITEMS, _TARGET_THREADS)
 
 
 class StepConfig(NamedTuple):
