@@ -21,6 +21,7 @@ before each clock read, so a sample times finished work rather than queued launc
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ __all__ = [
     "environment",
     "format_environment",
     "write_json",
+    "parse_shape",
 ]
 
 
@@ -243,3 +245,14 @@ def write_json(path: str, payload) -> None:
 if __name__ == "__main__":  # pragma: no cover - a quick look at this machine
     print(format_environment(environment()))
     sys.exit(0)
+
+
+def parse_shape(text: str) -> tuple:
+    """``"4096x1024"`` -> ``(4096, 1024)``, for a ``--shapes`` option; an ``argparse`` error otherwise."""
+    try:
+        shape = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected a shape like 4096x1024 (rows x features), got {text!r}")
+    return shape

@@ -91,7 +91,7 @@ sys.path.insert(0, HERE)  # _timing and bench_rnn, when run from anywhere
 sys.path.insert(1, os.path.dirname(HERE))  # lnedu, uninstalled
 
 import bench_rnn  # noqa: E402  (the PyTorch LN-LSTM peer; imports no torch until load_torch())
-from _timing import compare, environment, format_environment, write_json  # noqa: E402
+from _timing import compare, environment, format_environment, parse_shape, write_json  # noqa: E402
 
 import lnedu.functional as F  # noqa: E402
 from lnedu.backend import gpu_available, to_numpy  # noqa: E402
@@ -655,16 +655,6 @@ def format_report(payload: dict) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # the run
-
-
-def parse_shape(text: str) -> tuple:
-    try:
-        shape = tuple(int(d) for d in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if len(shape) < 2 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected a shape like 4096x1024 (rows x features), got {text!r}")
-    return shape
 
 
 def parse_dtypes(text: str) -> list:

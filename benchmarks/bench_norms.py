@@ -36,7 +36,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _timing, when run from anywhere
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))  # lnedu, uninstalled
 
-from _timing import compare, environment, format_environment, format_table, write_json  # noqa: E402
+from _timing import (  # noqa: E402
+    compare,
+    environment,
+    format_environment,
+    format_table,
+    parse_shape,
+    write_json,
+)
 
 import lnedu.functional as F  # noqa: E402
 
@@ -150,16 +157,6 @@ def check_agreement(results, tol: float) -> dict:
 
 # --------------------------------------------------------------------------------------------------
 # the run
-
-
-def parse_shape(text: str) -> tuple:
-    try:
-        shape = tuple(int(n) for n in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if len(shape) < 2 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected a shape like 4096x1024 (rows x features), got {text!r}")
-    return shape
 
 
 def parse_args(argv=None):
