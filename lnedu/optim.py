@@ -33,10 +33,11 @@ def _check_in(name: str, value, low: float, high: float) -> float:
 def global_norm(grads) -> float:
     """The L2 norm of all gradients taken together, as one vector.
 
-    The squared norms are added on the arrays' own device and read back once: on a GPU, one
-    synchronization per step rather than one per parameter.
+    The squared norms are added in float64 on the arrays' own device and read back once: on a GPU, one
+    synchronization per step rather than one per parameter (and the same sum, in the same order, as
+    adding them up on the host).
     """
-    squares = [get_array_module(g).vdot(g.ravel(), g.ravel()).real for g in grads]
+    squares = [get_array_module(g).vdot(g.ravel(), g.ravel()).real.astype(np.float64) for g in grads]
     return math.sqrt(float(sum(squares))) if squares else 0.0
 
 

@@ -256,3 +256,11 @@ def test_a_small_mlp_with_layer_norm_learns(rng):
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
     assert all(p.dtype == np.float32 for _, p, _ in model.named_parameters())
+
+
+def test_global_norm_of_float32_gradients_adds_in_float64():
+    """The squares are summed in float64 (as a host sum of Python floats would be), not in float32."""
+    rng = np.random.default_rng(8)
+    grads = [(rng.standard_normal(n) * s).astype(np.float32) for n, s in ((1000, 1e3), (3, 1e-3), (77, 1.0))]
+    want = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    assert optim.global_norm(grads) == want
