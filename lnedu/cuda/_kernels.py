@@ -22,7 +22,10 @@ from importlib import resources
 
 import numpy as np
 
-from ..backend import _module_for  # CuPy, or a clear BackendError where it cannot run
+from ..backend import (
+    _module_for,  # CuPy, or a clear BackendError where it cannot run
+    get_array_module,
+)
 
 __all__ = [
     "fused_enabled",
@@ -209,6 +212,22 @@ def backward_grid(rows: int, threads: int) -> int:
     """Blocks for a backward row kernel: about half a GPU's worth of resident threads, each block walking
     several rows when there are more, so that fewer rows of partial gain and bias sums are left to add."""
     return min(rows, get_provider().multiprocessors() * max(1, 1024 // threads))
+
+
+def launch_row_backward(expr: str, rows: int, threads: int, width: int, dtype, args: tuple, tail: tuple):
+    """Launch the backward row kernel ``expr`` on ``(*args, part, *tail)`` and return the gain and bias gradients.
+
+    ``part`` (blocks, ``width``) receives each block's partial column sums over the rows it walked;
+    :func:`column_sums` adds the blocks up. Returns that ``(width,)`` array of ``dtype`` (zeros when there are
+    no rows, or nothing to sum: ``width`` 0, no gain or bias).
+    """
+    xp = get_array_module(args[0])
+    grid, part = 0, None
+    if rows:
+        grid = backward_grid(rows, threads)
+        part = xp.empty((grid, width), dtype=acc_dtype(dtype)) if width else None
+        launch(expr, grid, threads, *args, part, *tail)
+    return column_sums(xp, part, grid, width, dtype)
 
 
 def column_sums(xp, part, grid: int, width: int, dtype):

@@ -92,14 +92,9 @@ def _backward(dy, xhat, rstd, gain, center):
     T = DTYPES[xhat.dtype]
     width = 2 * n if center else n  # [sum dy * xhat | sum dy] per block; RMSNorm has no bias
     dx = xp.empty_like(xhat)
-    grid, part = 0, None
-    if N:
-        grid = _kernels.backward_grid(N, threads)
-        part = xp.empty((grid, width), dtype=acc_dtype(xhat.dtype))
-        gain_c = None if gain is None else xp.ascontiguousarray(gain)
-        launch(f"norm_backward<{T}, {items}, {_flag(center)}>", grid, threads,
-               dy2, xhat, rstd, gain_c, dx, part, np.int64(N), np.int32(n))
-    sums = _kernels.column_sums(xp, part, grid, width, xhat.dtype)
+    gain_c = None if gain is None else xp.ascontiguousarray(gain)
+    sums = _kernels.launch_row_backward(f"norm_backward<{T}, {items}, {_flag(center)}>", N, threads, width,
+                                        xhat.dtype, (dy2, xhat, rstd, gain_c, dx), (np.int64(N), np.int32(n)))
     dgain = sums[:n] if gain is not None else None
     return dx.reshape(dy.shape), dgain, (sums[n:] if center else None)
 

@@ -255,15 +255,11 @@ def lstm_step_backward(dh, dc, cache: FusedLSTMCache, *, weight_grad: bool = Tru
     dc_prev = xp.empty((B, H), dtype=dtype)
     base_c = 8 * H if cfg.groups_h else 0
     width = base_c + (2 * H if cfg.ln_c else 0)
-    grid, part = 0, None
-    if B:
-        grid = _kernels.backward_grid(B, cfg.threads)
-        part = xp.empty((grid, width), dtype=acc_dtype(dtype)) if width else None
-        launch(f"lstm_backward<{DTYPES[dtype]}, {cfg.items}>", grid, cfg.threads,
-               dh, dc, gates, tanh_c, c_prev, xhat_c, rstd_c, _param(xp, norm_c, "gain"),
-               xhat_h, rstd_h, _param(xp, norm_h, "gain"), da_x, da_h, dc_prev, part,
-               np.int64(B), np.int32(H), np.int32(cfg.groups_h), np.int32(cfg.ln_c))
-    sums = _kernels.column_sums(xp, part, grid, width, dtype)
+    sums = _kernels.launch_row_backward(
+        f"lstm_backward<{DTYPES[dtype]}, {cfg.items}>", B, cfg.threads, width, dtype,
+        (dh, dc, gates, tanh_c, c_prev, xhat_c, rstd_c, _param(xp, norm_c, "gain"), xhat_h, rstd_h,
+         _param(xp, norm_h, "gain"), da_x, da_h, dc_prev),
+        (np.int64(B), np.int32(H), np.int32(cfg.groups_h), np.int32(cfg.ln_c)))
     da_x = _into(out, da_x)
     if da_h is None:  # no LN_h: the product's gradient is the pre-activation's
         da_h = da_x
@@ -330,15 +326,11 @@ def gru_step_backward(dh, cache: FusedGRUCache, *, weight_grad: bool = True, out
     dh_prev = xp.empty((B, H), dtype=dtype)
     base_hc = 4 * H if cfg.groups_h else 0
     width = base_hc + (2 * H if cfg.ln_c else 0)
-    grid, part = 0, None
-    if B:
-        grid = _kernels.backward_grid(B, cfg.threads)
-        part = xp.empty((grid, width), dtype=acc_dtype(dtype)) if width else None
-        launch(f"gru_backward<{DTYPES[dtype]}, {cfg.items}>", grid, cfg.threads,
-               dh, h_prev, gates, h_hat, xhat, rstd_h, rstd_hc, _param(xp, norm_h, "gain"),
-               _param(xp, norm_hc, "gain"), _param(xp, norm_hc, "bias"), da_x, da_hh, dh_prev, part,
-               np.int64(B), np.int32(H), np.int32(cfg.groups_h), np.int32(cfg.ln_c))
-    sums = _kernels.column_sums(xp, part, grid, width, dtype)
+    sums = _kernels.launch_row_backward(
+        f"gru_backward<{DTYPES[dtype]}, {cfg.items}>", B, cfg.threads, width, dtype,
+        (dh, h_prev, gates, h_hat, xhat, rstd_h, rstd_hc, _param(xp, norm_h, "gain"), _param(xp, norm_hc, "gain"),
+         _param(xp, norm_hc, "bias"), da_x, da_hh, dh_prev),
+        (np.int64(B), np.int32(H), np.int32(cfg.groups_h), np.int32(cfg.ln_c)))
     da_x = _into(out, da_x)
     dh_prev += _product(xp, da_hh, W_hh.T, dtype)
     dW = _product(xp, h_prev.T, da_hh, dtype) if weight_grad else None
