@@ -70,3 +70,57 @@ def test_index_lists_every_notebook_in_order():
         assert stem in index, f"00-index does not mention {stem}"
         positions.append(index.index(stem))
     assert positions == sorted(positions), "00-index lists the notebooks out of order"
+
+
+_LISTING = re.compile(r"^# (lnedu/[\w/]+\.py)::([\w.]+)$", re.M)
+
+
+def _listed(text):
+    """The ``show_source`` listings in one cell's stored output: ``[(file, qualname, text), ...]``."""
+    heads = list(_LISTING.finditer(text))
+    return [(m.group(1), m.group(2), text[m.start(): heads[k + 1].start() if k + 1 < len(heads) else len(text)])
+            for k, m in enumerate(heads)]
+
+
+def _stale_listings(cells) -> list[str]:
+    """``file::qualname`` of every stored ``show_source`` listing that differs from the current source."""
+    import importlib
+
+    from lnedu.viz.source import source_of
+
+    stale = []
+    for cell in cells:
+        if cell.cell_type != "code" or "show_source(" not in cell.source:
+            continue
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        listings = _listed(text)
+        if not listings:
+            stale.append(f"(no listing stored for: {cell.source.strip()})")
+        for file, qualname, stored in listings:
+            obj = importlib.import_module(file[:-3].replace("/", "."))
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+            if stored not in (source_of(obj), source_of(obj, docstring=True)):
+                stale.append(f"{file}::{qualname}")
+    return stale
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_stored_source_listings_are_the_current_source(path):
+    """A stored ``show_source(...)`` output equals the code that runs today (else: re-execute the notebook)."""
+    stale = _stale_listings(_read(path).cells)
+    assert not stale, f"{path.name}: stale listings of {stale}: run `make notebooks`"
+
+
+def test_a_stale_listing_is_caught():
+    from lnedu.functional import layer_norm
+    from lnedu.viz.source import source_of
+
+    fresh = source_of(layer_norm)
+    cell = nbformat.v4.new_code_cell("show_source(F.layer_norm)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=fresh)]
+    assert _stale_listings([cell]) == []
+    cell.outputs[0].text = fresh.replace("eps", "epsilon", 1)
+    assert _stale_listings([cell]) == ["lnedu/functional/norms.py::layer_norm"]
+    cell.outputs = []
+    assert len(_stale_listings([cell])) == 1

@@ -3,7 +3,8 @@
 * :mod:`lnedu.viz.common` - the notebook index (:func:`notebook_index`) and pyplot-free figures;
 * :mod:`lnedu.viz.layernorm` - notebook 01: BN vs LN axes, the layer-norm row explorer;
 * :mod:`lnedu.viz.geometry` - notebook 03: the Fisher geometry plots;
-* :mod:`lnedu.viz.experiments` - learning curves of the experiment notebooks.
+* :mod:`lnedu.viz.experiments` - learning curves of the experiment notebooks;
+* :mod:`lnedu.viz.source` - :func:`show_source`, the notebooks' one way of showing library code.
 
 Functions return a matplotlib ``Figure`` or an ipywidgets widget and never display anything; the
 computation behind an explorer is a separate pure function that the tests call. matplotlib and
@@ -12,6 +13,7 @@ ipywidgets are imported only when a figure or widget is built, so importing this
 
 from .common import NotebookEntry, new_figure, notebook_index
 from .layernorm import EXPLORER_RANGES, explore_row, layer_norm_explorer, plot_norm_axes, plot_row
+from .source import show_source, source_of
 
 __all__ = [
     "NotebookEntry",
@@ -22,4 +24,6 @@ __all__ = [
     "plot_row",
     "layer_norm_explorer",
     "EXPLORER_RANGES",
+    "show_source",
+    "source_of",
 ]
