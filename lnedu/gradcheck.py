@@ -39,12 +39,27 @@ __all__ = [
 ]
 
 
+def _check_float64(name, x):
+    """A gradient check perturbs ``x`` by ``h ~ 1e-5`` in place: only float64 holds that step exactly enough
+    (an integer array truncates it, float16/float32 round it away), so anything else is refused."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or not hasattr(x, "shape"):
+        raise TypeError(f"{name}: expected a float64 array for a gradient check, got {type(x).__name__}")
+    if dtype != np.float64:
+        raise TypeError(
+            f"{name}: expected float64 for a gradient check, got {dtype} (convert with .astype(np.float64))"
+        )
+
+
 def numerical_gradient(f, x, h: float = 1e-5):
     """Central-difference gradient of the scalar function ``f()`` with respect to array ``x``.
 
-    ``x`` is perturbed in place, one entry at a time, and restored exactly afterwards.
+    ``x`` (float64, C-contiguous) is perturbed in place, one entry at a time, and restored exactly afterwards.
     ``f`` takes no arguments: it closes over ``x`` (and anything else it needs).
     """
+    _check_float64("x", x)
+    if isinstance(h, bool) or not isinstance(h, (int, float, np.floating)) or not (0 < h < np.inf):
+        raise ValueError(f"h: expected a finite step > 0, got {h!r}")
     xp = get_array_module(x)
     grad = xp.zeros(x.shape, dtype=np.float64)
     if not x.flags.c_contiguous:
@@ -71,6 +86,10 @@ def relative_error(analytic, numeric, floor: float = 1e-3):
         raise ValueError(f"analytic: expected shape {n.shape} (the numeric gradient's), got {a.shape}")
     if a.size == 0:
         return 0.0, ()
+    bad = ~(np.isfinite(a) & np.isfinite(n))
+    if bad.any():  # a NaN/inf gradient is a failed check, never a NaN error that compares False everywhere
+        idx = np.unravel_index(int(bad.argmax()), a.shape)
+        return float("inf"), tuple(int(i) for i in idx)
     diff = np.abs(a - n)
     scale = max(np.abs(a).max(), np.abs(n).max(), floor)
     idx = np.unravel_index(int(diff.argmax()), a.shape)
@@ -125,8 +144,7 @@ def check_gradients(loss, arrays: dict, analytic: dict, *, h: float = 1e-5) -> G
         )
     report = GradCheckReport()
     for name, x in arrays.items():
-        if x.dtype != np.float64:
-            raise TypeError(f"arrays[{name!r}]: expected float64 for a gradient check, got {x.dtype}")
+        _check_float64(f"arrays[{name!r}]", x)
         num = numerical_gradient(loss, x, h)
         err, idx = relative_error(analytic[name], num)
         report.errors[name] = err
@@ -143,26 +161,46 @@ def _projection(out, seed):
     return xp.asarray(rng.standard_normal(np.shape(out)))  # np.shape: a loss is a Python float
 
 
+def _is_float_array(v):
+    return hasattr(v, "dtype") and hasattr(v, "shape") and v.dtype.kind == "f"
+
+
 def check_function(forward, backward, inputs: dict, *, wrt=None, seed: int = 0, h: float = 1e-5):
     """Check a functional pair: ``forward(**inputs) -> (out, cache)``, ``backward(dout, cache) -> grads``.
 
     ``backward`` returns the gradients in the order of ``inputs`` (a dict, ordered): a tuple, or a
-    single array for a one-input function. ``wrt`` names the inputs to check (default: every input
-    whose gradient is not ``None``); non-differentiable inputs (integer targets, say) and inputs
-    passed as ``None`` (an absent gain or bias) are skipped. The output may be an array or a scalar
-    (a loss).
+    single array for a one-input function. Inputs that cannot have a gradient are skipped: ``None``
+    (an absent gain or bias), integer or bool arrays (targets, say) and non-arrays (``eps``).
+    Every floating-point input must get a gradient: a ``None`` where one was expected is an error, not
+    a silent skip (a backward that forgot an input would otherwise pass). To check only some inputs,
+    and so leave out a float input on purpose (a 0/1 float mask), name them in ``wrt``.
+    The output may be an array or a scalar (a loss).
     """
+    if not isinstance(inputs, dict) or not inputs:
+        raise TypeError(f"inputs: expected a non-empty dict of name -> value, got {type(inputs).__name__}")
+    if wrt is not None:
+        wrt = [wrt] if isinstance(wrt, str) else list(wrt)
+        unknown = [n for n in wrt if n not in inputs]
+        if unknown:
+            raise ValueError(f"wrt: expected names among {list(inputs)}, got {unknown}")
     out, cache = forward(**inputs)
     R = _projection(out, seed)
     grads = backward(R, cache)
     if not isinstance(grads, tuple):
         grads = (grads,)
     names = list(inputs)
-    analytic = {
-        n: g
-        for n, g in zip(names, grads)
-        if g is not None and inputs[n] is not None and (wrt is None or n in wrt)
-    }
+    if len(grads) > len(names):
+        raise ValueError(f"backward: returned {len(grads)} gradients for {len(names)} inputs {names}")
+    grads = dict(zip(names, grads))
+    if wrt is None:
+        wanted = [n for n in names if _is_float_array(inputs[n])]
+    else:
+        wanted = wrt
+    missing = [n for n in wanted if grads.get(n) is None]
+    if missing:
+        hint = "" if wrt is not None else "; if that input has no gradient on purpose, leave it out of wrt=[...]"
+        raise ValueError(f"backward: returned no gradient (None) for input(s) {missing}{hint}")
+    analytic = {n: grads[n] for n in wanted}
 
     def loss():
         o, _ = forward(**inputs)
@@ -172,7 +210,13 @@ def check_function(forward, backward, inputs: dict, *, wrt=None, seed: int = 0, 
 
 
 def check_module(module, x, *, seed: int = 0, h: float = 1e-5, check_input: bool = True):
-    """Check an :class:`lnedu.nn.Module`: ``dx`` from ``backward`` and every ``module.grads[name]``."""
+    """Check an :class:`lnedu.nn.Module`: ``dx`` from ``backward`` and every ``module.grads[name]``.
+
+    The module's parameters and ``x`` must be float64 (build it with ``dtype=np.float64``)."""
+    if check_input:
+        _check_float64("x", x)
+    for name, p, _ in module.named_parameters():
+        _check_float64(f"module.params[{name!r}]", p)
     out = module.forward(x)
     R = _projection(out, seed)
     module.zero_grad()

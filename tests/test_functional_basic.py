@@ -151,7 +151,7 @@ def test_softmax_cross_entropy_with_mask(mask_dtype, rng):
     np.testing.assert_allclose(F.softmax_cross_entropy_backward(2.5, cache), 2.5 * d, rtol=1e-15)
     for seed in range(2):
         rep = check_function(F.softmax_cross_entropy, F.softmax_cross_entropy_backward,
-                             dict(logits=logits, targets=targets, mask=mask), seed=seed)
+                             dict(logits=logits, targets=targets, mask=mask), wrt=["logits"], seed=seed)
         _assert_passes(rep)
 
 
@@ -164,3 +164,37 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits(rng):
     assert loss == pytest.approx(_ce_reference(logits - 1e4, targets), rel=1e-9)
     np.testing.assert_allclose(d.sum(axis=-1), 0, atol=1e-15)  # softmax - onehot sums to 0 per row
     np.testing.assert_allclose(np.exp(F.log_softmax(logits)).sum(axis=-1), 1, rtol=1e-14)
+
+
+# issue 20 item 3: a mask is 0/1 or bool; an empty batch is an error, not a loss of 0
+
+
+@pytest.mark.parametrize("bad", [[1.0, -1.0, 1.0], [1.0, -1.0, 0.0], [1.0, 0.5, 1.0], [1.0, np.nan, 1.0],
+                                 [2, 1, 1]])
+def test_softmax_cross_entropy_refuses_non_binary_masks(bad, rng):
+    logits, targets = rng.normal(size=(3, 4)), rng.integers(0, 4, 3)
+    # before: [1, -1, 1] gave a different weighted mean, silently; [1, -1, 0] blamed "no non-zero entry"
+    with pytest.raises(ValueError, match=r"^mask: expected only 0 and 1 \(or bool\), got 1 other value"):
+        F.softmax_cross_entropy(logits, targets, np.array(bad))
+
+
+def test_softmax_cross_entropy_mask_types(rng):
+    logits, targets = rng.normal(size=(3, 4)), rng.integers(0, 4, 3)
+    with pytest.raises(TypeError, match=r"^mask: expected an array of 0/1 or bool, got list"):
+        F.softmax_cross_entropy(logits, targets, [1, 0, 1])
+    with pytest.raises(TypeError, match=r"^mask: expected bool or 0/1 numbers, got dtype <U1"):
+        F.softmax_cross_entropy(logits, targets, np.array(["1", "0", "1"]))
+    with pytest.raises(ValueError, match=r"^mask: expected at least one non-zero entry"):
+        F.softmax_cross_entropy(logits, targets, np.zeros(3, dtype=bool))
+    ref = _ce_reference(logits, targets, np.array([1.0, 0.0, 1.0]))
+    for m in (np.array([1, 0, 1]), np.array([True, False, True]), np.array([1.0, 0.0, 1.0], dtype=np.float32)):
+        assert F.softmax_cross_entropy(logits, targets, m)[0] == pytest.approx(ref, rel=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (2, 0, 4), (3, 0)])
+def test_softmax_cross_entropy_refuses_an_empty_batch(shape):
+    logits = np.ones(shape)
+    targets = np.zeros(shape[:-1], dtype=int)
+    # before: (0, 4) returned a loss of 0.0
+    with pytest.raises(ValueError, match=r"^logits: expected at least one"):
+        F.softmax_cross_entropy(logits, targets)

@@ -125,3 +125,81 @@ def test_relative_error_is_normwise(rng):
     b[3] += 1e-3 * np.abs(a).max()
     err, idx = relative_error(a, b)
     assert idx == (3,) and err == pytest.approx(1e-3, rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 20 item 4 / 18: the teaching checker refuses what it cannot check, and skips nothing silently
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, np.float32, bool])
+def test_numerical_gradient_refuses_non_float64(dtype):
+    # an int array truncated the +-h step ([0, 50000, 150000, 250000] for d sum(x^2) at arange(4)),
+    # float16 rounded it away (zeros): both were returned as if they were gradients
+    x = np.arange(4).astype(dtype)
+    with pytest.raises(TypeError, match=r"^x: expected float64 .*got " + np.dtype(dtype).name):
+        numerical_gradient(lambda: float((x.astype(np.float64) ** 2).sum()), x)
+    with pytest.raises(TypeError, match=r"^x: expected a float64 array"):
+        numerical_gradient(lambda: 0.0, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("h", [0.0, -1e-5, float("nan"), float("inf")])
+def test_numerical_gradient_refuses_a_bad_step(h):
+    x = np.arange(3.0)
+    with pytest.raises(ValueError, match=r"^h: expected a finite step > 0"):
+        numerical_gradient(lambda: float((x ** 2).sum()), x, h)
+
+
+def test_numerical_gradient_of_float64_is_right(rng):
+    x = rng.normal(size=(3, 4))
+    np.testing.assert_allclose(numerical_gradient(lambda: float((x ** 3).sum()), x), 3 * x ** 2, rtol=1e-8)
+
+
+def test_check_function_and_module_refuse_float32_inputs(rng):
+    x = rng.normal(size=(3, 5)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"arrays\['x'\]: expected float64.*float32"):
+        check_function(F.layer_norm, F.layer_norm_backward, dict(x=x, gain=None, bias=None))
+    with pytest.raises(TypeError, match=r"^x: expected float64.*float32"):
+        check_module(nn.Linear(5, 2, rng=0, dtype=np.float64), x)
+    with pytest.raises(TypeError, match=r"^module.params\['W'\]: expected float64.*float32"):
+        check_module(nn.Linear(5, 2, rng=0, dtype=np.float32), x.astype(np.float64))
+
+
+def test_a_nan_gradient_fails_the_check_with_an_infinite_error(rng):
+    x = rng.normal(size=(2, 3))
+    err, idx = relative_error(np.where(x > 0, np.nan, 1.0), np.ones_like(x))
+    assert err == np.inf and x[idx] > 0
+    rep = check_gradients(lambda: float(x.sum()), {"x": x}, {"x": np.full_like(x, np.nan)})
+    assert not rep.passed() and rep.max_rel_error == np.inf
+
+
+def _ln_forgetting_dbias(dy, cache):
+    dx, dgain, _ = F.layer_norm_backward(dy, cache)
+    return dx, dgain, None  # a backward that "forgot" one gradient
+
+
+def _ln_returning_two(dy, cache):
+    return F.layer_norm_backward(dy, cache)[:2]
+
+
+@pytest.mark.parametrize("backward", [_ln_forgetting_dbias, _ln_returning_two])
+def test_check_function_does_not_skip_a_missing_gradient(backward, rng):
+    inputs = dict(x=rng.normal(size=(3, 6)), gain=rng.normal(1, 0.2, 6), bias=rng.normal(size=6))
+    # before: the None gradient of `bias` was skipped and the check passed
+    with pytest.raises(ValueError, match=r"^backward: returned no gradient \(None\) for input\(s\) \['bias'\]"):
+        check_function(F.layer_norm, backward, inputs)
+    # the explicit opt-out: name what to check
+    rep = check_function(F.layer_norm, backward, inputs, wrt=["x", "gain"])
+    assert set(rep.errors) == {"x", "gain"} and rep.passed()
+    with pytest.raises(ValueError, match=r"^backward: returned no gradient"):
+        check_function(F.layer_norm, backward, inputs, wrt=["bias"])
+    with pytest.raises(ValueError, match=r"^wrt: expected names among"):
+        check_function(F.layer_norm, F.layer_norm_backward, inputs, wrt=["gian"])
+
+
+def test_check_function_skips_none_integer_and_scalar_inputs(rng):
+    logits, targets = rng.normal(size=(4, 3)), rng.integers(0, 3, 4)
+    rep = check_function(F.softmax_cross_entropy, F.softmax_cross_entropy_backward,
+                         dict(logits=logits, targets=targets, mask=np.array([True, False, True, True])))
+    assert set(rep.errors) == {"logits"} and rep.passed()
+    rep = check_function(F.layer_norm, F.layer_norm_backward, dict(x=rng.normal(size=(2, 5)), gain=None, bias=None))
+    assert set(rep.errors) == {"x"} and rep.passed()

@@ -230,3 +230,18 @@ def test_forget_gate_bias_matches_the_lstm_layout():
         I.forget_gate_bias(3, block=4)
     with pytest.raises(ValueError, match="hidden_size"):
         I.forget_gate_bias(0)
+
+
+@pytest.mark.parametrize("bad", [[[1, -1, 1], [1, 1, 1]], [[1, 0.5, 1], [1, 1, 1]], [[1, np.nan, 1], [1, 1, 0]]])
+def test_sequence_cross_entropy_refuses_the_masks_lstm_refuses(bad):
+    from lnedu.nn import LSTM
+
+    rng = np.random.default_rng(0)
+    z, y, mask = rng.normal(size=(2, 3, 4)), rng.integers(0, 4, (2, 3)), np.array(bad, dtype=np.float64)
+    with pytest.raises(ValueError, match=r"^mask: expected only 0 and 1"):
+        LSTM(4, 2, rng=0, dtype=np.float64).forward(z, mask=mask)
+    # before: the loss accepted it and returned a differently weighted mean
+    with pytest.raises(ValueError, match=r"^mask: expected only 0 and 1"):
+        SequenceCrossEntropy().forward(z, y, mask)
+    with pytest.raises(ValueError, match=r"^logits: expected at least one row"):
+        SequenceCrossEntropy().forward(np.ones((0, 3, 4)), np.zeros((0, 3), dtype=int))

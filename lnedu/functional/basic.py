@@ -124,16 +124,42 @@ class SoftmaxCECache(NamedTuple):
     shape: tuple  # the logits' shape
 
 
+def _check_mask(name, mask, shape):
+    """A padding mask: an array of ``shape`` holding bool or only the numbers 0 and 1; returned as bool.
+
+    Anything else (a negative, fractional or NaN weight) would silently turn the mean into a different
+    weighted mean, so it is refused, as :meth:`lnedu.nn.LSTM.forward` refuses it.
+    """
+    if not hasattr(mask, "shape") or not hasattr(mask, "dtype"):
+        raise TypeError(f"{name}: expected an array of 0/1 or bool, got {type(mask).__name__}")
+    check_shape(name, mask, shape)
+    if mask.dtype.kind == "b":
+        return mask
+    if mask.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: expected bool or 0/1 numbers, got dtype {mask.dtype}")
+    bad = (mask != 0) & (mask != 1)  # NaN is != 0 and != 1
+    if bool(bad.any()):
+        xp = get_array_module(mask)
+        first = mask.reshape(-1)[int(xp.argmax(bad.reshape(-1)))].item()
+        raise ValueError(
+            f"{name}: expected only 0 and 1 (or bool), got {int(bad.sum())} other value(s), e.g. {first!r}"
+        )
+    return mask != 0
+
+
 def softmax_cross_entropy(logits, targets, mask=None):
     r"""Mean negative log-likelihood of integer ``targets`` under ``softmax(logits)``.
 
     ``logits``: (..., C); ``targets``: integer array of shape ``logits.shape[:-1]`` with values in
-    ``[0, C)``; ``mask`` (optional, same shape as ``targets``): rows with mask 0 (padding) do not count.
+    ``[0, C)``; ``mask`` (optional, same shape as ``targets``, bool or 0/1): rows with mask 0 (padding)
+    do not count. An empty batch, or a mask with no 1, is an error (the mean over no rows is 0/0).
     Returns ``(loss, cache)`` where ``loss = -sum_n m_n log p_n[t_n] / sum_n m_n`` is a Python float.
     """
     check_float_array("logits", logits, min_ndim=1)
     xp = get_array_module(logits)
     C = logits.shape[-1]
+    if C == 0:
+        raise ValueError(f"logits: expected at least one class on the last axis, got shape {tuple(logits.shape)}")
     if not hasattr(targets, "dtype") or targets.dtype.kind not in "iu":
         raise TypeError(
             f"targets: expected an integer array of class indices, got "
@@ -141,18 +167,19 @@ def softmax_cross_entropy(logits, targets, mask=None):
         )
     check_shape("targets", targets, logits.shape[:-1])
     t = targets.reshape(-1)
-    if t.size and (int(t.min()) < 0 or int(t.max()) >= C):
+    if t.size == 0:  # a mean over no rows is 0/0, not a loss of 0
+        raise ValueError(f"logits: expected at least one row to average over, got shape {tuple(logits.shape)}")
+    if int(t.min()) < 0 or int(t.max()) >= C:
         raise ValueError(f"targets: expected class indices in [0, {C}), got values in [{int(t.min())}, {int(t.max())}]")
     logp = log_softmax(logits.reshape(-1, C))
     rows = xp.arange(t.shape[0])
     nll = -logp[rows, t]
     if mask is None:
-        w = xp.full(t.shape[0], 1.0 / max(t.shape[0], 1), dtype=logits.dtype)
+        w = xp.full(t.shape[0], 1.0 / t.shape[0], dtype=logits.dtype)
     else:
-        check_shape("mask", mask, targets.shape)
-        m = mask.reshape(-1).astype(logits.dtype)
+        m = _check_mask("mask", mask, targets.shape).reshape(-1).astype(logits.dtype)
         total = float(m.sum())
-        if total <= 0:
+        if total == 0:
             raise ValueError("mask: expected at least one non-zero entry, got none")
         w = m / total
     loss = float((nll * w).sum())
