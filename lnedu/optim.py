@@ -35,31 +35,72 @@ def global_norm(grads) -> float:
 
     The squared norms are added in float64 on the arrays' own device and read back once: on a GPU, one
     synchronization per step rather than one per parameter (and the same sum, in the same order, as
-    adding them up on the host).
+    adding them up on the host). Only if that overflows (a float32 gradient whose entries pass ~1e19) are
+    the squares taken again from float64 copies, so a large but finite gradient has a finite norm.
     """
+    grads = list(grads)
     squares = [get_array_module(g).vdot(g.ravel(), g.ravel()).real.astype(np.float64) for g in grads]
-    return math.sqrt(float(sum(squares))) if squares else 0.0
+    total = float(sum(squares)) if squares else 0.0
+    if not math.isfinite(total):
+        wide = [g.ravel().astype(np.float64) for g in grads]
+        total = float(sum(get_array_module(w).vdot(w, w).real for w in wide))
+    return math.sqrt(total)
 
 
-def clip_grad_norm(grads, max_norm: float) -> float:
+def _nonfinite_message(norm, names=None, grads=None) -> str:
+    where = ""
+    if names is not None:
+        bad = [n for n, g in zip(names, grads) if not bool(get_array_module(g).isfinite(g).all())]
+        if bad:
+            where = f" in {', '.join(repr(n) for n in bad[:5])}{' ...' if len(bad) > 5 else ''}"
+    return (
+        f"grads: expected finite gradients, got a global norm of {norm}{where}; nothing was updated "
+        f"(a NaN/inf loss or an overflow upstream; pass error_if_nonfinite=False to go on regardless)"
+    )
+
+
+def clip_grad_norm(grads, max_norm: float, *, error_if_nonfinite: bool = True) -> float:
     """Scale all gradients in place so that their global norm is at most ``max_norm``.
 
-    Returns the norm before clipping (useful to log). Directions are kept; only the length shrinks.
+    Returns the norm before clipping (useful to log). Directions are kept; only the length shrinks:
+    ``g <- g * max_norm / (norm + 1e-12)`` when ``norm > max_norm``.
+
+    A NaN or infinite norm cannot be clipped: scaling would turn every gradient into 0 (inf norm) or NaN.
+    With ``error_if_nonfinite=True`` (the default here) that raises ``ValueError`` and leaves the gradients
+    untouched. With ``False`` it does what ``torch.nn.utils.clip_grad_norm_`` does by default (PyTorch's
+    ``error_if_nonfinite`` defaults to ``False``): it scales anyway, by ``max_norm / (norm + eps)``, so an
+    inf norm zeroes the finite entries and NaN spreads; the returned norm tells you.
     """
     max_norm = check_positive("max_norm", max_norm)
+    if not isinstance(error_if_nonfinite, bool):
+        raise TypeError(f"error_if_nonfinite: expected True or False, got {type(error_if_nonfinite).__name__}")
     grads = list(grads)
     norm = global_norm(grads)
-    if norm > max_norm > 0:
-        scale = max_norm / (norm + 1e-12)
-        for g in grads:
-            g *= scale
+    if not math.isfinite(norm) and error_if_nonfinite:
+        raise ValueError(_nonfinite_message(norm))
+    _scale_to(grads, max_norm, norm)
     return norm
 
 
-class Optimizer:
-    """Base class: collects ``(name, param, grad)`` triples, clips, decays the learning rate."""
+def _scale_to(grads, max_norm, norm):
+    """``g <- g * max_norm / (norm + 1e-12)`` if ``norm > max_norm``; a NaN norm scales by NaN, as PyTorch."""
+    if norm > max_norm or math.isnan(norm):
+        scale = max_norm / (norm + 1e-12)  # 0 for an inf norm
+        for g in grads:
+            g *= scale
 
-    def __init__(self, modules, lr: float, *, clip: float | None = None, lr_decay: float = 0.0):
+
+class Optimizer:
+    """Base class: collects ``(name, param, grad)`` triples, clips, decays the learning rate.
+
+    ``error_if_nonfinite`` (default ``True``): before anything is updated, ``step()`` checks that the
+    gradients' global norm is finite and raises ``ValueError`` naming the parameters with NaN/inf gradients
+    otherwise, so a NaN never silently spreads into the parameters (a teaching run should stop where it
+    broke). ``False`` updates regardless, like PyTorch's optimizers (parameters then become NaN).
+    """
+
+    def __init__(self, modules, lr: float, *, clip: float | None = None, lr_decay: float = 0.0,
+                 error_if_nonfinite: bool = True):
         if isinstance(modules, Module):
             modules = [modules]
         modules = list(modules)
@@ -69,6 +110,9 @@ class Optimizer:
         self.base_lr = check_positive("lr", lr)
         self.clip = None if clip is None else check_positive("clip", clip)
         self.lr_decay = _check_in("lr_decay", lr_decay, 0.0, math.inf)
+        if not isinstance(error_if_nonfinite, bool):
+            raise TypeError(f"error_if_nonfinite: expected True or False, got {type(error_if_nonfinite).__name__}")
+        self.error_if_nonfinite = error_if_nonfinite
         self.t = 0
         self.last_grad_norm = None
 
@@ -87,12 +131,18 @@ class Optimizer:
             m.zero_grad()
 
     def step(self):
-        grads = [g for *_, g in self._triples()]
-        if self.clip is not None:
-            self.last_grad_norm = clip_grad_norm(grads, self.clip)
+        triples = list(self._triples())
+        grads = [g for *_, g in triples]
+        if self.clip is not None or self.error_if_nonfinite:
+            norm = global_norm(grads)  # one norm (one sync on a GPU) sees every entry: NaN/inf make it so
+            if self.error_if_nonfinite and not math.isfinite(norm):
+                raise ValueError(_nonfinite_message(norm, [k for k, *_ in triples], grads))
+            if self.clip is not None:
+                _scale_to(grads, self.clip, norm)
+                self.last_grad_norm = norm
         lr = self.lr
         self.t += 1
-        for key, m, name, p, g in self._triples():
+        for key, m, name, p, g in triples:
             self._update(key, m, name, p, g, lr)
 
     def _update(self, key, module, name, p, g, lr):  # pragma: no cover - abstract
@@ -146,8 +196,8 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with (heavy-ball) momentum: ``v = mu v - lr g;  p += v``."""
 
-    def __init__(self, modules, lr=0.01, *, momentum=0.0, clip=None, lr_decay=0.0):
-        super().__init__(modules, lr, clip=clip, lr_decay=lr_decay)
+    def __init__(self, modules, lr=0.01, *, momentum=0.0, clip=None, lr_decay=0.0, error_if_nonfinite=True):
+        super().__init__(modules, lr, clip=clip, lr_decay=lr_decay, error_if_nonfinite=error_if_nonfinite)
         self.momentum = _check_in("momentum", momentum, 0.0, 1.0)
         self.velocity: dict = {}
 
@@ -175,8 +225,9 @@ class Adam(Optimizer):
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``, ``p -= lr * m_hat / (sqrt(v_hat) + eps)``.
     """
 
-    def __init__(self, modules, lr=1e-3, *, betas=(0.9, 0.999), eps=1e-8, clip=None, lr_decay=0.0):
-        super().__init__(modules, lr, clip=clip, lr_decay=lr_decay)
+    def __init__(self, modules, lr=1e-3, *, betas=(0.9, 0.999), eps=1e-8, clip=None, lr_decay=0.0,
+                 error_if_nonfinite=True):
+        super().__init__(modules, lr, clip=clip, lr_decay=lr_decay, error_if_nonfinite=error_if_nonfinite)
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas: expected a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
         self.b1 = _check_in("betas[0]", betas[0], 0.0, 1.0)

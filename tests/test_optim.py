@@ -264,3 +264,68 @@ def test_global_norm_of_float32_gradients_adds_in_float64():
     grads = [(rng.standard_normal(n) * s).astype(np.float32) for n, s in ((1000, 1e3), (3, 1e-3), (77, 1.0))]
     want = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     assert optim.global_norm(grads) == want
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 20 item 6: a NaN/inf gradient stops the step with a message instead of spreading silently
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("make_opt", [lambda m: optim.SGD(m, lr=0.1), lambda m: optim.SGD(m, lr=0.1, momentum=0.9),
+                                      lambda m: optim.Adam(m, lr=0.01), lambda m: optim.Adam(m, lr=0.01, clip=1.0)])
+def test_a_nonfinite_gradient_is_refused_and_nothing_is_updated(make_opt, bad, rng):
+    model = _model()
+    opt = make_opt(model)
+    seq = _grad_seq(model, rng, steps=1)
+    _run_with_given_grads(opt, model, seq)  # one good step: buffers exist
+    before = _params(model)
+    names = [k for k, _, _ in model.named_parameters()]
+    for _, _, g in model.named_parameters():
+        g[...] = rng.normal(size=g.shape)
+    dict((k, g) for k, _, g in model.named_parameters())[names[1]].ravel()[2] = bad
+    # before: SGD/Adam wrote NaN/inf into the parameters (or clipping made the gradient 0), silently
+    msg = rf"^grads: expected finite gradients, got a global norm of .* in '0/{names[1]}'"
+    with pytest.raises(ValueError, match=msg):
+        opt.step()
+    for k, p, _ in model.named_parameters():
+        np.testing.assert_array_equal(p, before[k])
+    assert opt.t == 1
+
+
+def test_error_if_nonfinite_false_goes_on_like_pytorch(rng):
+    model = _model()
+    opt = optim.SGD(model, lr=0.1, error_if_nonfinite=False)
+    for _, _, g in model.named_parameters():
+        g[...] = rng.normal(size=g.shape)
+    next(iter(model.named_parameters()))[2].ravel()[0] = np.nan
+    opt.step()
+    assert np.isnan(next(iter(model.named_parameters()))[1].ravel()[0])
+    with pytest.raises(TypeError, match="^error_if_nonfinite: expected True or False"):
+        optim.Adam(model, error_if_nonfinite=1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_with_a_nonfinite_norm(bad, rng):
+    grads = [rng.normal(size=(3, 4)), rng.normal(size=5)]
+    grads[1][3] = bad
+    keep = [g.copy() for g in grads]
+    # before: an inf norm scaled every finite entry to 0 and the inf to NaN, silently
+    with pytest.raises(ValueError, match="^grads: expected finite gradients, got a global norm of (nan|inf)"):
+        optim.clip_grad_norm(grads, 1.0)
+    for g, k in zip(grads, keep):
+        np.testing.assert_array_equal(g, k)  # untouched
+    # opting out gives PyTorch's default behaviour (error_if_nonfinite=False): scaled by max_norm / (norm + eps)
+    with np.errstate(invalid="ignore"):
+        norm = optim.clip_grad_norm(grads, 1.0, error_if_nonfinite=False)
+    assert math.isnan(norm) if np.isnan(bad) else norm == math.inf
+    assert np.isnan(grads[1][3])
+    if np.isinf(bad):
+        np.testing.assert_array_equal(grads[0], 0.0)
+
+
+def test_a_huge_but_finite_float32_gradient_is_clipped_not_refused(rng):
+    grads = [(rng.normal(size=(4, 8)) * 1e20).astype(np.float32), rng.normal(size=3).astype(np.float32)]
+    want = math.sqrt(sum(float(np.vdot(g.astype(np.float64), g.astype(np.float64))) for g in grads))
+    norm = optim.clip_grad_norm(grads, 2.0)  # the float32 squares overflow; the norm must not
+    assert norm == pytest.approx(want, rel=1e-12)
+    assert optim.global_norm(grads) == pytest.approx(2.0, rel=1e-5)
