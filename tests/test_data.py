@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from lnedu.data import DataUnavailable, fetch, load_digits, load_digits_dataset, load_mnist, read_idx
+from lnedu.data import DataCorrupt, DataUnavailable, fetch, load_digits, load_digits_dataset, load_mnist, read_idx
 from lnedu.data.mnist import MNIST_FILES
 
 
@@ -92,3 +92,136 @@ def test_digits_default_is_reproducible_and_auto_falls_back(tmp_path, monkeypatc
 def test_mnist_checksums_are_well_formed():
     assert len(MNIST_FILES) == 4
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in MNIST_FILES.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 20 item 12: cached and local files are re-checked; a damaged one is refused in one line naming it
+
+
+def _mnist_folder(folder, n_train=12, n_test=4, n_train_labels=None, compress=True, seed=1):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, n_lbl in (("train", n_train, n_train_labels or n_train), ("t10k", n_test, n_test)):
+        suffix = ".gz" if compress else ""
+        _write_idx(folder / f"train-images-idx3-ubyte{suffix}".replace("train", split),
+                   rng.integers(0, 256, (n, 28, 28)).astype(np.uint8), compress=compress)
+        _write_idx(folder / f"train-labels-idx1-ubyte{suffix}".replace("train", split),
+                   rng.integers(0, 10, n_lbl).astype(np.uint8), compress=compress)
+    return folder
+
+
+def test_load_mnist_refuses_more_images_than_labels(tmp_path):
+    _mnist_folder(tmp_path, n_train=20, n_train_labels=7)
+    # before: 20 images and 7 labels were returned as a data set
+    with pytest.raises(DataCorrupt, match=r"train-labels-idx1-ubyte.gz: expected one label per image .*\(20\), got 7"):
+        load_mnist(tmp_path)
+
+
+def test_load_mnist_refuses_labels_out_of_range_and_wrong_image_size(tmp_path):
+    _mnist_folder(tmp_path)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 10, 3], np.uint8))
+    with pytest.raises(DataCorrupt, match=r"t10k-labels-idx1-ubyte.gz: expected digit labels 0..9, got .* 10"):
+        load_mnist(tmp_path)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 9, 3], np.uint8))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(DataCorrupt, match=r"t10k-images-idx3-ubyte.gz: expected \(N, 28, 28\) uint8 images"):
+        load_mnist(tmp_path)
+
+
+def test_a_truncated_gz_is_refused_naming_the_file(tmp_path):
+    _mnist_folder(tmp_path)
+    f = tmp_path / "train-images-idx3-ubyte.gz"
+    f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    # before: EOFError from gzip, naming no file
+    with pytest.raises(DataCorrupt, match=r"train-images-idx3-ubyte.gz: cannot be read whole \(EOFError") as e:
+        load_mnist(tmp_path)
+    assert "\n" not in str(e.value) and str(f) in str(e.value)
+    with pytest.raises(DataCorrupt, match=r"ends inside its header"):
+        (tmp_path / "h").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+        read_idx(tmp_path / "h")
+
+
+def _broken_cache(monkeypatch, tmp_path, how):
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path))
+    monkeypatch.delenv("LNEDU_DOWNLOAD", raising=False)
+    cache = tmp_path / "mnist"
+    if how == "truncated-gz":
+        _mnist_folder(cache)  # not MNIST's checksum either; then cut short, as an interrupted copy would be
+        f = cache / "train-images-idx3-ubyte.gz"
+        f.write_bytes(f.read_bytes()[:100])
+        return f, "checksum mismatch"
+    _mnist_folder(cache, n_train=200, n_test=10, compress=False)  # uncompressed, but a 200-image file
+    return cache / "train-images-idx3-ubyte", "expected MNIST's 60000 images, got 200"
+
+
+@pytest.mark.parametrize("how", ["truncated-gz", "200-images"])
+def test_a_damaged_cache_is_refused_by_load_run_and_data_fetch(how, monkeypatch, tmp_path, capsys):
+    from lnedu.__main__ import main
+
+    bad, why = _broken_cache(monkeypatch, tmp_path, how)
+    with pytest.raises(DataCorrupt, match=why) as e:
+        load_mnist()
+    msg = str(e.value)
+    assert msg.startswith(str(bad) + ":") and "\n" not in msg and "python -m lnedu data fetch mnist" in msg
+    # `auto` does not quietly fall back to the 8x8 digits on a damaged copy (what `run` calls)
+    with pytest.raises(DataCorrupt, match=why):
+        load_digits_dataset("auto")
+    # before: `data fetch mnist` crashed with EOFError, or reported the 200-image file as "cached"
+    assert main(["data", "fetch", "mnist"]) == 2
+    out, err = capsys.readouterr()
+    assert "cached" not in out and len(err.strip().splitlines()) == 1 and str(bad) in err and why in err
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 20 item 13: a question file cannot make the CNN loader allocate without bound
+
+
+def _question(path, answer="@entity1", extra=""):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"http://x/{path.stem}\n\n@entity1 met @entity2 . {extra}\n\n@placeholder met @entity2\n\n"
+                    f"{answer}\n\n@entity1:A\n@entity2:B\n", encoding="utf-8")
+    return path
+
+
+def test_cnn_questions_refuse_huge_entity_ids(tmp_path):
+    from lnedu.data.cloze import MAX_ENTITY_ID, load_cnn_questions, read_question
+
+    _question(tmp_path / "training" / "a.question")
+    bad = _question(tmp_path / "validation" / "b.question", extra="@entity99999999999 said so")
+    # before: the vocabulary was built with 10^11 entity rows (memory exhaustion)
+    with pytest.raises(DataCorrupt, match=rf"b.question: expected entity ids up to @entity{MAX_ENTITY_ID}, "
+                                          r"got @entity99999999999$"):
+        load_cnn_questions(tmp_path)
+    _question(bad, extra=f"@entity{MAX_ENTITY_ID} said so")  # the largest allowed id still loads
+    c = load_cnn_questions(tmp_path)
+    assert c.vocab.n_entities == MAX_ENTITY_ID + 1
+    with pytest.raises(DataCorrupt, match=r"path: expected an @entity answer .* got answer '@entityX'"):
+        read_question(_question(tmp_path / "c.question", answer="@entityX"))
+    (tmp_path / "d.question").write_bytes(b"http://x\n\n\xff\xfe\n\nq\n\na\n")
+    with pytest.raises(DataCorrupt, match=r"d.question: expected utf-8 text, got byte 0xff at offset 10"):
+        read_question(tmp_path / "d.question")
+
+
+# issue 20 item 14: every loader error names the file
+
+
+def test_caption_features_refuse_a_damaged_npy_or_text_naming_it(tmp_path):
+    from lnedu.data.captions import load_caption_features
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("dev", 2), ("test", 3)):
+        np.save(tmp_path / f"toy_{split}_ims.npy", rng.normal(size=(n, 6)))
+        (tmp_path / f"toy_{split}_caps.txt").write_text("".join(f"thing {i}.\n" for i in range(2 * n)))
+    good = (tmp_path / "toy_dev_ims.npy").read_bytes()
+    (tmp_path / "toy_dev_ims.npy").write_bytes(good[: len(good) - 20])
+    # before: NumPy's own message, naming no file
+    with pytest.raises(DataCorrupt, match=r"toy_dev_ims.npy: expected a .npy array of image features"):
+        load_caption_features(tmp_path)
+    np.save(tmp_path / "toy_dev_ims.npy", np.array([{"a": 1}, {"b": 2}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataCorrupt, match=r"toy_dev_ims.npy: expected a .npy array") as e:
+        load_caption_features(tmp_path)  # a pickle is never loaded, nor is unsafe loading suggested
+    assert "allow_pickle" not in str(e.value)
+    (tmp_path / "toy_dev_ims.npy").write_bytes(good)
+    (tmp_path / "toy_test_caps.txt").write_bytes(b"ok\n\xff\n")
+    with pytest.raises(DataCorrupt, match=r"toy_test_caps.txt: expected utf-8 text, got byte 0xff at offset 3"):
+        load_caption_features(tmp_path)

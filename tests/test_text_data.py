@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from lnedu.data import DataUnavailable
+from lnedu.data import DataCorrupt, DataUnavailable
 from lnedu.data.text import (
     BPTTStream,
     CharVocab,
@@ -176,3 +176,42 @@ def test_bptt_bad_arguments(rng):
         BPTTStream(rng.random(200), 4, 7)
     with pytest.raises(ValueError, match="k: expected a window index"):
         BPTTStream(rng.integers(0, 5, 200), 4, 7).window(0, 99)
+
+
+# issue 20 items 12 and 14: cached text is re-checked; a damaged file is refused in one line naming it
+
+
+def test_a_short_unpacked_text8_in_the_cache_is_refused(tmp_path, monkeypatch):
+    from lnedu.data import load_text_corpus
+
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path))
+    (tmp_path / "text8").mkdir()
+    (tmp_path / "text8" / "text8").write_text("anarchism originated as a term " * 10, encoding="ascii")
+    # before: any file named text8 in the cache was used as text8
+    with pytest.raises(DataCorrupt, match=r"text8: expected text8's 100,000,000 characters, got 310; delete it") as e:
+        load_text8()
+    assert "python -m lnedu data fetch text8" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(DataCorrupt):  # and `auto` does not quietly fall back to the embedded text
+        load_text_corpus("text8", "auto")
+
+
+def test_a_truncated_or_non_ascii_text8_names_the_file(tmp_path):
+    with zipfile.ZipFile(tmp_path / "text8.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("text8", "some words " * 200)
+    raw = (tmp_path / "text8.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataCorrupt, match=r"cut.zip: cannot be read as a zip archive \(BadZipFile"):
+        load_text8(tmp_path / "cut.zip")
+    (tmp_path / "t").write_bytes("caf\u00e9 words".encode("utf-8"))
+    with pytest.raises(DataCorrupt, match=r"t: expected ascii text, got byte 0xc3 at offset 3"):
+        load_text8(tmp_path / "t")
+
+
+def test_a_ptb_file_that_is_not_utf8_names_the_file(tmp_path):
+    from lnedu.data.text import PTB_CHAR_FILES
+
+    for f in PTB_CHAR_FILES.values():
+        (tmp_path / f).write_text("a b c\n", encoding="utf-8")
+    (tmp_path / PTB_CHAR_FILES["valid"]).write_bytes(b"a \xff b\n")
+    with pytest.raises(DataCorrupt, match=r"ptb.char.valid.txt: expected utf-8 text, got byte 0xff at offset 2"):
+        load_ptb_chars(tmp_path)

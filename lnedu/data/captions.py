@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import DataUnavailable
+from .download import DataUnavailable, damaged
 
 __all__ = [
     "WordVocab",
@@ -300,13 +300,23 @@ def load_caption_features(path, name: str | None = None) -> CaptionDataset:
         fi, fc = folder / f"{name}_{split}_ims.npy", folder / f"{name}_{split}_caps.txt"
         if not fi.is_file() or not fc.is_file():
             raise DataUnavailable(f"path: expected {fi.name} and {fc.name} in {folder}")
-        ims = np.load(fi).astype(np.float32)
-        if ims.ndim != 2:
-            raise ValueError(f"{fi.name}: expected a 2-d array (images, features), got shape {ims.shape}")
-        lines = [tokenize(line) for line in fc.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:  # never pickles; a file that is not a plain .npy array is refused naming it
+            ims = np.load(fi, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise damaged(fi, "expected a .npy array of image features, got a file that is not one "
+                              f"({type(exc).__name__})") from exc
+        if ims.ndim != 2 or ims.dtype.kind not in "fiu":
+            raise damaged(fi, f"expected a 2-d numeric array (images, features), got {ims.dtype} of shape {ims.shape}")
+        ims = ims.astype(np.float32)
+        try:
+            text = fc.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise damaged(fc, f"expected utf-8 text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") \
+                from exc
+        lines = [tokenize(line) for line in text.splitlines() if line.strip()]
         if len(ims) == 0 or len(lines) % len(ims):
-            raise ValueError(f"{fc.name}: expected a whole number of captions per image ({len(ims)} images), "
-                             f"got {len(lines)} lines")
+            raise damaged(fc, f"expected a whole number of captions per image ({len(ims)} images in {fi.name}), "
+                              f"got {len(lines)} lines")
         images[split], captions[split] = ims, lines
         cap_img[split] = np.repeat(np.arange(len(ims)), len(lines) // len(ims))
     sizes = " / ".join(str(len(images[s])) for s in ("train", "dev", "test"))

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .download import DataCorrupt, damaged
+
 __all__ = [
     "ClozeSet",
     "ClozeCorpus",
@@ -48,6 +50,10 @@ __all__ = [
 ]
 
 PAD, UNK, PLACEHOLDER = "<pad>", "<unk>", "@placeholder"
+# entity ids a question file may use: the vocabulary holds one row per id up to the largest seen, so a file's
+# "@entity99999999999" would otherwise allocate 10^11 of them. The anonymized CNN / Daily Mail files number
+# their entities per document (ids in the hundreds); 10,000 leaves ample room.
+MAX_ENTITY_ID = 9_999
 
 # two words each, so every generated sentence has the same length: entity, relation, entity, "."
 RELATIONS = ("works for", "lives near", "spoke to", "voted for", "sold to", "wrote to", "argued with", "waited for")
@@ -255,23 +261,41 @@ def rule_reader(data: ClozeSet, vocab: ClozeVocab) -> np.ndarray:
 # the DeepMind CNN / Daily Mail question files
 
 
+def _entity_id(token: str):
+    """``"@entity12"`` -> 12; ``None`` for any other token."""
+    return int(token[7:]) if token.startswith("@entity") and token[7:].isdigit() else None
+
+
 def read_question(path) -> dict:
     """One ``.question`` file: ``{"url", "context", "query", "answer", "entities"}``; the context and query as
-    token lists, the answer as a token (``"@entity12"``), ``entities`` mapping ``"@entityN"`` to its name."""
+    token lists, the answer as a token (``"@entity12"``), ``entities`` mapping ``"@entityN"`` to its name.
+
+    Refused, in one line naming the file: text that is not UTF-8, a missing block, an answer that is not an
+    ``@entityN`` token, and entity ids above ``MAX_ENTITY_ID`` (each id costs a vocabulary row)."""
     path = Path(path)
-    blocks = path.read_text(encoding="utf-8").split("\n\n")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise damaged(path, f"expected utf-8 text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") \
+            from exc
+    blocks = text.split("\n\n")
     if len(blocks) < 4:
-        raise ValueError(f"path: expected URL, context, query and answer separated by blank lines in {path}, got "
-                         f"{len(blocks)} block(s)")
+        raise DataCorrupt(f"path: expected URL, context, query and answer separated by blank lines in {path}, "
+                          f"got {len(blocks)} block(s)")
     url, context, query, answer = (b.strip() for b in blocks[:4])
     entities = {}
     for line in "\n".join(blocks[4:]).splitlines():
         if line.strip():
             key, _, name = line.partition(":")
             entities[key.strip()] = name.strip()
-    if not answer.startswith("@entity") or PLACEHOLDER not in query.split():
-        raise ValueError(f"path: expected an @entity answer and a query with {PLACEHOLDER} in {path}")
-    return {"url": url, "context": context.split(), "query": query.split(), "answer": answer, "entities": entities}
+    if _entity_id(answer) is None or PLACEHOLDER not in query.split():
+        raise DataCorrupt(f"path: expected an @entity answer and a query with {PLACEHOLDER} in {path}, "
+                          f"got answer {answer[:40]!r}")
+    context, query = context.split(), query.split()
+    ids = [i for i in map(_entity_id, context + query + [answer] + list(entities)) if i is not None]
+    if ids and max(ids) > MAX_ENTITY_ID:
+        raise damaged(path, f"expected entity ids up to @entity{MAX_ENTITY_ID}, got @entity{max(ids)}", todo="")
+    return {"url": url, "context": context, "query": query, "answer": answer, "entities": entities}
 
 
 def _question_files(folder: Path, max_questions):
@@ -313,8 +337,8 @@ def load_cnn_questions(path, *, max_vocab: int = 50_000, max_questions: int | No
                     q["context"] = q["context"][: ends[max_sentences - 1] + 1]
         splits[name] = qs
     all_q = splits["train"] + splits["valid"]
-    n_ent = 1 + max(int(t[7:]) for q in all_q for t in q["context"] + q["query"] + [q["answer"]]
-                    if t.startswith("@entity") and t[7:].isdigit())
+    n_ent = 1 + max(i for q in all_q for i in map(_entity_id, q["context"] + q["query"] + [q["answer"]])
+                    if i is not None)  # at most MAX_ENTITY_ID + 1: read_question refuses larger ids
     counts = Counter(t for q in splits["train"] for t in q["context"] + q["query"] if not t.startswith("@"))
     vocab = ClozeVocab(max(n_ent, 2), [w for w, _ in counts.most_common(int(max_vocab))])
     packed = {}

@@ -15,11 +15,29 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-__all__ = ["DataUnavailable", "cache_dir", "file_hash", "md5sum", "fetch", "download_allowed"]
+__all__ = ["DataUnavailable", "DataCorrupt", "cache_dir", "file_hash", "md5sum", "fetch", "download_allowed"]
 
 
 class DataUnavailable(RuntimeError):
     """A real data set is neither on disk nor allowed/able to be downloaded."""
+
+
+class DataCorrupt(DataUnavailable, ValueError):
+    """A data file is there but damaged (wrong checksum, truncated, not the format): refused, in one line that
+    names it. The ``source='auto'`` loaders never fall back to an embedded default on this: a damaged copy is
+    a problem to fix (delete it and fetch it again), not a reason to quietly train on something else.
+    Also a ``ValueError``, which is what a malformed file raised before this class existed."""
+
+
+def damaged(path, problem: str, *, refetch: str | None = None, todo: str | None = None) -> DataCorrupt:
+    """The one-line refusal of a damaged file: ``"{path}: {problem}; {what to do}"``. ``refetch``: how to
+    download it again; ``todo``: another remedy ("" for none); default: replace it with a complete copy."""
+    if refetch:
+        todo = f"delete it and download it again ({refetch})"
+    elif todo is None:
+        todo = "replace it with a complete copy"
+    msg = f"{path}: {problem}" + (f"; {todo}" if todo else "")
+    return DataCorrupt(" ".join(msg.splitlines()))
 
 
 def cache_dir() -> Path:
@@ -48,22 +66,22 @@ def md5sum(path) -> str:
 
 
 def fetch(url: str, dest, checksum: str, *, algorithm: str = "md5", download: bool | None = None,
-          timeout: float = 30.0, progress: bool = True) -> Path:
+          timeout: float = 30.0, progress: bool = True, refetch: str | None = None) -> Path:
     """Return ``dest`` holding the file at ``url`` whose ``algorithm`` digest is ``checksum``; download it
     if allowed.
 
-    An existing ``dest`` with the right checksum is used as it is. A download goes to a temporary file
-    beside ``dest``, is checked, and only then renamed: an interrupted or corrupt download never
-    leaves a file that looks complete.
+    An existing ``dest`` is re-checked on every call and used only with the right checksum; otherwise it is
+    refused with :class:`DataCorrupt` (``refetch`` says how to download it again, e.g. the CLI command).
+    A download goes to a temporary file beside ``dest``, is checked, and only then renamed: an interrupted
+    or corrupt download never leaves a file that looks complete.
     """
     dest = Path(dest)
     if dest.exists():
         got = file_hash(dest, algorithm)
         if got == checksum:
             return dest
-        raise DataUnavailable(
-            f"{dest}: checksum mismatch (expected {algorithm} {checksum}, got {got}); delete it to re-fetch"
-        )
+        raise damaged(dest, f"checksum mismatch (expected {algorithm} {checksum}, got {got}: damaged or incomplete)",
+                      refetch=refetch or "download=True or `python -m lnedu data fetch`")
     if not download_allowed(download):
         raise DataUnavailable(
             f"{dest.name} is not in {dest.parent} and downloading was not requested "

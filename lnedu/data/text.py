@@ -30,13 +30,14 @@ from __future__ import annotations
 import sys
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .download import DataUnavailable, cache_dir, fetch
+from .download import DataCorrupt, DataUnavailable, cache_dir, damaged, fetch
 
 __all__ = [
     "TextCorpus",
@@ -59,6 +60,7 @@ TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 # the SHA-1 that GluonNLP's text8 loader checks the archive against; text8.zip is 31,344,016 bytes
 TEXT8_SHA1 = "6c70299b93b7e1f927b42cd8f6ac1a31547c7a2e"
 TEXT8_SPLIT = (90_000_000, 5_000_000, 5_000_000)
+REFETCH_TEXT8 = "`python -m lnedu data fetch text8`"
 
 
 @dataclass
@@ -290,7 +292,7 @@ def load_ptb_chars(path=None) -> TextCorpus:
             f"path: expected Mikolov's {', '.join(PTB_CHAR_FILES.values())} in {folder}, missing {', '.join(missing)} "
             "(they are in simple-examples.tgz from Mikolov's RNNLM page; lnedu does not download them)"
         )
-    parts = {k: parse_ptb_chars((folder / f).read_text(encoding="utf-8")) for k, f in PTB_CHAR_FILES.items()}
+    parts = {k: parse_ptb_chars(_read_text(folder / f, "utf-8")) for k, f in PTB_CHAR_FILES.items()}
     return TextCorpus(
         parts["train"], parts["valid"], parts["test"], "ptb-char",
         "Penn Treebank characters (Mikolov's splits), "
@@ -298,15 +300,33 @@ def load_ptb_chars(path=None) -> TextCorpus:
     )
 
 
-def _read_text8(path: Path) -> str:
+def _read_text(path: Path, encoding: str) -> str:
+    """The text of a file, or a one-line refusal naming it (not a bare UnicodeDecodeError)."""
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise damaged(path, f"expected {encoding} text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") \
+            from exc
+
+
+def _read_text8(path: Path, refetch: str | None = None) -> str:
     if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if not n.endswith("/")]
-            if not names:
-                raise DataUnavailable(f"{path}: expected the text8 file inside, found an empty archive")
-            member = "text8" if "text8" in names else names[0]
-            return z.read(member).decode("ascii")
-    return path.read_text(encoding="ascii")
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if not n.endswith("/")]
+                if not names:
+                    raise damaged(path, "expected the text8 file inside, found an empty archive", refetch=refetch)
+                member = "text8" if "text8" in names else names[0]
+                raw = z.read(member)
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:  # cut short, or not a zip
+            raise damaged(path, f"cannot be read as a zip archive ({type(exc).__name__}: {exc})", refetch=refetch) \
+                from exc
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise damaged(path, f"expected ASCII text inside, got byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+                          refetch=refetch) from exc
+    return _read_text(path, "ascii")
 
 
 def load_text8(path=None, *, download: bool | None = None) -> TextCorpus:
@@ -325,12 +345,16 @@ def load_text8(path=None, *, download: bool | None = None) -> TextCorpus:
         elif not p.is_file():
             raise DataUnavailable(f"path: expected the text8 file, text8.zip or a folder, got {str(p)!r}, "
                                   "which does not exist")
-    else:
+    else:  # the cache: the zip is re-checked against its SHA-1, an unpacked text8 must be the whole file
         folder = cache_dir() / "text8"
         p = folder / "text8"
         if not p.is_file():
-            p = fetch(TEXT8_URL, folder / "text8.zip", TEXT8_SHA1, algorithm="sha1", download=download)
-    text = _read_text8(p)
+            p = fetch(TEXT8_URL, folder / "text8.zip", TEXT8_SHA1, algorithm="sha1", download=download,
+                      refetch=REFETCH_TEXT8)
+        elif p.stat().st_size != sum(TEXT8_SPLIT):
+            raise damaged(p, f"expected text8's {sum(TEXT8_SPLIT):,} characters, got {p.stat().st_size:,}",
+                          refetch=REFETCH_TEXT8)
+    text = _read_text8(p, REFETCH_TEXT8 if path is None else None)
     n = len(text)
     if n == sum(TEXT8_SPLIT):
         a, b = TEXT8_SPLIT[0], TEXT8_SPLIT[0] + TEXT8_SPLIT[1]
@@ -358,6 +382,8 @@ def load_text_corpus(real: str = "ptb", source: str = "auto", path=None, *,
         return load_pydoc_text()
     try:
         return loaders[real]()
+    except DataCorrupt:  # a damaged copy is refused, not quietly replaced by the embedded text
+        raise
     except DataUnavailable:
         if source == "real":
             raise
