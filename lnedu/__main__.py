@@ -7,9 +7,10 @@ Commands:
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
 * ``list``: the experiments, with the paper's claim each one tests.
 * ``run NAME [--preset tiny|small|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
-  [--resume] [--jobs N] [--scheduler ADDR]``: train every variant x seed of one experiment; checkpoints make
-  ``--resume`` lose nothing. A grid experiment (``GRID = True``) runs N runs at once with ``--jobs``, or on a
-  Dask cluster with ``--scheduler``.
+  [--resume] [--restart-damaged] [--jobs N] [--scheduler ADDR]``: train every variant x seed of one experiment;
+  checkpoints make ``--resume`` lose nothing, and a run whose files are damaged is refused (naming the file)
+  unless ``--restart-damaged`` starts it over. A grid experiment (``GRID = True``) runs N runs at once with
+  ``--jobs``, or on a Dask cluster with ``--scheduler``.
 * ``report [--runs DIR] [--out DIR]``: the claims table and the plots of the finished experiments.
 * ``data fetch NAME``: download a real data set (with its checksum) into the cache.
 * ``info``: versions, the array backend and whether a GPU is usable.
@@ -17,18 +18,20 @@ Commands:
   replaced by stubs and hints) of the teaching notebooks into ``notebooks/exercises/``; ``--teacher`` writes the
   versions with solutions into ``--out``; ``--check`` only says whether the sheets are up to date.
 
-Bad arguments and unwritable folders give one clear line on stderr and a non-zero exit.
+Bad arguments, unwritable folders, damaged files and a run folder another process is writing into give one
+clear line on stderr and a non-zero exit; SIGTERM stops like Ctrl-C (files already written are complete).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 
 def _cmd_reproduce(args) -> int:
-    from .notebooks import reproduce
+    from .reproduce import reproduce
 
     runs = reproduce(args.notebooks, args.out, runs=args.runs, timeout=args.timeout, only=args.only)
     if not runs:
@@ -70,8 +73,10 @@ def _cmd_list(args) -> int:
 
 def _cmd_run(args) -> int:
     from . import backend, experiments
+    from .experiments.runner import check_seeds
 
     exp = experiments.get(args.name)
+    args.seeds = check_seeds(args.seeds)
     if args.preset not in exp.PRESETS:
         raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
     if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
@@ -86,11 +91,14 @@ def _cmd_run(args) -> int:
         from .experiments.sweep import run_grid
 
         jobs = 2 if args.jobs is None else args.jobs
+        if args.restart_damaged:
+            raise ValueError("--restart-damaged: expected a run one after another; for a grid experiment, delete "
+                             "the damaged run's folder instead")
         run_grid(exp, args.preset, seeds=args.seeds, out=args.out, n_jobs=jobs, scheduler=args.scheduler,
                  variants=args.variants, resume=args.resume)
     else:
         experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=args.out,
-                        resume=args.resume)
+                        resume=args.resume, restart_damaged=args.restart_damaged)
     summary = Path(args.out) / exp.NAME / "summary.json"
     import json
 
@@ -156,6 +164,16 @@ def _cmd_exercises(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad command line gives one line (``lnedu: ...``) and exit status 2."""
 
@@ -173,14 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports", help="output folder (default: reports)")
     r.add_argument("--runs", default="runs", help="where experiment notebooks keep their runs (default: runs)")
     r.add_argument("--only", nargs="*", help="run only notebooks whose file name contains one of these")
-    r.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default: 900)")
+    r.add_argument("--timeout", type=_positive_int, default=900, help="seconds allowed per cell (default: 900)")
     r.set_defaults(func=_cmd_reproduce)
 
     n = sub.add_parser("notebooks", help="list notebooks, or re-execute them in place")
     n.add_argument("paths", nargs="*", help="notebooks to execute (default: every numbered notebook)")
     n.add_argument("--folder", default="notebooks", help="folder of numbered notebooks (default: notebooks)")
     n.add_argument("--execute-in-place", action="store_true", help="execute and store the fresh outputs")
-    n.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default: 900)")
+    n.add_argument("--timeout", type=_positive_int, default=900, help="seconds allowed per cell (default: 900)")
     n.set_defaults(func=_cmd_notebooks)
 
     sub.add_parser("list", help="the experiments and their claims").set_defaults(func=_cmd_list)
@@ -195,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu runs on CuPy")
     u.add_argument("--out", default="runs", help="results folder (default: runs)")
     u.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
+    u.add_argument("--restart-damaged", action="store_true",
+                   help="start a run whose checkpoint, log or result is damaged over (default: refuse it)")
     u.add_argument("--jobs", type=int, help="grid experiments: run N (variant, seed) runs at once on local cores")
     u.add_argument("--scheduler", metavar="ADDR", help="grid experiments: run on the Dask cluster at ADDR "
                    "(tcp://host:port; needs lnedu[cluster])")
@@ -223,9 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("terminated")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl-C: locks are released
     try:
         return args.func(args)
     except (OSError, ValueError, RuntimeError) as exc:
@@ -234,6 +259,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lnedu: interrupted; files already written are complete (writes are atomic)", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """Shared fixtures: ``xp`` runs a test on every array backend that can run here, ``rng`` gives it seeded data.
 
+Where a test lives: tests live in ``tests/test_<module>.py`` for the module they guard (``lnedu/_io.py`` ->
+``test_io.py``, ``lnedu/__main__.py`` -> ``test_cli.py``, ``lnedu/experiments/runner.py`` ->
+``test_experiments_runner.py``), plus the property suite (random inputs over the public API) and the fault
+suite (``test_faults.py``: killed and corrupted runs). A regression test goes into the file of the code it
+guards, never into a file named after where the bug was found.
+
 * ``xp`` is parametrized over ``numpy`` and ``cupy``. The cupy case carries the ``gpu`` marker and is
   skipped (never failed) where :func:`lnedu.backend.available_backends` does not list it, that is without
   CuPy or without a CUDA device. ``pytest -m "not gpu"`` leaves it out altogether.

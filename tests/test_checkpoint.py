@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from lnedu.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from lnedu.checkpoint import DamagedCheckpoint, load_checkpoint, load_state, read_meta, save_checkpoint, save_state
 from lnedu.nn import LSTM, Dropout, Embedding, Linear, Module, SequenceCrossEntropy, Sequential, Tanh
 from lnedu.optim import SGD, Adam
 
@@ -194,3 +194,85 @@ def test_mt19937_state_round_trips(tmp_path):
     other = np.random.Generator(np.random.MT19937(0))
     load_checkpoint(tmp_path / "c.npz", model, opt, rng=other)
     np.testing.assert_array_equal(other.random(5), expected)
+
+
+# ---- damaged files: refused in one line naming the file, never unpickled, never a traceback ----------------
+
+
+def _saved(tmp_path):
+    model, opt, rng = _build()
+    _train(model, opt, rng, 2)
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, model, opt, step=2, rng_state=rng)
+    return path, model, opt
+
+
+def _rewrite(path, change):
+    """Load every entry of ``path``, let ``change`` edit the dict, save it back (an uncompressed .npz)."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    np.savez(path, **arrays)
+
+
+DAMAGE = {
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+    "zeroed": lambda p: p.write_bytes(bytes(len(p.read_bytes()))),
+    "garbage": lambda p: p.write_bytes(np.random.default_rng(0).bytes(500)),
+    "pickled entry": lambda p: np.savez(p, step=np.array(2), meta=np.array([{"x": 1}], dtype=object)),
+    "no meta": lambda p: _rewrite(p, lambda a: a.pop("meta")),
+    "meta not JSON": lambda p: _rewrite(p, lambda a: a.update(meta=np.array("{not json"))),
+    "negative step": lambda p: _rewrite(p, lambda a: a.update(step=np.array(-3))),
+    "float step": lambda p: _rewrite(p, lambda a: a.update(step=np.array(2.5))),
+    "nan parameter": lambda p: _rewrite(p, lambda a: a["model/1.W"].__setitem__((0, 0), np.nan)),
+    "inf moment": lambda p: _rewrite(p, lambda a: a["optim/m:0/1.W"].__setitem__((0, 0), np.inf)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
+    path, _, _ = _saved(tmp_path)
+    DAMAGE[damage](path)
+    fresh, fresh_opt, _ = _build(seed=7)
+    before = _params(fresh)
+    for read in (lambda: load_checkpoint(path, fresh, fresh_opt), lambda: read_meta(path)):
+        with pytest.raises(DamagedCheckpoint) as err:
+            read()
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: ") and "\n" not in msg
+        assert "allow_pickle" not in msg  # never nudged toward unsafe loading
+    for k, p in _params(fresh).items():  # nothing was loaded
+        np.testing.assert_array_equal(p, before[k])
+
+
+def test_nan_parameter_is_named(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    DAMAGE["nan parameter"](path)
+    with pytest.raises(DamagedCheckpoint, match=r"entry 'model/1.W' holds NaN or infinite numbers"):
+        load_checkpoint(path, _build()[0])
+
+
+def test_save_state_round_trips_any_state_dict(tmp_path):
+    rng = np.random.default_rng(4)
+    state = {"model/W": rng.normal(size=(3, 2)).astype(np.float32), "t": np.array(17), "rng/g": np.array('{"a": 1}')}
+    save_state(tmp_path / "s.npz", state, step=17, extra={"config": "{}"})
+    step, back, extra = load_state(tmp_path / "s.npz")
+    assert step == 17 and extra == {"config": "{}"} and back.keys() == state.keys()
+    for k in state:
+        assert back[k].dtype == state[k].dtype
+        np.testing.assert_array_equal(back[k], state[k])
+    assert read_meta(tmp_path / "s.npz")["format"] == "lnedu-checkpoint/1"
+    with pytest.raises(ValueError, match="step: expected a non-negative integer"):
+        save_state(tmp_path / "s.npz", state, step=-1)
+
+
+def test_the_runners_old_checkpoints_still_load_for_one_release(tmp_path):
+    w = np.arange(6.0).reshape(2, 3)
+    np.savez(tmp_path / "old.npz", **{"model/W": w, "__step__": np.array(5), "__config__": np.array('{"a": 1}')})
+    step, state, extra = load_state(tmp_path / "old.npz")
+    assert step == 5 and extra == {"config": '{"a": 1}'} and list(state) == ["model/W"]
+    np.testing.assert_array_equal(state["model/W"], w)
+    np.savez(tmp_path / "old.npz", **{"model/W": w, "__step__": np.array(5)})
+    with pytest.raises(DamagedCheckpoint, match="no '__config__' entry"):
+        load_state(tmp_path / "old.npz")

@@ -94,3 +94,25 @@ def test_conv_bad_input():
         F.conv2d(x, np.zeros((3, 3, 3, 4)), stride=0)
     with pytest.raises(ValueError, match="kernel_size: expected a positive integer"):
         nn.Conv2d(1, 2, 0)
+
+
+def test_linear_and_conv_refuse_mixed_dtypes():
+    x = np.ones((2, 3), np.float32) * np.float32(0.5)
+    with pytest.raises(TypeError, match="W: expected dtype float32"):
+        F.linear(x, np.full((3, 4), 0.1))
+    with pytest.raises(TypeError, match="b: expected dtype float32"):
+        F.linear(x, np.full((3, 4), 0.1, np.float32), np.full(4, 0.2))
+    img = np.full((1, 1, 4, 4), 0.3, np.float32)
+    with pytest.raises(TypeError, match="b: expected dtype float32"):
+        F.conv2d(img, np.full((1, 3, 3, 2), 0.1, np.float32), np.full(2, 0.1))
+
+
+def test_layer_norm_2d_names_a_missing_gain():
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+    with pytest.raises(TypeError, match="gain: expected a floating-point array"):
+        F.layer_norm_2d(x, None, np.zeros(3))
+
+
+def test_batchnorm2d_momentum_is_checked_like_batchnorm():
+    with pytest.raises(ValueError, match=r"momentum: expected a number in \(0, 1\]"):
+        nn.BatchNorm2d(3, momentum=5.0)

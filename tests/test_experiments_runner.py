@@ -1,20 +1,24 @@
-"""The experiment runner: logs, atomic checkpoints, resume with identical results, the CLI and the report."""
+"""The experiment runner: logs, atomic checkpoints, resume with identical results, the report; and every
+file of a run refused in one line naming it when damaged (a toy experiment keeps those tests fast)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
+import os
+import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from lnedu import experiments
+from lnedu._io import DamagedFile, FolderLocked
+from lnedu.checkpoint import DamagedCheckpoint, read_meta
 from lnedu.experiments import mnist_mlp
 from lnedu.experiments.common import epoch_batches
-from lnedu.experiments.runner import run_one
+from lnedu.experiments.runner import Diverged, _truncate_log, rng_state, run_one, set_rng_state
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = dataclasses.replace(mnist_mlp.PRESETS["tiny"], epochs=0.2)  # 67 steps at batch 4
@@ -23,6 +27,10 @@ CFG = dataclasses.replace(mnist_mlp.PRESETS["tiny"], epochs=0.2)  # 67 steps at 
 def _final_state(folder):
     with np.load(folder / "checkpoint.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+def _saved_step(folder):
+    return read_meta(folder / "checkpoint.npz")["step"]
 
 
 def test_run_interrupted_before_any_checkpoint_restarts_to_identical_results(tmp_path):
@@ -56,8 +64,7 @@ def test_resume_mid_epoch_from_checkpoint(tmp_path, monkeypatch):
     whole = run_one(mnist_mlp, CFG, "bn-bs4", 1, tmp_path / "a", progress=False)
     with pytest.raises(KeyboardInterrupt):
         run_one(mnist_mlp, CFG, "bn-bs4", 1, tmp_path / "b", progress=False, stop_after=25)
-    saved = _final_state(tmp_path / "b" / "mnist" / "bn-bs4-seed1")
-    assert int(saved["__step__"]) == 20
+    assert _saved_step(tmp_path / "b" / "mnist" / "bn-bs4-seed1") == 20
     resumed = run_one(mnist_mlp, CFG, "bn-bs4", 1, tmp_path / "b", resume=True, progress=False)
     assert resumed.train == whole.train and resumed.eval == whole.eval
 
@@ -105,35 +112,6 @@ def test_unknown_preset_and_variant_are_clear_errors(tmp_path):
         experiments.get("imagenet")
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["run", "imagenet"], "invalid choice: 'imagenet'"),
-        (["run", "mnist", "--preset", "huge"], "--preset: expected one of"),
-        (["run", "mnist", "--preset", "tiny", "--seeds", "x"], "invalid int value"),
-        (["report", "--runs", "RUNS"], "runs: no finished experiments"),
-    ],
-)
-def test_cli_errors_are_one_line(tmp_path, argv, message):
-    argv = [a.replace("RUNS", str(tmp_path / "none")) for a in argv]
-    res = subprocess.run([sys.executable, "-m", "lnedu", *argv], capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 2
-    assert message in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
-
-
-def test_cli_run_tiny_and_list(tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "lnedu", "run", "mnist", "--preset", "tiny", "--seeds", "0", "--variants", "ln-bs128",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT,
-    )
-    assert res.returncode == 0, res.stderr
-    assert "verdict: undecided" in res.stdout
-    listing = subprocess.run([sys.executable, "-m", "lnedu", "list"], capture_output=True, text=True, cwd=ROOT)
-    assert "mnist" in listing.stdout and "claim:" in listing.stdout
-
-
 @pytest.mark.parametrize("name", experiments.names())
 def test_every_experiment_runs_its_tiny_preset_and_decides(name, tmp_path):
     exp = experiments.get(name)
@@ -147,3 +125,202 @@ def test_every_experiment_runs_its_tiny_preset_and_decides(name, tmp_path):
     matplotlib.use("Agg")
     fig = exp.plot(results)
     assert fig.axes
+
+
+def test_truncate_log_skips_a_record_cut_off_mid_write(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(json.dumps({"step": 1}) + "\n" + json.dumps({"step": 2}) + "\n" + '{"step": 3, "lo')
+    _truncate_log(log, 2)
+    assert [json.loads(ln)["step"] for ln in log.read_text().splitlines()] == [1, 2]
+
+
+def test_truncate_log_names_a_junk_line(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(json.dumps({"step": 1}) + "\nNOT JSON\n" + json.dumps({"step": 2}) + "\n")
+    with pytest.raises(DamagedFile, match=r"metrics.jsonl: line 2: expected a JSON record"):
+        _truncate_log(log, 2)
+
+
+# ---- a toy experiment: seconds-free tests of what the runner refuses ----------------------------------------
+
+
+@dataclasses.dataclass
+class ToyConfig:
+    lr: float = 0.1
+    nan_at: int = 0  # the step whose loss is NaN (0: never)
+
+
+class ToyTask:
+    """Fit ``w`` to noisy targets; its schedule is its own (the config has no ``steps``)."""
+
+    steps, eval_every, checkpoint_every = 12, 4, 5
+
+    def __init__(self, config, seed):
+        self.rng = np.random.default_rng(seed)
+        self.w, self.t, self.config = self.rng.normal(size=3), 0, config
+
+    def step(self):
+        self.t += 1
+        x = self.rng.normal(size=3)
+        self.w = self.w - self.config.lr * 2 * (self.w - x)
+        loss = float(((self.w - x) ** 2).sum())
+        return {"loss": float("nan") if self.t == self.config.nan_at else loss}
+
+    def evaluate(self):
+        return {"norm": float(np.linalg.norm(self.w))}
+
+    def state_dict(self):
+        return {"w": self.w.copy(), "t": np.array(self.t), "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state):
+        self.w, self.t = state["w"].copy(), int(state["t"])
+        set_rng_state(self.rng, state["rng"])
+
+
+TOY = SimpleNamespace(NAME="toy", build=lambda config, variant, seed: ToyTask(config, seed))
+
+
+def _toy(out, **kw):
+    return run_one(TOY, kw.pop("config", ToyConfig()), "v", 0, out, progress=False, **kw)
+
+
+def _interrupted_toy(tmp_path, stop_after=7):
+    """An uninterrupted toy run under ``a``; one stopped after ``stop_after`` steps under ``b`` (its checkpoint
+    at step 5); returns (whole, folder of b)."""
+    whole = _toy(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        _toy(tmp_path / "b", stop_after=stop_after)
+    return whole, tmp_path / "b" / "toy" / "v-seed0"
+
+
+def test_schedule_is_read_from_the_task(tmp_path):
+    res = _toy(tmp_path)
+    assert [r["step"] for r in res.train] == list(range(1, 13))
+    assert [r["step"] for r in res.eval] == [0, 4, 8, 12]
+
+
+def test_toy_resume_is_exact(tmp_path):
+    whole, folder = _interrupted_toy(tmp_path)
+    resumed = _toy(tmp_path / "b", resume=True)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
+    assert not (folder / "lock").exists()
+
+
+def test_non_finite_loss_stops_the_run_naming_where(tmp_path):
+    with pytest.raises(Diverged, match=r"^toy v seed 0: step 7: loss = nan \(training diverged; its last checkpoint "
+                                       r"is from step 5"):
+        _toy(tmp_path, config=ToyConfig(nan_at=7))
+    folder = tmp_path / "toy" / "v-seed0"
+    steps = [json.loads(ln)["step"] for ln in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 6 and not (folder / "result.json").exists() and not (folder / "lock").exists()
+
+
+def _ckpt_nan(p):
+    with np.load(p) as z:
+        a = {k: z[k] for k in z.files}
+    a["state/w"][1] = np.nan
+    np.savez(p, **a)
+
+
+def _ckpt_no_config(p):
+    with np.load(p) as z:
+        a = {k: z[k] for k in z.files}
+    meta = json.loads(str(a["meta"]))
+    meta["extra"] = {}
+    a["meta"] = np.array(json.dumps(meta))
+    np.savez(p, **a)
+
+
+def _ckpt_negative_step(p):
+    with np.load(p) as z:
+        a = {k: z[k] for k in z.files}
+    a["step"] = np.array(-5)
+    np.savez(p, **a)
+
+
+CKPT_DAMAGE = {
+    "empty": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:300]),
+    "garbage": lambda p: p.write_bytes(b"\x80\x04garbage" * 40),
+    "nan": _ckpt_nan,
+    "no config": _ckpt_no_config,
+    "negative step": _ckpt_negative_step,
+}
+
+
+@pytest.mark.parametrize("damage", list(CKPT_DAMAGE))
+def test_damaged_checkpoint_is_refused_then_restarted_on_request(tmp_path, damage):
+    whole, folder = _interrupted_toy(tmp_path)
+    CKPT_DAMAGE[damage](folder / "checkpoint.npz")
+    with pytest.raises(DamagedCheckpoint) as err:
+        _toy(tmp_path / "b", resume=True)
+    msg = str(err.value)
+    assert msg.startswith(str(folder / "checkpoint.npz") + ": ") and "\n" not in msg
+    assert "--restart-damaged" in msg and "allow_pickle" not in msg
+    resumed = _toy(tmp_path / "b", resume=True, restart_damaged=True)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
+
+
+@pytest.mark.parametrize("cut", ["deleted", "before the checkpoint", "emptied", "repeated"])
+def test_log_with_a_hole_is_refused_never_patched_silently(tmp_path, cut):
+    whole, folder = _interrupted_toy(tmp_path)
+    log = folder / "metrics.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    if cut == "deleted":
+        log.unlink()
+    elif cut == "before the checkpoint":
+        log.write_text("".join(lines[:4]))  # eval 0, train 1..3: the checkpoint is at step 5
+    elif cut == "emptied":
+        log.write_text("")
+    else:
+        log.write_text("".join(lines[:4] + lines[1:]))
+    with pytest.raises(DamagedFile, match="hole in the history") as err:
+        _toy(tmp_path / "b", resume=True)
+    assert str(err.value).startswith(str(log) + ": ") and "--restart-damaged" in str(err.value)
+    resumed = _toy(tmp_path / "b", resume=True, restart_damaged=True)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
+
+
+def test_junk_line_in_the_log_names_file_and_line(tmp_path):
+    _, folder = _interrupted_toy(tmp_path)
+    log = folder / "metrics.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:2] + ["\x00\x00 junk\n"] + lines[2:]))
+    with pytest.raises(DamagedFile, match=r"metrics.jsonl: line 3: expected a JSON record"):
+        _toy(tmp_path / "b", resume=True)
+
+
+@pytest.mark.parametrize("content", ["", '{"config": "x", "train": [', "[]", '{"train": 1}'])
+def test_damaged_result_is_refused_then_rebuilt_on_request(tmp_path, content):
+    whole = _toy(tmp_path)
+    done = tmp_path / "toy" / "v-seed0" / "result.json"
+    done.write_text(content)
+    with pytest.raises(DamagedFile) as err:
+        _toy(tmp_path, resume=True)
+    assert str(err.value).startswith(str(done) + ": ") and "--restart-damaged" in str(err.value)
+    again = _toy(tmp_path, resume=True, restart_damaged=True)
+    assert again.train == whole.train and again.eval == whole.eval
+    assert json.loads(done.read_text())["train"] == whole.train
+    done.write_text(content)
+    with pytest.raises(DamagedFile, match="result.json"):
+        experiments.load_results(tmp_path, "toy")
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    folder = tmp_path / "toy" / "v-seed0"
+    folder.mkdir(parents=True)
+    (folder / "lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "since": 0.0}))
+    with pytest.raises(FolderLocked, match=f"pid {os.getppid()}"):
+        _toy(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["lock"]  # nothing written
+
+
+@pytest.mark.parametrize("seeds, message", [((0, 0), "expected distinct seeds"), ((-1,), "expected non-negative"),
+                                            ((), "expected at least one"), ((1.5,), "expected non-negative integers")])
+def test_bad_seeds_are_refused_before_any_folder(tmp_path, seeds, message):
+    with pytest.raises(ValueError, match=f"seeds: {message}"):
+        experiments.run(mnist_mlp, "tiny", seeds=seeds, out=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match="seeds: expected non-negative"):
+        run_one(TOY, ToyConfig(), "v", -1, tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()

@@ -1,11 +1,13 @@
-"""The headless notebook runner behind `make reproduce` and `make notebooks`."""
+"""The headless notebook runner (lnedu.notebooks) and the report above it (lnedu.reproduce), behind
+`make notebooks` and `make reproduce`."""
 
 from __future__ import annotations
 
 import nbformat
 import pytest
 
-from lnedu.notebooks import atomic_write_text, execute_in_place, find_notebooks, reproduce
+from lnedu.notebooks import execute_in_place, execute_notebook, find_notebooks
+from lnedu.reproduce import reproduce
 
 
 def _write(folder, name, code, title="Tiny"):
@@ -59,9 +61,11 @@ def test_find_notebooks_orders_and_rejects_missing_folder(tmp_path):
         find_notebooks(tmp_path / "nope")
 
 
-def test_atomic_write_replaces_whole_file(tmp_path):
-    p = tmp_path / "f.txt"
-    atomic_write_text(p, "first")
-    atomic_write_text(p, "second")
-    assert p.read_text() == "second"
-    assert [q.name for q in tmp_path.iterdir()] == ["f.txt"]
+def test_timeout_is_checked_before_anything_runs(tmp_path):
+    path = _write(tmp_path, "01-a.ipynb", "print(1)")
+    for bad in (-5, 0, 2.5, True):
+        with pytest.raises(ValueError, match="timeout: expected a positive number of seconds"):
+            execute_notebook(path, timeout=bad)
+        with pytest.raises(ValueError, match="timeout: expected a positive number of seconds"):
+            reproduce(tmp_path, tmp_path / "out", timeout=bad, progress=False)
+    assert not (tmp_path / "out").exists()

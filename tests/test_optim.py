@@ -329,3 +329,16 @@ def test_a_huge_but_finite_float32_gradient_is_clipped_not_refused(rng):
     norm = optim.clip_grad_norm(grads, 2.0)  # the float32 squares overflow; the norm must not
     assert norm == pytest.approx(want, rel=1e-12)
     assert optim.global_norm(grads) == pytest.approx(2.0, rel=1e-5)
+
+
+def test_adam_refuses_state_missing_buffers():
+    rng = np.random.default_rng(1)
+    model = nn.Linear(3, 2, rng=rng, dtype=np.float64)
+    opt = optim.Adam(model, lr=1e-2)
+    model.grads["W"][...] = rng.normal(size=(3, 2))
+    opt.step()
+    state = opt.state_dict()
+    only_m = {k: v for k, v in state.items() if not k.startswith("v:")}
+    with pytest.raises(ValueError, match="expected a 'v' buffer for every parameter after 1 steps"):
+        optim.Adam(model, lr=1e-2).load_state_dict(only_m)
+    optim.Adam(model, lr=1e-2).load_state_dict(state)  # the complete state still loads

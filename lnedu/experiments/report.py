@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import html
 import io
-import json
-import os
-import tempfile
 from pathlib import Path
 
-from ..notebooks import atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_text, read_json
 from . import EXPERIMENTS, get, load_results
 
 __all__ = ["collect", "write_report"]
@@ -26,7 +23,7 @@ def collect(runs="runs") -> list[dict]:
     for name in EXPERIMENTS:
         p = Path(runs) / name / "summary.json"
         if p.exists():
-            rows.append(json.loads(p.read_text(encoding="utf-8")))
+            rows.append(read_json(p, "experiment summary (JSON)"))
     return rows
 
 
@@ -37,10 +34,7 @@ def _held(v) -> str:
 def _save_png_atomic(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def write_report(runs="runs", out="reports") -> list[dict]:

@@ -3,33 +3,42 @@
 An experiment is a module in :mod:`lnedu.experiments` that defines
 
 * ``NAME``, ``TITLE``, ``PAPER`` (where the claim is: paper, section, figure), ``CLAIM`` (in words);
-* ``Config``: a dataclass with at least ``steps``, ``eval_every``, ``checkpoint_every``;
+* ``Config``: a dataclass of the run's settings (sizes, learning rate, schedule);
 * ``PRESETS``: ``{"tiny": Config(...), "small": Config(...), "paper": Config(...)}``: ``tiny`` runs in seconds
   (tests, nbval), ``small`` is the default (all variants x 3 seeds in about two minutes on 2 CPU cores),
   ``paper`` uses the paper's sizes and is meant for a GPU;
 * ``VARIANTS``: the names compared (``("baseline", "bn", "ln")``, say);
-* ``build(config, variant, seed) -> Task``, where a :class:`Task` trains one model;
+* ``build(config, variant, seed) -> Task``, where a :class:`Task` trains one model and carries its schedule
+  (``steps``, ``eval_every``, ``checkpoint_every``);
 * ``verdict(results) -> Verdict``: whether the claim held in this run, and the figure to compare with.
 
 The runner (:func:`run`) trains every ``(variant, seed)`` pair, logs metrics to
-``OUT/NAME/VARIANT-seedS/metrics.jsonl``, saves a checkpoint atomically every ``checkpoint_every`` steps and,
-with ``resume=True``, continues an interrupted run from its last checkpoint with identical results: the task's
-state (model, optimizer, random generators, data position) is all in its ``state_dict``.
+``OUT/NAME/VARIANT-seedS/metrics.jsonl``, saves a checkpoint (:func:`lnedu.checkpoint.save_state`) atomically
+every ``checkpoint_every`` steps and, with ``resume=True``, continues an interrupted run from its last
+checkpoint with identical results: the task's state (model, optimizer, random generators, data position) is
+all in its ``state_dict``.
+
+What can go wrong is refused in one line naming the file, never silently patched over: a second process
+writing into the same run folder (a ``lock`` file holds the owner's pid and host; a dead owner's lock is taken
+over), a damaged checkpoint, log or result, a log that ends before the checkpoint's step (a hole in the
+history), a non-finite training metric (the run stops, naming experiment, variant, seed and step). With
+``restart_damaged=True`` (``--restart-damaged``) a run whose files are damaged starts over instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from .._io import DamagedFile, atomic_write_text, folder_lock, read_json, read_jsonl
 from ..backend import to_numpy
-from ..nn.module import save_npz_atomic
-from ..notebooks import atomic_write_text
+from ..checkpoint import DamagedCheckpoint, load_state, save_state
 
 __all__ = [
     "Task",
@@ -42,14 +51,22 @@ __all__ = [
     "load_results",
     "rng_state",
     "set_rng_state",
+    "check_seeds",
+    "Diverged",
 ]
 
 
 class Task(Protocol):
-    """One model being trained: a step, an evaluation, and all of its state as arrays.
+    """One model being trained: its schedule, a step, an evaluation, and all of its state as arrays.
 
-    A task may also set ``steps``, ``eval_every`` and ``checkpoint_every`` to override the config's.
+    ``steps`` updates in all, an evaluation every ``eval_every`` and a checkpoint every ``checkpoint_every``
+    (both also after the last step); a task computes them from its config (equal epochs at different batch
+    sizes, say).
     """
+
+    steps: int
+    eval_every: int
+    checkpoint_every: int
 
     def step(self) -> dict:
         """One training update; returns scalar metrics such as ``{"loss": 0.7}``."""
@@ -101,6 +118,28 @@ def set_rng_state(rng: np.random.Generator, state) -> None:
     rng.bit_generator.state = json.loads(str(np.asarray(state)))
 
 
+class Diverged(RuntimeError):
+    """Training produced a non-finite metric (NaN or infinite loss): the run stops instead of training on."""
+
+
+def check_seeds(seeds) -> list:
+    """``seeds`` as a list of distinct non-negative integers, or a ``ValueError`` naming what is wrong."""
+    try:
+        seeds = list(seeds)
+    except TypeError:
+        raise TypeError(f"seeds: expected a sequence of integers, got {type(seeds).__name__}") from None
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed, got none")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seeds: expected non-negative integers, got {s!r}")
+    repeated = sorted({int(s) for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds: expected distinct seeds (a repeated seed trains the same run twice), got "
+                         f"{', '.join(map(str, repeated))} more than once")
+    return [int(s) for s in seeds]
+
+
 def _jsonable(metrics: dict) -> dict:
     out = {}
     for k, v in metrics.items():
@@ -109,76 +148,142 @@ def _jsonable(metrics: dict) -> dict:
     return out
 
 
-def _truncate_log(path: Path, last_step: int) -> None:
-    """Keep only the records up to ``last_step`` (a resumed run re-logs what came after the checkpoint)."""
-    if not path.exists():
-        return
+def _truncate_log(path: Path, last_step: int) -> list:
+    """Keep only the records up to ``last_step`` (a resumed run re-logs what came after the checkpoint) and
+    return them. A last record cut off mid-write is dropped; any other unreadable line is a
+    :class:`~lnedu._io.DamagedFile` naming the file and the line."""
     keep = []
-    for ln in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if ln and json.loads(ln)["step"] <= last_step:
-                keep.append(ln)
-        except json.JSONDecodeError:  # a record cut off by the interruption: it is re-logged anyway
-            continue
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    for i, rec in enumerate(read_jsonl(path), start=1):
+        if isinstance(rec.get("step"), bool) or not isinstance(rec.get("step"), int):
+            raise DamagedFile(path, f"record {i}: expected an integer 'step', got {rec.get('step')!r}")
+        if rec["step"] <= last_step:
+            keep.append(rec)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+    return keep
+
+
+def _check_history(path: Path, records: list, step: int) -> None:
+    """The log of a run resumed at ``step`` must hold every step before it once, in order: else resuming would
+    leave a hole (or a repeat) in the history, which no plot would show."""
+    train = [r["step"] for r in records if r.get("split") == "train"]
+    if train == list(range(1, step + 1)) and any(r.get("split") == "eval" and r["step"] == 0 for r in records):
+        return
+    if train == list(range(1, len(train) + 1)):
+        got = f"ends at step {train[-1] if train else 0}"
+    else:
+        got = "repeats or reorders steps (did two runs write into it?)"
+    raise DamagedFile(path, f"expected the metrics of steps 0 to {step} (the checkpoint's step), but it {got}; "
+                            "resuming would leave a hole in the history")
+
+
+def _advice(exc: DamagedFile, folder: Path) -> DamagedFile:
+    """The same error, with the clean way out: start that run over."""
+    return type(exc)(exc.path, f"{exc.problem}; to start that run over, pass --restart-damaged "
+                               f"(restart_damaged=True) or delete {folder}")
+
+
+def _read_result(path: Path) -> dict:
+    saved = read_json(path, "run result (JSON)")
+    if not (isinstance(saved, dict) and isinstance(saved.get("train"), list) and isinstance(saved.get("eval"), list)
+            and isinstance(saved.get("config"), str)):
+        raise DamagedFile(path, "expected a run result with 'config', 'train' and 'eval', got other JSON")
+    return saved
+
+
+def _schedule(task, config) -> tuple:
+    """``(steps, eval_every, checkpoint_every)`` from the task (the config's while experiments move over)."""
+    out = []
+    for name in ("steps", "eval_every", "checkpoint_every"):
+        v = getattr(task, name, None)
+        if v is None:
+            v = getattr(config, name, None)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected the task to set a positive integer, got {v!r}")
+        out.append(int(v))
+    return tuple(out)
 
 
 def run_one(exp, config, variant: str, seed: int, out: Path, *, resume: bool = False, progress: bool = True,
-            stop_after: int | None = None) -> RunResult:
+            stop_after: int | None = None, restart_damaged: bool = False) -> RunResult:
     """Train one ``(variant, seed)`` of experiment module ``exp``; returns its :class:`RunResult`.
 
-    ``stop_after`` stops early after that many steps of this call (to test interruption and resume).
+    ``resume``: continue from the run's last checkpoint (or return its finished result). ``restart_damaged``:
+    start the run over when one of its files is damaged, instead of refusing. ``stop_after`` stops early after
+    that many steps of this call (to test interruption and resume).
     """
+    check_seeds([seed])
+    folder = Path(out) / exp.NAME / f"{variant}-seed{seed}"
+    with folder_lock(folder):
+        return _run_one(exp, config, variant, int(seed), folder, resume, progress, stop_after, restart_damaged)
+
+
+def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, restart_damaged) -> RunResult:
     from tqdm.auto import tqdm
 
-    folder = Path(out) / exp.NAME / f"{variant}-seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
     log, ckpt, done = folder / "metrics.jsonl", folder / "checkpoint.npz", folder / "result.json"
+    for tmp in folder.glob(".tmp-*"):  # left by a process killed mid-write (we hold the folder's lock)
+        tmp.unlink(missing_ok=True)
     config_json = json.dumps(dataclasses.asdict(config), sort_keys=True)
     if resume and done.exists():
-        saved = json.loads(done.read_text(encoding="utf-8"))
-        if saved.get("config") == config_json:
-            return RunResult(variant, seed, saved["train"], saved["eval"])
+        try:
+            saved = _read_result(done)
+            if saved["config"] == config_json:
+                return RunResult(variant, seed, saved["train"], saved["eval"])
+        except DamagedFile as exc:
+            if not restart_damaged:
+                raise _advice(exc, folder) from None
+            done.unlink()  # rebuilt from the log when the run finishes (again, if it had)
 
     task = exp.build(config, variant, seed)
     start = 0
     if resume and ckpt.exists():
-        with np.load(ckpt) as z:
-            state = {k: z[k] for k in z.files}
-        if str(state.pop("__config__")) != config_json:
-            raise ValueError(f"resume: the checkpoint in {folder} was made with another config; use a fresh --out")
-        start = int(state.pop("__step__"))
-        task.load_state_dict(state)
-        _truncate_log(log, start)
-    elif log.exists():
-        log.unlink()
+        try:
+            start, state, extra = load_state(ckpt)
+            if not (isinstance(extra, dict) and isinstance(extra.get("config"), str)):
+                raise DamagedCheckpoint(ckpt, "expected a run's checkpoint (its config in 'meta'), got another")
+            if extra["config"] != config_json:
+                raise ValueError(f"resume: the checkpoint in {folder} was made with another config; use a fresh --out")
+            if not log.exists():
+                raise DamagedFile(log, f"missing, but {ckpt.name} is at step {start}; resuming would leave a hole "
+                                       "in the history")
+            _check_history(log, _truncate_log(log, start), start)
+            task.load_state_dict(state)
+        except DamagedFile as exc:
+            if not restart_damaged:
+                raise _advice(exc, folder) from None
+            task, start = exp.build(config, variant, seed), 0
+    if start == 0:
+        for f in (done, ckpt, log):  # in this order: a kill in between never leaves a checkpoint without its log
+            f.unlink(missing_ok=True)
 
     def write(record):
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    # a task may schedule itself (per-variant step counts, e.g. equal epochs at different batch sizes)
-    steps = int(getattr(task, "steps", config.steps))
-    eval_every = int(getattr(task, "eval_every", config.eval_every))
-    checkpoint_every = int(getattr(task, "checkpoint_every", config.checkpoint_every))
+    steps, eval_every, checkpoint_every = _schedule(task, config)
     bar = tqdm(total=steps, initial=start, desc=f"{exp.NAME} {variant} s{seed}", disable=not progress, leave=False)
     if start == 0:
         write({"step": 0, "split": "eval", **_jsonable(task.evaluate())})
+    saved_at = start
     for step in range(start + 1, steps + 1):
-        write({"step": step, "split": "train", **_jsonable(task.step())})
+        record = _jsonable(task.step())
+        bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            bar.close()
+            raise Diverged(f"{exp.NAME} {variant} seed {seed}: step {step}: {bad[0]} = {record[bad[0]]} (training "
+                           f"diverged; its last checkpoint is from step {saved_at}; try a smaller learning rate)")
+        write({"step": step, "split": "train", **record})
         if step % eval_every == 0 or step == steps:
             write({"step": step, "split": "eval", **_jsonable(task.evaluate())})
         if step % checkpoint_every == 0 or step == steps:
-            state = dict(task.state_dict())
-            state["__step__"] = np.array(step)
-            state["__config__"] = np.array(config_json)
-            save_npz_atomic(ckpt, state)
+            save_state(ckpt, dict(task.state_dict()), step=step, extra={"config": config_json})
+            saved_at = step
         bar.update(1)
         if stop_after is not None and step - start >= stop_after and step < steps:
             bar.close()
             raise KeyboardInterrupt(f"stopped after step {step} (stop_after={stop_after})")
     bar.close()
-    records = [json.loads(ln) for ln in log.read_text(encoding="utf-8").splitlines() if ln]
+    records = read_jsonl(log, allow_cut_last=False)
     result = RunResult(variant, seed, [r for r in records if r["split"] == "train"],
                        [r for r in records if r["split"] == "eval"])
     atomic_write_text(done, json.dumps({"config": config_json, "train": result.train, "eval": result.eval}))
@@ -205,24 +310,25 @@ def load_task(exp, out, config, variant: str, seed: int):
     path = Path(out) / exp.NAME / f"{variant}-seed{seed}" / "checkpoint.npz"
     if not path.exists():
         raise FileNotFoundError(f"out: expected a checkpoint at {path}; run the experiment there first")
-    with np.load(path) as z:
-        state = {k: z[k] for k in z.files}
-    if str(state.pop("__config__")) != json.dumps(dataclasses.asdict(config), sort_keys=True):
+    _, state, extra = load_state(path)
+    if not isinstance(extra, dict) or extra.get("config") != json.dumps(dataclasses.asdict(config), sort_keys=True):
         raise ValueError(f"config: the checkpoint in {path.parent} was made with another config")
-    state.pop("__step__")
     task = exp.build(config, variant, seed)
     task.load_state_dict(state)
     return task
 
 
 def run(exp, preset: str = "small", *, seeds=(0, 1, 2), variants=None, out="runs", resume: bool = False,
-        progress: bool = True, config=None) -> dict:
+        progress: bool = True, config=None, restart_damaged: bool = False) -> dict:
     """Run every variant x seed of experiment module ``exp``; returns ``{variant: [RunResult, ...]}``.
 
     Writes ``OUT/NAME/summary.json`` (the verdict and the config) atomically when all runs are done.
+    ``restart_damaged``: start a run whose files are damaged over, instead of refusing it.
     """
+    seeds = check_seeds(seeds)
     config, variants = resolve(exp, preset, config, variants)
-    results = {v: [run_one(exp, config, v, int(s), Path(out), resume=resume, progress=progress) for s in seeds]
+    results = {v: [run_one(exp, config, v, s, Path(out), resume=resume, progress=progress,
+                           restart_damaged=restart_damaged) for s in seeds]
                for v in variants}
     verdict = exp.verdict(results)
     summary = {
@@ -248,6 +354,6 @@ def load_results(out, name: str) -> dict:
     results: dict = {}
     for done in sorted(folder.glob("*-seed*/result.json")):
         variant, seed = done.parent.name.rsplit("-seed", 1)
-        saved = json.loads(done.read_text(encoding="utf-8"))
+        saved = _read_result(done)
         results.setdefault(variant, []).append(RunResult(variant, int(seed), saved["train"], saved["eval"]))
     return results

@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 
 from .. import backend
-from ..notebooks import atomic_write_text
+from .._io import atomic_write_text
 from .runner import RunResult, resolve, run, run_one
 
 __all__ = ["run_grid", "connect"]

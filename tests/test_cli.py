@@ -1,0 +1,99 @@
+"""The command line (``python -m lnedu``): every bad argument, damaged file or busy folder is one line on stderr
+and exit status 2, before anything is written."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lnedu.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*argv):
+    return subprocess.run([sys.executable, "-m", "lnedu", *argv], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "imagenet"], "invalid choice: 'imagenet'"),
+        (["run", "mnist", "--preset", "huge"], "--preset: expected one of"),
+        (["run", "mnist", "--preset", "tiny", "--seeds", "x"], "invalid int value"),
+        (["report", "--runs", "RUNS"], "runs: no finished experiments"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, argv, message):
+    argv = [a.replace("RUNS", str(tmp_path / "none")) for a in argv]
+    res = _cli(*argv)
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_cli_run_tiny_and_list(tmp_path):
+    res = _cli("run", "mnist", "--preset", "tiny", "--seeds", "0", "--variants", "ln-bs128", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "verdict: undecided" in res.stdout
+    listing = _cli("list")
+    assert "mnist" in listing.stdout and "claim:" in listing.stdout
+
+
+def test_cli_rejects_zero_jobs():
+    res = _cli("run", "text8_grid", "--preset", "tiny", "--jobs", "0")
+    assert res.returncode == 2 and "--jobs: expected a positive number" in res.stderr
+
+
+@pytest.mark.parametrize("seeds, message", [(["0", "0"], "seeds: expected distinct seeds"),
+                                            (["-1"], "seeds: expected non-negative integers, got -1"),
+                                            (["2", "1", "2"], "got 2 more than once")])
+def test_bad_seeds_are_refused_before_any_folder(tmp_path, capsys, seeds, message):
+    out = tmp_path / "runs"
+    assert main(["run", "mnist", "--preset", "tiny", "--seeds", *seeds, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("verb", [["reproduce"], ["notebooks", "--execute-in-place"]])
+@pytest.mark.parametrize("timeout", ["-5", "0", "soon"])
+def test_timeout_must_be_positive(tmp_path, verb, timeout):
+    res = _cli(*verb, "--out" if verb == ["reproduce"] else "--folder", str(tmp_path / "out"), "--timeout", timeout)
+    assert res.returncode == 2 and "--timeout: expected a positive integer" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_reproduce_without_the_lab_extra_names_the_extra(tmp_path, capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nbconvert" else real(name, *a))
+    assert main(["reproduce", "--out", str(tmp_path / "out"), "--notebooks", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "reproduce: needs the [lab] extra (nbconvert not installed)" in err and 'pip install "lnedu[lab]"' in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_damaged_checkpoint_is_one_line_then_restart_damaged_starts_over(tmp_path, capsys):
+    args = ["run", "mnist", "--preset", "tiny", "--seeds", "0", "--variants", "ln-bs128", "--out", str(tmp_path)]
+    assert main(args) == 0
+    ckpt = tmp_path / "mnist" / "ln-bs128-seed0" / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    (ckpt.parent / "result.json").unlink()
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lnedu: {ckpt}: ") and "--restart-damaged" in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "--resume", "--restart-damaged"]) == 0
+    assert (ckpt.parent / "result.json").exists()
+
+
+def test_the_notebook_runner_and_reproduce_keep_their_old_import_paths():
+    from lnedu import notebooks
+    from lnedu.reproduce import reproduce
+
+    assert notebooks.reproduce is reproduce  # lnedu.notebooks.reproduce, for one release
+    assert notebooks.atomic_write_text.__module__ == "lnedu._io"
