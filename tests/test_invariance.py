@@ -329,3 +329,64 @@ def test_plots_and_explorer():
     assert "relative change" in box.readout.value
     with pytest.raises(ValueError, match="eps: expected one of"):
         V.invariance_explorer(eps=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 20 item 17: the verdict rule, change_eps and the rendering are pinned (mutants of them survived)
+
+
+def _scripted_table(monkeypatch, changes, changes_eps, tol=1e-6):
+    """A one-cell table whose measured changes are ``changes`` (eps -> 0) and ``changes_eps``, in trial order:
+    the verdict rule and the summaries are then checked on numbers chosen here, not on what layers give."""
+    script = iter(v for pair in zip(changes, changes_eps) for v in pair)  # per trial: eps -> 0, then eps
+    monkeypatch.setattr(I, "relative_change", lambda before, after: next(script))
+    return I.invariance_table(("layer",), ("data_rescale",), trials=len(changes), tol=tol, seed=0)
+
+
+@pytest.mark.parametrize("changes, invariant", [
+    ((1e-15, 0.7, 1e-15), False),   # one trial above tol: not invariant ("any trial below tol" would say yes)
+    ((0.7, 1e-15, 1e-15), False),
+    ((1e-15, 1e-15, 0.7), False),
+    ((1e-15, 3e-7, 1e-12), True),   # every trial below tol
+    ((1e-15, 1e-6, 1e-15), False),  # tol itself is not below tol
+])
+def test_invariant_means_every_trial_below_tol(monkeypatch, changes, invariant):
+    cell = _scripted_table(monkeypatch, changes, (0.0, 0.0, 0.0))["layer", "data_rescale"]
+    assert cell.invariant is invariant
+    assert cell.changes == changes and cell.change == max(changes)
+
+
+def test_change_eps_is_the_largest_change_with_eps(monkeypatch):
+    cell = _scripted_table(monkeypatch, (1e-15, 1e-15, 1e-15), (2e-9, 4e-3, 1e-5))["layer", "data_rescale"]
+    assert cell.changes_eps == (2e-9, 4e-3, 1e-5)
+    assert cell.change_eps == 4e-3 and cell.change == 1e-15 and cell.invariant
+
+
+def _html_cells(page):
+    import re
+
+    return re.findall(r"<td style='[^']*background:(#[0-9a-f]{6})[^']*'><b>(\w+)</b><br>([^<]*)", page)
+
+
+@pytest.mark.parametrize("changes, changes_eps, verdict, colour", [
+    ((0.3, 0.3), (0.3, 0.3), "No", "#f4c7c3"),                 # red: not invariant
+    ((1e-15, 1e-14), (1e-15, 1e-13), "Invariant", "#c8e6c9"),  # green: invariant, eps changes nothing
+    ((1e-15, 1e-14), (1e-15, 2e-3), "Invariant", "#fff2b3"),   # yellow: invariant only as eps -> 0
+])
+def test_html_cell_says_what_the_cell_is(monkeypatch, changes, changes_eps, verdict, colour):
+    table = _scripted_table(monkeypatch, changes, changes_eps)
+    (got,) = _html_cells(table.to_html())
+    want_text = f"{I._fmt(max(changes))} / {I._fmt(max(changes_eps))}".replace(">", "&gt;").replace("<", "&lt;")
+    assert got == (colour, verdict, want_text)
+    md = table.to_markdown(changes=True)
+    assert f"| {verdict} ({I._fmt(max(changes))} / {I._fmt(max(changes_eps))}) |" in md
+
+
+def test_html_verdicts_match_the_measured_table_cell_by_cell():
+    table = I.invariance_table(trials=2, seed=1)
+    cells = _html_cells(table.to_html())
+    assert len(cells) == len(I.NORMS) * len(I.TRANSFORMATIONS)
+    expected = [table[n, t] for n in table.norms for t in table.transformations]  # row-major, as rendered
+    assert [v for _, v, _ in cells] == ["Invariant" if c.invariant else "No" for c in expected]
+    assert sum(v == "No" for _, v, _ in cells) >= 8  # the table has "No" cells to get wrong
+    assert all((col == "#f4c7c3") == (not c.invariant) for (col, _, _), c in zip(cells, expected))
