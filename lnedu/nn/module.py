@@ -13,18 +13,10 @@ import os
 import numpy as np
 
 from .. import backend
-from .._io import atomic_write
+from .._io import save_npz_atomic  # lives in lnedu._io; importable from here for one release
 from ..backend import get_array_module, to_numpy
 
 __all__ = ["Module", "Sequential", "save_npz_atomic"]
-
-
-def save_npz_atomic(path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` (.npz) atomically: a temporary file in the same folder, then rename.
-
-    A reader never sees a half-written file, and an interrupted write leaves the old file intact.
-    """
-    atomic_write(path, lambda f: np.savez(f, **{k: to_numpy(v) for k, v in arrays.items()}), binary=True)
 
 
 class Module:
