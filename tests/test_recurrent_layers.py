@@ -184,14 +184,14 @@ def ref_gru(layer, x, h):
             ah = ln(ah, p["g_h"], p["b_h"])
         a = ln(ax + ah, p["g"], p["b"]) if joint else ax + ah + p["b"]
         z, r = sig(a[:, : layer.hidden_size]), sig(a[:, layer.hidden_size:])
-        wx = x_t @ p["W_xc"]
-        uh = h @ p["W_hc"] if layer.reset == "after" else (r * h) @ p["W_hc"]
+        wx = x_t @ p["W_xhat"]
+        uh = h @ p["W_hhat"] if layer.reset == "after" else (r * h) @ p["W_hhat"]
         if sep_x:
-            wx = ln(wx, p["g_xc"], p["b_xc"])
+            wx = ln(wx, p["g_xhat"], p["b_xhat"])
         if sep_h:
-            uh = ln(uh, p["g_hc"], p["b_hc"])
+            uh = ln(uh, p["g_hhat"], p["b_hhat"])
         s = wx + (r * uh if layer.reset == "after" else uh)
-        h_hat = np.tanh(ln(s, p["g_c"], p["b_c"]) if joint else s + p["b_c"])
+        h_hat = np.tanh(ln(s, p["g_hat"], p["b_hat"]) if joint else s + p["b_hat"])
         h = (1 - z) * h + z * h_hat
         outs.append(h)
     return np.stack(outs), (h,)
@@ -207,10 +207,10 @@ def ref_mgu(layer, x, h):
         if sep:
             ax, ah = ln(ax, p["g_x"], p["b_x"]), ln(ah, p["g_h"], p["b_h"])
         f = sig(ax + ah + p["b"])
-        wx, uh = x_t @ p["W_xc"], (f * h) @ p["W_hc"]
+        wx, uh = x_t @ p["W_xhat"], (f * h) @ p["W_hhat"]
         if sep:
-            wx, uh = ln(wx, p["g_xc"], p["b_xc"]), ln(uh, p["g_hc"], p["b_hc"])
-        h = (1 - f) * h + f * np.tanh(wx + uh + p["b_c"])
+            wx, uh = ln(wx, p["g_xhat"], p["b_xhat"]), ln(uh, p["g_hhat"], p["b_hhat"])
+        h = (1 - f) * h + f * np.tanh(wx + uh + p["b_hat"])
         outs.append(h)
     return np.stack(outs), (h,)
 
@@ -305,8 +305,8 @@ def test_parameter_names_shapes_and_initial_values():
         np.testing.assert_allclose(W[:, 4 * k: 4 * k + 4].T @ W[:, 4 * k: 4 * k + 4], np.eye(4), atol=1e-6)
     gru = GRU(5, 4, ln="appendix", update_bias=-1.0, rng=0)
     assert {k: tuple(p.shape) for k, p in gru.params.items()} == {
-        "W_x": (5, 8), "W_h": (4, 8), "W_xc": (5, 4), "W_hc": (4, 4), "b": (8,), "b_c": (4,), "g_x": (8,),
-        "b_x": (8,), "g_xc": (4,), "b_xc": (4,), "g_h": (8,), "b_h": (8,), "g_hc": (4,), "b_hc": (4,)}
+        "W_x": (5, 8), "W_h": (4, 8), "W_xhat": (5, 4), "W_hhat": (4, 4), "b": (8,), "b_hat": (4,), "g_x": (8,),
+        "b_x": (8,), "g_xhat": (4,), "b_xhat": (4,), "g_h": (8,), "b_h": (8,), "g_hhat": (4,), "b_hhat": (4,)}
     np.testing.assert_array_equal(gru.params["b"], np.r_[np.full(4, -1.0), np.zeros(4)])  # z block first
     assert set(LSTM(5, 4, ln="eq4", rng=0).params) == {"W_x", "W_h", "b", "g"}
     assert set(RNN(5, 4, ln="eq4", rng=0).params) == {"W_x", "W_h", "b", "g"}

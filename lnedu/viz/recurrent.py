@@ -38,8 +38,8 @@ __all__ = [
 
 #: cell name -> (layer class, its layer-norm placement in the LN paper)
 CELLS = {"rnn": (RNN, "eq4"), "lstm": (LSTM, "appendix"), "gru": (GRU, "appendix")}
-#: the recurrent weights that ``weight_scale`` multiplies (``W_hc`` is the GRU candidate's ``U``)
-RECURRENT_WEIGHTS = ("W_h", "W_hc")
+#: the recurrent weights that ``weight_scale`` multiplies (``W_hhat`` is the GRU candidate's ``U``)
+RECURRENT_WEIGHTS = ("W_h", "W_hhat")
 
 STYLE = {"baseline": dict(color="tab:gray", label="baseline"), "ln": dict(color="tab:red", label="layer norm")}
 

@@ -1,0 +1,71 @@
+r"""Recurrent layers with backprop through time by hand: LSTM, GRU, MGU and a tanh RNN, each with or without
+layer norm, and two rivals, recurrent batch norm (:class:`BNLSTM`) and normalization propagation
+(:class:`NormPropLSTM`).
+
+Where to find what:
+
+=====================================================  =========================================================
+the time loops: forward over T, backprop through time  ``bptt.py``: :func:`~.bptt.run_forward`,
+(masks, initial state, truncated BPTT)                 :func:`~.bptt.run_backward`
+where layer norm goes (``ln=``): :class:`LNConfig`,    ``config.py``
+:data:`LN_PRESETS`
+checks, initial state, the ``forward``/``backward``    ``layer.py`` (and the :class:`RecurrentLayer` interface)
+entries
+LSTM (LN paper Eq. 17-22, Eq. 4, DRAW; weight norm)    ``lstm.py``: :class:`LSTM`
+GRU (LN paper Eq. 23-28; Cho v3 "reset before")        ``gru.py``: :class:`GRU`
+MGU (Zhou et al. 2016)                                 ``mgu.py``: :class:`MGU`
+tanh RNN (LN paper Eq. 4)                              ``rnn.py``: :class:`RNN`
+BN-LSTM (Cooijmans et al. Eq. 6-8)                     ``bnlstm.py``: :class:`BNLSTM`
+NormProp-LSTM (Laurent et al. Eq. 13-15)               ``normprop.py``: :class:`NormPropLSTM`
+stacking layers                                        ``stacked.py``: :class:`StackedRNN`
+what the cells share (LN parameters, the input term)   ``common.py``
+one step's equations and its backward                  :mod:`lnedu.functional.recurrent` (``lstm_step``, ...)
+=====================================================  =========================================================
+
+Every layer is time-major and has the same interface::
+
+    layer = LSTM(D, H, ln="appendix")
+    out, state = layer.forward(x, state=None, mask=None)    # x (T, B, D) -> out (T, B, H)
+    dx, dstate0 = layer.backward(dout, dstate=None)          # BPTT; accumulates into layer.grads
+
+``state`` is a tuple, ``(h, c)`` for the LSTM family and ``(h,)`` otherwise, each (B, H); ``None`` means zeros
+(or the learned ``h0``/``c0`` with ``learn_h0=True``). The returned state is the final one, to pass to the next
+call for truncated backprop through time: the next call's ``backward`` stops at the boundary and returns
+``dstate0``, the gradient of the initial state it was given. ``mask`` (T, B) of 0/1 marks the real steps of
+variable-length sequences: at a padded step the state stays as it was, the output is 0 and no gradient flows.
+
+Each cell family is one flat class (a :class:`~lnedu.nn.Module`, no recurrent base class): its parameter
+layout and its few operations (input term, step context, step, step backward, recurrent-weight gradients),
+which the two loops of ``bptt.py`` call; what the cells share are functions (``common.py``, ``layer.py``).
+
+Layer norm placement (``ln=``): ``None``; ``"appendix"`` (the LN paper's supplementary cells: separate LNs of
+``W_x x`` and ``W_h h`` over all stacked gates, LN of the LSTM cell on the output path); ``"eq4"`` (one LN of the
+sum ``W_x x + W_h h``, the paper's Eq. 4); ``"cell"`` (LN of ``c`` only, the DRAW cell, LSTM only); or an
+:class:`LNConfig`.
+"""
+
+from ...functional.recurrent import normprop_variances
+from .bnlstm import BNLSTM
+from .config import LN_PRESETS, LNConfig
+from .gru import GRU
+from .layer import RecurrentLayer
+from .lstm import LSTM, WeightNormInput
+from .mgu import MGU
+from .normprop import NormPropLSTM
+from .rnn import RNN
+from .stacked import StackedRNN
+
+__all__ = [
+    "LNConfig",
+    "LN_PRESETS",
+    "RecurrentLayer",
+    "LSTM",
+    "GRU",
+    "MGU",
+    "RNN",
+    "BNLSTM",
+    "NormPropLSTM",
+    "StackedRNN",
+    "normprop_variances",
+    "WeightNormInput",  # deprecated: LSTM(weight_norm=True) replaces the mixin
+]

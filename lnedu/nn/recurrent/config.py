@@ -1,0 +1,94 @@
+"""Where layer norm goes in a recurrent cell: :class:`LNConfig`, the named placements :data:`LN_PRESETS`, and
+:func:`resolve_ln`, which turns a layer's ``ln=`` argument into one of them.
+
+The placements come from the LN paper (Ba, Kiros & Hinton 2016): its appendix cells normalize the input term
+``W_x x_t`` and the recurrent term ``W_h h_{t-1}`` separately, and the LSTM's cell on the output path
+(Eq. 20-22, 26-27); its Eq. 4 normalizes their sum once; DRAW's cell normalizes only ``c_t`` (Eq. 29-31).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ..._checks import check_positive
+
+__all__ = ["LNConfig", "LN_PRESETS", "resolve_ln"]
+
+
+@dataclass(frozen=True)
+class LNConfig:
+    """Where layer normalization goes in a recurrent cell (the switches Keras-style LN cells offer).
+
+    * ``input``: normalize the input term ``W_x x_t`` (gains ``g_x``, biases ``b_x``; for GRU/MGU also the
+      candidate's ``W_xhat x_t``: ``g_xhat``, ``b_xhat``);
+    * ``recurrent``: normalize the recurrent term ``W_h h_{t-1}`` (``g_h``, ``b_h``; GRU/MGU candidate
+      ``g_hhat``, ``b_hhat``);
+    * ``cell``: normalize the LSTM's cell on the output path, ``h = o * tanh(LN(c; g_c, b_c))``; the carried
+      ``c`` stays un-normalized (LSTM only: the other cells have no memory cell and ignore it);
+    * ``joint_sum``: one LN of the *sum* ``W_x x + W_h h`` (Eq. 4) instead of one per term; its gain is ``g``
+      and its bias is the cell's bias ``b`` (GRU/MGU candidate: ``g_hat``, ``b_hat``); needs input and recurrent;
+    * ``per_gate``: statistics over each gate's H units separately instead of over all stacked gates jointly
+      (the LN paper's cells normalize the 4H (LSTM) or 2H (GRU) stacked pre-activations as one vector);
+    * ``eps``: added to the variance inside the square root (1e-5, as in the paper's released code).
+
+    Gains start at 1 and biases at 0. (The appendix says its "alpha" are additive and initialized to zeros and
+    its "beta" multiplicative and initialized to ones; that is a typo: its own Eq. 15 makes alpha the gain,
+    and §6 and the released code start gains at 1 and biases at 0.)
+    """
+
+    input: bool = True
+    recurrent: bool = True
+    cell: bool = True
+    joint_sum: bool = False
+    per_gate: bool = False
+    eps: float = 1e-5
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name != "eps" and not isinstance(getattr(self, f.name), (bool, np.bool_)):
+                raise TypeError(f"LNConfig.{f.name}: expected a bool, got {type(getattr(self, f.name)).__name__}")
+        check_positive("LNConfig.eps", self.eps)
+        if self.joint_sum and not (self.input and self.recurrent):
+            raise ValueError(
+                "LNConfig.joint_sum: one LN over the sum W_x x + W_h h needs input=True and recurrent=True, "
+                f"got input={self.input}, recurrent={self.recurrent}"
+            )
+
+    @property
+    def separate_input(self) -> bool:
+        """An LN of the input term on its own (``input`` without ``joint_sum``)."""
+        return bool(self.input and not self.joint_sum)
+
+    @property
+    def separate_recurrent(self) -> bool:
+        """An LN of the recurrent term on its own (``recurrent`` without ``joint_sum``)."""
+        return bool(self.recurrent and not self.joint_sum)
+
+
+LN_PRESETS = {
+    "appendix": LNConfig(input=True, recurrent=True, cell=True),  # the LN paper's supplementary cells
+    "eq4": LNConfig(input=True, recurrent=True, cell=False, joint_sum=True),  # one LN of the sum, Eq. 4
+    "cell": LNConfig(input=False, recurrent=False, cell=True),  # DRAW: the LSTM's cell only, Eq. 29-31
+}
+
+
+def resolve_ln(ln, layer: str, has_cell: bool):
+    """``ln`` (``None``, a preset name or an :class:`LNConfig`) as an :class:`LNConfig`, or ``None`` when it
+    normalizes nothing a ``layer`` cell has (``has_cell``: whether the cell has an LSTM memory cell)."""
+    if ln is None:
+        return None
+    if isinstance(ln, str):
+        if ln not in LN_PRESETS:
+            raise ValueError(f"ln: expected None, an LNConfig or one of {sorted(LN_PRESETS)}, got {ln!r}")
+        cfg = LN_PRESETS[ln]
+    elif isinstance(ln, LNConfig):
+        cfg = ln
+    else:
+        raise TypeError(f"ln: expected None, a preset name or an LNConfig, got {type(ln).__name__}")
+    if not has_cell and cfg.cell and not (cfg.input or cfg.recurrent):
+        raise ValueError(f"ln: {ln!r} normalizes only the LSTM's memory cell, and {layer} has none")
+    if not (cfg.input or cfg.recurrent or (cfg.cell and has_cell)):
+        return None
+    return cfg
