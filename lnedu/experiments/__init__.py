@@ -1,8 +1,30 @@
 """The paper's experiments, small enough to run on a laptop: one module per experiment.
 
-``python -m lnedu list`` shows them, ``python -m lnedu run NAME`` runs one (see :mod:`.runner` for what an
-experiment module defines, and for checkpoints and resume), ``python -m lnedu report`` collects the claims
-table and the plots into ``reports/``.
+``python -m lnedu list`` shows them, ``python -m lnedu run NAME`` runs one (see :mod:`.runner` for checkpoints
+and resume), ``python -m lnedu report`` collects the claims table and the plots into ``reports/``.
+
+What an experiment module defines is a type, :class:`.contract.Experiment` (``NAME``, ``TITLE``, ``PAPER``,
+``CLAIM``, ``Config`` and ``PRESETS``, ``VARIANTS``, ``build``, ``verdict``, ``plot``), and what its ``build``
+returns is a :class:`.contract.Task`, which carries its own schedule (``steps``, ``eval_every``,
+``checkpoint_every``). :func:`get` checks a module against the contract before handing it out and names what
+is missing; :func:`register` adds one. :func:`load_task` gives back the task of a saved run (a trained model).
+
+Every experiment module is laid out in one order, each part under a ``# ---- part`` banner when it has one:
+
+1. the docstring: the paper's setting and claim, then our small run;
+2. imports;
+3. the contract's constants (``NAME``, ``TITLE``, ``PAPER``, ``CLAIM``, ``VARIANTS``, ``GRID``, the module's own
+   constants) and ``__all__``;
+4. ``Config`` and ``PRESETS``;
+5. **model**: the network and ``build_model`` (or ``build_layer``);
+6. **data**: loading and batching;
+7. **task**: the class that trains one model;
+8. **build**: ``build(config, variant, seed)``, then what uses a trained run (``load_trained``, generation);
+9. **verdict**: summaries, tables and ``verdict(results)``;
+10. **plot**: ``plot(results)`` and the module's other figures.
+
+Pieces shared between experiments live beside them: :mod:`.common` (the checkpointed task, epoch batches, the
+classifier task) and :mod:`.charlm_model` (the character-level language model of ``charlm`` and ``text8_grid``).
 """
 
 from __future__ import annotations
@@ -11,19 +33,27 @@ import importlib
 import importlib.util
 import os
 
-from .runner import RunResult, Verdict, load_results, run, run_one
+from .contract import ContractError, Experiment, Task, check_experiment, check_task
+from .runner import RunResult, Verdict, load_results, load_task, run, run_one
 
 __all__ = [
     "EXPERIMENTS",
     "get",
+    "register",
     "names",
     "default_preset",
     "notebook_run",
     "run",
     "run_one",
     "load_results",
+    "load_task",
     "RunResult",
     "Verdict",
+    "Experiment",
+    "Task",
+    "ContractError",
+    "check_experiment",
+    "check_task",
 ]
 
 # name -> module, in the order of the paper's sections
@@ -50,10 +80,21 @@ def names() -> list[str]:
 
 
 def get(name: str):
-    """The experiment module called ``name``."""
+    """The experiment module called ``name``, checked against :class:`.contract.Experiment` (a module that does
+    not fill it raises :class:`.contract.ContractError` naming what is missing)."""
     if name not in EXPERIMENTS:
         raise ValueError(f"name: expected one of {names()}, got {name!r}")
-    return importlib.import_module(EXPERIMENTS[name])
+    return check_experiment(importlib.import_module(EXPERIMENTS[name]), name)
+
+
+def register(name: str, module: str):
+    """Add the experiment module ``module`` (its dotted path) under ``name``: imported and checked against
+    :class:`.contract.Experiment` now, so a module that does not fill the contract is refused here. Returns it."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name: expected an identifier such as 'mnist', got {name!r}")
+    exp = check_experiment(importlib.import_module(module), name)
+    EXPERIMENTS[name] = module
+    return exp
 
 
 def default_preset() -> str:

@@ -61,7 +61,7 @@ from ..functional.attention_reader import (
 from ..nn import BNLSTM, LSTM, Module
 from ..nn.seq import Embedding
 from ..viz.experiments import plot_band, seed_curves
-from .common import epoch_batches
+from .common import CheckpointedTask, epoch_batches
 from .runner import Verdict, load_task
 
 NAME = "attentive_reader"
@@ -107,6 +107,10 @@ PRESETS = {
     "paper": Config(embed=100, hidden=240, n_entities=60, n_sentences=4, n_train=380_000, n_valid=4000,
                     batch_size=64, lr=8e-5, steps=800_000, eval_every=1000, checkpoint_every=1000),
 }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model
 
 
 class AttentiveReader(Module):
@@ -252,6 +256,10 @@ def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, 
                            bn_everywhere=variant == "bn-everywhere", rng=rng, dtype=dtype)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
 @functools.lru_cache(maxsize=4)
 def _data(n_train, n_valid, n_entities, n_sentences, data_seed, data_path):
     if data_path:
@@ -265,12 +273,19 @@ def load_data(config: Config):
                  config.data_path)
 
 
-class ReaderTask:
+# ---------------------------------------------------------------------------------------------------------
+# task
+
+
+class ReaderTask(CheckpointedTask):
     """Train one reader: mini-batches in an order fixed by ``(seed, epoch)``; ``evaluate`` scores the whole
-    validation set in eval mode (batch norm with its running statistics): ``valid_error`` and ``valid_nll``."""
+    validation set in eval mode (batch norm with its running statistics): ``valid_error`` and ``valid_nll``.
+    The checkpoint (:class:`~lnedu.experiments.common.CheckpointedTask`) holds the model, Adam and the update
+    count; the schedule is the config's."""
 
     def __init__(self, model, optimizer, data, config: Config, seed: int, eval_batch: int = 500):
         self.model, self.opt, self.data, self.config, self.seed = model, optimizer, data, config, int(seed)
+        self.schedule_from(config)
         self.t = 0
         self.steps_per_epoch = len(data.train) // config.batch_size
         if self.steps_per_epoch < 1:
@@ -311,16 +326,9 @@ class ReaderTask:
         self.model.train()
         return {"valid_nll": nll / n, "valid_error": err / n}
 
-    def state_dict(self) -> dict:
-        state = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        state.update({f"opt/{k}": v for k, v in self.opt.state_dict().items()})
-        state["t"] = np.array(self.t)
-        return state
 
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model/")})
-        self.opt.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt/")})
-        self.t = int(state["t"])
+# ---------------------------------------------------------------------------------------------------------
+# build
 
 
 def build(config: Config, variant: str, seed: int) -> ReaderTask:
@@ -334,8 +342,9 @@ def build(config: Config, variant: str, seed: int) -> ReaderTask:
 
 
 def load_trained(out, config: Config, variant: str, seed: int) -> ReaderTask:
-    """The task of a finished run saved under ``out`` by :func:`lnedu.experiments.run`, restored from its last
-    checkpoint: the trained reader, to look inside."""
+    """``lnedu.experiments.load_task(attentive_reader, out, config, variant, seed)``: the task of a run saved under
+    ``out``, restored from its last checkpoint (the trained reader, to look inside). An alias kept for one
+    release; use :func:`lnedu.experiments.load_task`."""
     return load_task(sys.modules[__name__], out, config, variant, seed)
 
 
@@ -357,7 +366,7 @@ def answer_question(task: ReaderTask, i: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# verdict and plot
+# verdict
 
 
 def summarize(results, *, last: int = 3) -> dict:
@@ -400,6 +409,10 @@ def verdict(results) -> Verdict:
             "on the CNN corpus for 800,000 updates (reference minima, Cooijmans et al.: LSTM 50.3%, BN-LSTM 49.5%, "
             "BN-everywhere 50.0%; not comparable numbers)")
     return Verdict(bool(held), fig, note)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plot
 
 
 _STYLE = {

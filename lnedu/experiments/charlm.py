@@ -21,7 +21,8 @@ Norm Prop      1.422       413
 Claim: NormProp costs roughly 30% less computation than BN and LN (the table says 22-24% less time per
 epoch) at a validation bpc at least as good as theirs; we test "better than the baseline's".
 
-Our variants, all the same model around a different recurrent layer (:class:`CharLM`):
+Our variants, all the same model around a different recurrent layer (:class:`CharLM`, shared with
+:mod:`.text8_grid` in :mod:`.charlm_model`):
 
 * ``baseline``: :class:`lnedu.nn.LSTM`, no normalization;
 * ``wn``: :class:`WeightNormLSTM`, the baseline with each unit's incoming weight vectors (columns of ``W_x`` and
@@ -45,22 +46,26 @@ inflate. Times depend on the machine; compare them within one run, never across 
 
 from __future__ import annotations
 
-import functools
-import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend, optim
 from .. import functional as F
-from .. import init as I
 from ..backend import get_array_module
-from ..data.text import BPTTStream, CharVocab, load_text_corpus
-from ..nn import BNLSTM, LSTM, Linear, Module, NormPropLSTM
+from ..nn import BNLSTM, LSTM, NormPropLSTM
 from ..nn.recurrent import RecurrentLayer, WeightNormInput
 from ..viz.experiments import COLORS, plot_band, seed_curves
-from .common import CheckpointedTask
+from .charlm_model import (  # the model, data and task text8_grid shares: importable from here too
+    LN2,  # noqa: F401
+    BlasThreads,
+    CharLM,
+    LMTask,
+    build_task,
+    data_choice,
+    final_bpc,
+    load_lm_data,
+    seconds_per_epoch,
+)
 from .runner import Verdict
 
 NAME = "charlm"
@@ -77,7 +82,7 @@ PAPER_TABLE1 = {  # validation bpc, seconds per epoch (Laurent et al., Table 1)
     "normprop": (1.422, 413),
 }
 LABELS = {"baseline": "Baseline", "wn": "Weight Norm", "bn": "Batch Norm", "ln": "Layer Norm", "normprop": "Norm Prop"}
-LN2 = math.log(2.0)
+_data_choice = data_choice  # the old private name, kept for one release
 
 __all__ = [
     "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "PAPER_TABLE1", "LABELS", "Config", "PRESETS",
@@ -116,7 +121,7 @@ PRESETS = {
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the models
+# model: the weight-normalized LSTM, each variant's layer, and how a gradient moves through it
 
 
 class WeightNormLSTM(WeightNormInput, LSTM):
@@ -159,181 +164,6 @@ class WeightNormLSTM(WeightNormInput, LSTM):
         return f"{self.input_size}, {self.hidden_size}, weight_norm=('W_x', 'W_h')"
 
 
-class CharLM(Module):
-    r"""A character-level language model: fixed orthogonal input codes, one recurrent layer, a softmax.
-
-    .. math::
-        x_t = \sqrt{V}\,Q_{c_t,:},\qquad (h_1..h_T, s_T) = \mathrm{RNN}(x_1..x_T; s_0),\qquad
-        p(c_{t+1} \mid c_{\le t}) = \mathrm{softmax}(h_t W + b)
-
-    ``Q`` (V, V) is a random orthogonal matrix, a buffer that is never trained: the NormProp paper's
-    "one-hot inputs multiplied by a fixed orthogonal matrix". Scaled by ``sqrt(V)``, every input vector has
-    components of unit mean square, the scale the normalization methods' analyses assume. Children: ``rnn``
-    (any :mod:`lnedu.nn.recurrent` layer with ``input_size == V``) and ``out`` (:class:`lnedu.nn.Linear`,
-    ``W`` (H, V), ``b`` (V,)).
-
-    ``forward(ids, state)`` takes integer ids (T, B) and the recurrent state (``None``: zeros) and returns
-    ``(logits (T, B, V), final state)``; ``backward(dlogits)`` backpropagates through the window (truncated
-    BPTT: nothing flows into the state it started from) and returns ``None`` (integer inputs).
-    """
-
-    def __init__(self, rnn: RecurrentLayer, vocab_size: int, *, rng=None):
-        super().__init__()
-        if not isinstance(rnn, RecurrentLayer):
-            raise TypeError(f"rnn: expected a recurrent layer (LSTM, GRU, ...), got {type(rnn).__name__}")
-        if rnn.input_size != vocab_size:
-            raise ValueError(f"rnn: expected input_size {vocab_size} (the vocabulary), got {rnn.input_size}")
-        rng = I.as_rng(rng)
-        dtype = rnn.params["W_x"].dtype
-        self.vocab_size = int(vocab_size)
-        self.add_buffer("Q", I.orthogonal((vocab_size, vocab_size), rng, dtype, gain=math.sqrt(vocab_size)))
-        self.rnn = self.add_module("rnn", rnn)
-        self.out = self.add_module("out", Linear(rnn.hidden_size, vocab_size, rng=rng, dtype=dtype))
-
-    def forward(self, ids, state=None):
-        xp = get_array_module(self.buffers["Q"])
-        h, state = self.rnn.forward(self.buffers["Q"][xp.asarray(ids)], state)
-        return self.out.forward(h), state
-
-    def backward(self, dlogits):
-        self.rnn.backward(self.out.backward(dlogits))
-        return None
-
-    def extra_repr(self):
-        return f"vocab_size={self.vocab_size}"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# data and training
-
-
-@functools.lru_cache(maxsize=4)
-def load_lm_data(real: str, source: str):
-    """``(corpus, vocab, {split: ids})`` of a text corpus (cached: every run of a sweep reads it once)."""
-    corpus = load_text_corpus(real, source)
-    vocab = CharVocab.build(corpus.train)
-    dtype = np.uint8 if len(vocab) <= 256 else np.int32  # text8's 10^8 ids take 100 MB, not 800
-    return corpus, vocab, {k: vocab.encode(v, dtype) for k, v in corpus.splits().items()}
-
-
-def _data_choice(data: str, real: str):
-    choices = {"auto": (real, "auto"), real: (real, "real"), "pydoc": (real, "embedded")}
-    if data not in choices:
-        raise ValueError(f"data: expected one of {sorted(choices)}, got {data!r}")
-    return choices[data]
-
-
-class BlasThreads:
-    """A context that limits the BLAS library to ``n`` threads (``n = 0``: leaves it alone).
-
-    A small model's matrix products are too small for threads to pay off, and on a busy machine (two cores
-    shared with other jobs, or runs of a sweep side by side) threads that wait for a core slow every product
-    down by orders of magnitude. Uses threadpoolctl (installed with scikit-learn) when it is there.
-    """
-
-    _controller = None
-
-    def __init__(self, n: int):
-        self.n, self._ctx = int(n), None
-
-    def __enter__(self):
-        if self.n > 0:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # pragma: no cover - scikit-learn brings it
-                return self
-            if BlasThreads._controller is None:
-                BlasThreads._controller = ThreadpoolController()
-            self._ctx = BlasThreads._controller.limit(limits=self.n, user_api="blas")
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
-            self._ctx = None
-
-
-class LMTask(CheckpointedTask):
-    """Train a :class:`CharLM` by truncated BPTT; evaluate bits per character.
-
-    ``step``: one update on the next window of the training streams (the state carried from the previous
-    window, reset at every epoch); returns ``loss`` (nats), ``bpc``, ``seconds`` (the update's wall time),
-    ``cpu_seconds`` (the CPU time this process spent on it: unlike the wall time, not inflated when other programs
-    share the cores; with several BLAS threads it adds theirs up) and ``grad_norm``. ``evaluate``:
-    ``valid_bpc`` and ``train_bpc`` on the first ``eval_chars`` characters of each split (the model in eval mode,
-    the state carried across windows), the ``epoch`` and the ``updates_per_epoch``.
-    ``state_dict`` holds the model, Adam, the update count and the carried state, so a resumed run continues
-    exactly.
-    """
-
-    def __init__(self, model: CharLM, optimizer, ids: dict, config, seed: int):
-        self.model, self.opt, self.config, self.seed = model, optimizer, config, int(seed)
-        c = config
-        self.stream = BPTTStream(ids["train"], c.batch_size, c.seq_len, seed=seed)
-        self.steps_per_epoch = len(self.stream)
-        n = c.eval_chars + 1 if c.eval_chars else None
-        self.eval_streams = {f"{k}_bpc": BPTTStream(ids[k][:n], c.eval_batch, c.eval_len, shuffle_offset=False,
-                                                    drop_last=False) for k in ("valid", "train")}
-        self.t = 0
-        self.state = None
-
-    def _xp(self):
-        return get_array_module(self.model.out.params["W"])
-
-    def step(self) -> dict:
-        epoch, k = divmod(self.t, self.steps_per_epoch)
-        if k == 0:
-            self.state = None  # a new epoch starts the streams elsewhere: nothing to carry
-        xp = self._xp()
-        x, y = (xp.asarray(a) for a in self.stream.window(epoch, k))
-        with BlasThreads(self.config.blas_threads):
-            start, cpu = time.perf_counter(), time.process_time()
-            self.model.train()
-            logits, self.state = self.model.forward(x, self.state)
-            loss, cache = F.softmax_cross_entropy(logits, y)  # a Python float: waits for a GPU to finish
-            self.opt.zero_grad()
-            self.model.backward(F.softmax_cross_entropy_backward(1.0, cache))
-            self.opt.step()
-            if xp is not np:
-                xp.cuda.get_current_stream().synchronize()
-            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        self.t += 1
-        return {"loss": loss, "bpc": loss / LN2, "seconds": seconds, "cpu_seconds": cpu,
-                "grad_norm": self.opt.last_grad_norm}
-
-    def bpc(self, stream: BPTTStream) -> float:
-        """Bits per character of the model on ``stream`` (eval mode, the state carried across windows)."""
-        xp = self._xp()
-        self.model.eval()
-        state, nats, count = None, 0.0, 0
-        for x, y in stream.epoch(0):
-            logits, state = self.model.forward(xp.asarray(x), state)
-            loss, _ = F.softmax_cross_entropy(logits, xp.asarray(y))
-            nats += loss * y.size
-            count += y.size
-        self.model.train()
-        return nats / count / LN2
-
-    def evaluate(self) -> dict:
-        with BlasThreads(self.config.blas_threads):
-            out = {key: self.bpc(s) for key, s in self.eval_streams.items()}
-        out["epoch"] = self.t / self.steps_per_epoch
-        out["updates_per_epoch"] = self.steps_per_epoch
-        return out
-
-    def state_dict(self) -> dict:
-        state = super().state_dict()  # model, optimizer, update count
-        for i, s in enumerate(self.state or ()):
-            state[f"carry/{i}"] = backend.to_numpy(s).copy()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        carry = sorted((k for k in state if k.startswith("carry/")), key=lambda k: int(k[6:]))
-        xp = self._xp()
-        self.state = tuple(xp.asarray(state[k]) for k in carry) if carry else None
-
-
 def build_layer(config: Config, variant: str, vocab_size: int, rng, dtype=np.float32):
     """The recurrent layer of one variant (input size ``vocab_size``, ``config.hidden`` units)."""
     D, H = vocab_size, config.hidden
@@ -349,16 +179,6 @@ def build_layer(config: Config, variant: str, vocab_size: int, rng, dtype=np.flo
         gx, gh, gc = config.gamma_normprop
         return NormPropLSTM(D, H, gamma_x=gx, gamma_h=gh, gamma_c=gc, rng=rng, dtype=dtype)
     raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-
-
-def build(config: Config, variant: str, seed: int) -> LMTask:
-    _, vocab, ids = load_lm_data(*_data_choice(config.data, "ptb"))
-    rng = np.random.default_rng(seed)
-    model = CharLM(build_layer(config, variant, len(vocab), rng), len(vocab), rng=rng)
-    if backend.current() != "numpy":
-        model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip, lr_decay=config.lr_decay)
-    return LMTask(model, opt, ids, config, seed)
 
 
 def gradient_growth(layer: RecurrentLayer, steps=(1, 5, 10, 20), *, batch: int = 32, burn_in: int = 20,
@@ -392,18 +212,17 @@ def gradient_growth(layer: RecurrentLayer, steps=(1, 5, 10, 20), *, batch: int =
 
 
 # ---------------------------------------------------------------------------------------------------------
-# results: Table 1, the verdict, the figure
+# build
 
 
-def seconds_per_epoch(run, key: str = "seconds") -> float:
-    """A run's training seconds per epoch: the median update's wall time (``key="cpu_seconds"``: CPU time)
-    times the updates in an epoch."""
-    per_epoch = run.eval[-1]["updates_per_epoch"]
-    return float(np.median([r[key] for r in run.train]) * per_epoch)
+def build(config: Config, variant: str, seed: int) -> LMTask:
+    """The :class:`LMTask` of one variant on the PTB characters (or Python's documentation): see
+    :func:`.charlm_model.build_task`."""
+    return build_task(config, variant, seed, build_layer, "ptb")
 
 
-def final_bpc(run, key: str = "valid_bpc") -> float:
-    return float(run.eval[-1][key])
+# ---------------------------------------------------------------------------------------------------------
+# verdict: Table 1
 
 
 def table(results, time_key: str = "seconds") -> dict:
@@ -436,12 +255,15 @@ def verdict(results) -> Verdict:
     return Verdict(bool(held), fig, note)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# plot
+
+
 def plot(results):
     """Three panels: validation (solid) and training (dashed) bpc against updates, mean of the seeds with the
     range of the validation curves; the final validation bpc per variant; the training seconds per epoch per
     variant, wall clock (bars) and CPU time (dots), Table 1's two columns, with the seeds' spread."""
     import matplotlib.pyplot as plt
-
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1.6, 1, 1]})
     ax = axes[0]

@@ -38,17 +38,19 @@ class Config:
     batch_size: int = 32
     lr: float = 1e-3
     data: str = "auto"
-    eval_per_epoch: int = 2
-    steps: int = 0
-    eval_every: int = 1
-    checkpoint_every: int = 100
+    eval_per_epoch: int = 2  # evaluations per epoch (the schedule counts epochs)
+    checkpoint_every: int = 100  # updates between checkpoints
 
 
 PRESETS = {
     "tiny": Config(channels=4, epochs=0.5, data="digits"),
     "small": Config(channels=16, epochs=6),
-    "paper": Config(channels=64, epochs=30, data="mnist", batch_size=128),
+    "paper": Config(channels=64, epochs=30, data="mnist", batch_size=128, checkpoint_every=1000),
 }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model
 
 
 def build_model(variant: str, image_shape, n_out: int, channels: int, rng, dtype=np.float32):
@@ -73,6 +75,10 @@ def build_model(variant: str, image_shape, n_out: int, channels: int, rng, dtype
     return nn.Sequential(*mods)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
 class _ImageView:
     """A Dataset whose rows are reshaped to (1, H, W) images on the fly."""
 
@@ -83,12 +89,21 @@ class _ImageView:
         self.x_test = data.x_test.reshape(-1, *shape)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# build
+
+
 def build(config: Config, variant: str, seed: int) -> ClassifierTask:
     data = load_digits_dataset(config.data)
     rng = np.random.default_rng(seed)
     model = build_model(variant, data.image_shape, data.num_classes, config.channels, rng)
     return ClassifierTask(model, optim.Adam(model, lr=config.lr), _ImageView(data), batch_size=config.batch_size,
-                          epochs=config.epochs, seed=seed, eval_per_epoch=config.eval_per_epoch)
+                          epochs=config.epochs, seed=seed, eval_per_epoch=config.eval_per_epoch,
+                          checkpoint_every=config.checkpoint_every)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# verdict
 
 
 def _mean_curve(results, variant, key):
@@ -109,6 +124,10 @@ def verdict(results) -> Verdict:
     fig = ("mean train NLL over the run: " + ", ".join(f"{v} {auc[v]:.3f}" for v in auc)
            + "; final test error: " + ", ".join(f"{v} {err[v]:.1f}%" for v in err) + f" ({mean_of(n)})")
     return Verdict(held, fig, "8x8 digits have little 'boundary' for the paper's argument to bite on")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plot
 
 
 def plot(results):

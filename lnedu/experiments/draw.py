@@ -18,9 +18,10 @@ The model (Gregor et al. 2015, Eq. 3-8), for ``t = 1..T`` from zero states and a
     c_t      = c_{t-1} + write(h_dec_t)                          canvas
 
 and the loss (Eq. 9-12) is the negative variational bound in nats per image,
-``L = sum_pixels BCE(x, sigmoid(c_T)) + sum_t KL(N(mu_t, sigma_t^2) || N(0, I))``. Everything, forward and
-backward through time (both LSTMs, the canvas, the reparameterization, the KL, the attention), is written out
-here by hand; :func:`lnedu.gradcheck.check_gradients` checks the whole model's gradient in the tests.
+``L = sum_pixels BCE(x, sigmoid(c_T)) + sum_t KL(N(mu_t, sigma_t^2) || N(0, I))``, whose pieces (the Bernoulli
+reconstruction term, the Gaussian KL, the reparameterization) are :mod:`lnedu.functional.vae`'s. Everything else,
+forward and backward through time (both LSTMs, the canvas, the attention), is written out here by hand;
+:func:`lnedu.gradcheck.check_gradients` checks the whole model's gradient in the tests.
 
 Our small run: the embedded 8x8 digits, thresholded at 0.5 (a fixed binarization), 8 glimpses, 64-unit LSTMs,
 z of size 8, read and write 4x4, Adam 3e-3, 30 epochs of 21 updates, 3 seeds (see :data:`PRESETS` for why
@@ -29,6 +30,7 @@ not the paper's 2x2 read on images this small).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -40,8 +42,16 @@ from .. import init as I
 from ..backend import get_array_module, to_numpy
 from ..data import binarize, load_digits_dataset
 from ..functional import attention as att
-from .common import CheckpointedTask, epoch_batches
-from .runner import Verdict, mean_of
+from ..functional.vae import (  # noqa: F401 (bernoulli_nll, gaussian_kl: also importable from here for one release)
+    bernoulli_nll,
+    bernoulli_nll_backward,
+    gaussian_kl,
+    gaussian_kl_backward,
+    reparameterize,
+    reparameterize_backward,
+)
+from .common import CheckpointedTask, epoch_batches, epoch_schedule
+from .runner import Verdict, load_task, mean_of
 
 NAME = "draw"
 TITLE = "DRAW on binarized MNIST"
@@ -50,20 +60,19 @@ CLAIM = "LN on the cell converges almost twice as fast as the baseline to a comp
 VARIANTS = ("baseline", "ln", "normprop")
 
 __all__ = [
-    "bernoulli_nll",
-    "bernoulli_nll_backward",
-    "gaussian_kl",
-    "gaussian_kl_backward",
-    "reparameterize",
-    "reparameterize_backward",
+    "NAME",
+    "TITLE",
+    "PAPER",
+    "CLAIM",
+    "VARIANTS",
+    "Config",
+    "PRESETS",
     "Bound",
     "DRAW",
     "CELLS",
     "make_cell",
     "binarized_digits",
     "DrawTask",
-    "Config",
-    "PRESETS",
     "build",
     "load_trained",
     "mean_curve",
@@ -73,61 +82,39 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The loss: reconstruction, KL, reparameterization
-# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    glimpses: int = 8  # T
+    hidden: int = 64  # units in each LSTM
+    latent: int = 8  # size of z_t
+    read_size: int = 4  # N of the read grid
+    write_size: int = 4  # N of the write grid
+    attention: bool = True  # False: read the whole image, write a full-size patch
+    epochs: float = 30
+    batch_size: int = 64
+    lr: float = 3e-3  # Adam (the LN paper: Adam's "default setting", 1e-3; NormProp's paper: 1e-2)
+    clip: float | None = None  # global gradient-norm clipping (None: none)
+    data: str = "digits"  # "digits" (embedded 8x8), "auto" (MNIST if on disk), "mnist"
+    binarization: str = "threshold"  # "threshold" or "stochastic" (fixed by a seed)
+    eval_per_epoch: int = 1  # evaluations per epoch (the schedule counts epochs)
+    checkpoint_every: int = 100  # updates between checkpoints
 
 
-def bernoulli_nll(logits, x):
-    r"""Reconstruction term ``L^x = -log D(x | c_T)`` (Gregor et al. Eq. 9) per image, in nats.
-
-    With ``p = sigmoid(c)``,
-    :math:`-\sum_j [x_j \log p_j + (1-x_j)\log(1-p_j)] = \sum_j [\mathrm{softplus}(c_j) - x_j c_j]`, computed as
-    ``max(c, 0) + log1p(exp(-|c|)) - x c`` so that no logit overflows. ``logits``, ``x``: (batch, D).
-    Returns ``(nll (batch,), cache)``.
-    """
-    xp = get_array_module(logits)
-    nll = (xp.maximum(logits, 0) + xp.log1p(xp.exp(-xp.abs(logits))) - x * logits).sum(axis=1)
-    return nll, (logits, x)
-
-
-def bernoulli_nll_backward(dnll, cache):
-    """``dlogits = dnll (sigmoid(c) - x)``: softplus' is the sigmoid."""
-    logits, x = cache
-    p, _ = F.sigmoid(logits)
-    return dnll[:, None] * (p - x)
+# small: sized for 8x8 digits and about two minutes for 3 variants x 3 seeds on 2 CPU cores. A 2x2 read of an
+# 8x8 digit carries so little that the posterior collapses onto the prior for hundreds of updates (the bound
+# sits at the pixel-marginal model's ~25 nats); a 4x4 read and write (at first a 2x2 average pooling, which the
+# window can zoom in from) learn within the budget. lr 3e-3 rather than Adam's default 1e-3 for the same reason.
+PRESETS = {
+    "tiny": Config(glimpses=3, hidden=16, latent=4, read_size=2, write_size=2, epochs=2),
+    "small": Config(),
+    "paper": Config(glimpses=64, hidden=256, latent=100, read_size=2, write_size=5, epochs=200, batch_size=128,
+                    lr=1e-3, data="mnist", binarization="stochastic", checkpoint_every=1000),
+}
 
 
-def gaussian_kl(mu, log_sigma):
-    r"""``KL(N(mu, sigma^2) || N(0, 1))`` summed over the latent units (Gregor et al. Eq. 11, one step):
-    :math:`\tfrac12\sum_k (\mu_k^2 + \sigma_k^2 - 2\log\sigma_k - 1)`. Returns ``(kl (batch,), cache)``."""
-    xp = get_array_module(mu)
-    s2 = xp.exp(2 * log_sigma)
-    return 0.5 * (mu * mu + s2 - 2 * log_sigma - 1).sum(axis=1), (mu, s2)
+# ---------------------------------------------------------------------------------------------------------
+# model: the recurrent cores, stepped one time step at a time, and DRAW
 
-
-def gaussian_kl_backward(dkl, cache):
-    """``dmu = dkl mu``, ``dlog_sigma = dkl (sigma^2 - 1)``."""
-    mu, s2 = cache
-    return dkl[:, None] * mu, dkl[:, None] * (s2 - 1)
-
-
-def reparameterize(mu, log_sigma, eps):
-    """``z = mu + exp(log_sigma) eps`` (Kingma & Welling 2014): the sample is a differentiable function of the
-    distribution's parameters, the noise ``eps ~ N(0, I)`` being an input. Returns ``(z, cache)``."""
-    xp = get_array_module(mu)
-    sigma = xp.exp(log_sigma)
-    return mu + sigma * eps, sigma * eps
-
-
-def reparameterize_backward(dz, cache):
-    """``(dmu, dlog_sigma) = (dz, dz sigma eps)``."""
-    return dz, dz * cache
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The recurrent cores, stepped one time step at a time
-# ---------------------------------------------------------------------------------------------------------------
 
 CELLS = {
     "baseline": "LSTM, no normalization (Eq. 17-19 of the LN paper's appendix)",
@@ -173,11 +160,6 @@ class _Core:
         dx, dstate_prev = self.layer.backward(None, tuple(dstate))
         self.layer.cache = None
         return dx[0], dstate_prev
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The model
-# ---------------------------------------------------------------------------------------------------------------
 
 
 class Bound(NamedTuple):
@@ -483,9 +465,8 @@ def _add_h(g, dh):
     return (g[0] + dh, *g[1:])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Data and training
-# ---------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------------
+# data
 
 
 def binarized_digits(source: str = "digits", binarization: str = "threshold"):
@@ -511,6 +492,10 @@ def binarized_digits(source: str = "digits", binarization: str = "threshold"):
     return data
 
 
+# ---------------------------------------------------------------------------------------------------------
+# task
+
+
 class DrawTask(CheckpointedTask):
     """Train a :class:`DRAW` model with Adam on binary images; evaluate the test bound.
 
@@ -530,9 +515,7 @@ class DrawTask(CheckpointedTask):
         self.steps_per_epoch = self.n_train // self.batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"batch_size: expected at most {self.n_train} (the training set), got {batch_size}")
-        self.steps = max(1, int(round(epochs * self.steps_per_epoch)))
-        self.eval_every = max(1, self.steps_per_epoch // int(eval_per_epoch))
-        self.checkpoint_every = int(checkpoint_every or self.steps_per_epoch)
+        self.set_schedule(*epoch_schedule(epochs, self.steps_per_epoch, eval_per_epoch, checkpoint_every))
         dtype = model.params["W_mu"].dtype
         self._xtr = backend.asarray(np.asarray(x_train, dtype=dtype))
         self._xte = backend.asarray(np.asarray(x_test, dtype=dtype))
@@ -571,37 +554,8 @@ class DrawTask(CheckpointedTask):
                 "epoch": self.t / self.steps_per_epoch}
 
 
-@dataclass
-class Config:
-    glimpses: int = 8  # T
-    hidden: int = 64  # units in each LSTM
-    latent: int = 8  # size of z_t
-    read_size: int = 4  # N of the read grid
-    write_size: int = 4  # N of the write grid
-    attention: bool = True  # False: read the whole image, write a full-size patch
-    epochs: float = 30
-    batch_size: int = 64
-    lr: float = 3e-3  # Adam (the LN paper: Adam's "default setting", 1e-3; NormProp's paper: 1e-2)
-    clip: float | None = None  # global gradient-norm clipping (None: none)
-    data: str = "digits"  # "digits" (embedded 8x8), "auto" (MNIST if on disk), "mnist"
-    binarization: str = "threshold"  # "threshold" or "stochastic" (fixed by a seed)
-    eval_per_epoch: int = 1
-    # the runner's defaults (the task sets steps from the epochs)
-    steps: int = 0
-    eval_every: int = 1
-    checkpoint_every: int = 100
-
-
-# small: sized for 8x8 digits and about two minutes for 3 variants x 3 seeds on 2 CPU cores. A 2x2 read of an
-# 8x8 digit carries so little that the posterior collapses onto the prior for hundreds of updates (the bound
-# sits at the pixel-marginal model's ~25 nats); a 4x4 read and write (at first a 2x2 average pooling, which the
-# window can zoom in from) learn within the budget. lr 3e-3 rather than Adam's default 1e-3 for the same reason.
-PRESETS = {
-    "tiny": Config(glimpses=3, hidden=16, latent=4, read_size=2, write_size=2, epochs=2),
-    "small": Config(),
-    "paper": Config(glimpses=64, hidden=256, latent=100, read_size=2, write_size=5, epochs=200, batch_size=128,
-                    lr=1e-3, data="mnist", binarization="stochastic"),
-}
+# ---------------------------------------------------------------------------------------------------------
+# build
 
 
 def build(config: Config, variant: str, seed: int) -> DrawTask:
@@ -613,26 +567,17 @@ def build(config: Config, variant: str, seed: int) -> DrawTask:
                  cell=variant, rng=np.random.default_rng(seed))
     opt = optim.Adam(model, lr=config.lr, clip=config.clip)
     return DrawTask(model, opt, data.x_train, data.x_test, batch_size=config.batch_size, epochs=config.epochs,
-                    seed=seed, eval_per_epoch=config.eval_per_epoch)
+                    seed=seed, eval_per_epoch=config.eval_per_epoch, checkpoint_every=config.checkpoint_every)
 
 
 def load_trained(config: Config, variant: str, seed: int, out) -> DRAW:
-    """The model of a finished (or checkpointed) run under ``out`` (the runner's folder: ``out/draw/...``)."""
-    from pathlib import Path
-
-    path = Path(out) / NAME / f"{variant}-seed{seed}" / "checkpoint.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"out: expected a checkpoint at {path}; run the experiment first")
-    task = build(config, variant, seed)
-    with np.load(path) as z:
-        state = {k: z[k] for k in z.files if not k.startswith("__")}
-    task.load_state_dict(state)
-    return task.model
+    """The model of a run saved under ``out``: ``lnedu.experiments.load_task(draw, out, config, variant,
+    seed).model``. An alias kept for one release; use :func:`lnedu.experiments.load_task`."""
+    return load_task(sys.modules[__name__], out, config, variant, seed).model
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Verdict and figure
-# ---------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------------
+# verdict
 
 
 def mean_curve(runs, key: str = "test_bound"):
@@ -681,6 +626,10 @@ def verdict(results) -> Verdict:
     return Verdict(held, f"{reach}; final test bound (nats, {mean_of(n)}): {finals}",
                    "8x8 digits, 8 glimpses and a few hundred updates; the paper trains 64 glimpses for 200 epochs "
                    "on 28x28 MNIST (LN 82.09 vs baseline 82.36 nats; NormProp's paper: 81.17 vs its own 84.30)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plot
 
 
 def plot(results):

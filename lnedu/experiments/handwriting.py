@@ -76,6 +76,10 @@ PRESETS = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# model
+
+
 class HandwritingModel(Module):
     """Graves's prediction network: a stack of LSTMs with skip connections and a mixture density output.
 
@@ -140,7 +144,7 @@ def build_model(config: Config, variant: str, rng) -> HandwritingModel:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# data: windows cut from lines
+# data: windows cut from lines (a function of the seed and the step)
 
 
 def make_windows(lines, starts, length: int):
@@ -175,6 +179,10 @@ def _data(source, n_train, n_test, max_lines):
     return load_handwriting(source, n_train=n_train, n_test=n_test, max_lines=max_lines or None)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# task
+
+
 class HandwritingTask(CheckpointedTask):
     """Train one :class:`HandwritingModel` by teacher forcing; ``evaluate`` scores fixed windows.
 
@@ -185,6 +193,7 @@ class HandwritingTask(CheckpointedTask):
 
     def __init__(self, model, optimizer, data, config: Config, seed: int):
         self.model, self.opt, self.data, self.config, self.seed = model, optimizer, data, config, int(seed)
+        self.schedule_from(config)
         self.t = 0
         T = config.seq_len
         self._eval = {}
@@ -217,6 +226,10 @@ class HandwritingTask(CheckpointedTask):
         return out
 
 
+# ---------------------------------------------------------------------------------------------------------
+# build: the task, and what uses a trained run (load_trained, generation)
+
+
 def build(config: Config, variant: str, seed: int) -> HandwritingTask:
     data = _data(config.data, config.n_train, config.n_test, config.max_lines)
     model = build_model(config, variant, np.random.default_rng(seed))
@@ -227,13 +240,10 @@ def build(config: Config, variant: str, seed: int) -> HandwritingTask:
 
 
 def load_trained(out, config: Config, variant: str, seed: int) -> HandwritingTask:
-    """The task of a run that :func:`lnedu.experiments.run` saved under ``out``, in its last checkpointed state
-    (the trained model of a finished run): to generate from, or to look inside."""
+    """``lnedu.experiments.load_task(handwriting, out, config, variant, seed)``: the task of a run saved under
+    ``out``, in its last checkpointed state (the trained model of a finished run), to generate from or to look
+    inside. An alias kept for one release; use :func:`lnedu.experiments.load_task`."""
     return load_task(sys.modules[__name__], out, config, variant, seed)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# generation
 
 
 def generate(model: HandwritingModel, steps: int, rng, *, batch: int = 1, bias: float = 0.0):
@@ -259,7 +269,7 @@ def generate(model: HandwritingModel, steps: int, rng, *, batch: int = 1, bias: 
 
 
 # ---------------------------------------------------------------------------------------------------------
-# verdict and plots
+# verdict
 
 
 def _mean_curve(runs, key):
@@ -312,11 +322,14 @@ def verdict(results, *, fraction: float = 0.9, ratio: float = 0.7, margin: float
     return Verdict(bool(held), fig, note)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# plot
+
+
 def plot(results):
     """Figure 5's layout: train (solid) and test (dashed) NLL against updates on a log axis, mean of the seeds
     (line) and their range (band); the dotted line is the level :func:`verdict` times both variants to."""
     import matplotlib.pyplot as plt
-
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for variant, runs in results.items():

@@ -70,6 +70,10 @@ PRESETS = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# model
+
+
 class OrderEmbeddingModel(Module):
     """Images and captions in one embedding space.
 
@@ -133,9 +137,17 @@ class OrderEmbeddingModel(Module):
         return f"method={self.method!r}"
 
 
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
 @functools.lru_cache(maxsize=2)
 def _data(source, path):
     return load_captions(source, path or None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# task: training on matching pairs, evaluation by retrieval
 
 
 def retrieval_metrics(S, caption_image, prefix="") -> dict:
@@ -163,6 +175,7 @@ class RetrievalTask(CheckpointedTask):
     def __init__(self, model, optimizer, data, vocab, config: Config, seed: int):
         self.model, self.opt, self.data, self.vocab, self.config = model, optimizer, data, vocab, config
         self.seed = int(seed)
+        self.schedule_from(config)
         self.margin = config.margin_order if model.method == "order" else config.margin_cosine
         self.t = 0
         self._ids = {s: [vocab.encode(c) for c in data.captions[s]] for s in ("train", "dev", "test")}
@@ -223,6 +236,10 @@ class RetrievalTask(CheckpointedTask):
         return out
 
 
+# ---------------------------------------------------------------------------------------------------------
+# build
+
+
 def build(config: Config, variant: str, seed: int) -> RetrievalTask:
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
@@ -238,7 +255,7 @@ def build(config: Config, variant: str, seed: int) -> RetrievalTask:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# table, verdict, plot
+# verdict: Table 2's protocol
 
 
 def _mean_curve(runs, key):
@@ -286,6 +303,10 @@ def verdict(results) -> Verdict:
     note = ("8x8 digits with generated captions and a 64-unit GRU, not COCO with VGG features and 1024 units; "
             "folds of 100 images, not 1,000, so R@K is on an easier scale")
     return Verdict(bool(held), fig, note)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plot
 
 
 def plot(results):

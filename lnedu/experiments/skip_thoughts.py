@@ -78,7 +78,65 @@ PRESETS = {
 
 
 # ---------------------------------------------------------------------------------------------------------
-# sentences
+# model
+
+
+class SkipThoughts(Module):
+    """An encoder and two decoders sharing one word embedding.
+
+    Children: ``emb`` (:class:`Embedding`, ``W`` (V, dim_word)); ``enc`` (:class:`GRU` dim_word -> dim, gate order
+    z, r; ``ln="appendix"`` for the LN-GRU); ``dec_prev``, ``dec_next`` (:class:`GRU` dim_word -> dim);
+    ``out_prev``, ``out_next`` (:class:`Linear`, ``W`` (dim, V)). The encoder's state after the current
+    sentence's last word is each decoder's initial state; a decoder reads ``<bos>`` and the target sentence and
+    predicts the sentence followed by ``<eos>`` (teacher forcing).
+    """
+
+    def __init__(self, vocab_size, dim, dim_word, *, ln=None, rng=None, dtype=np.float32):
+        super().__init__()
+        rng = np.random.default_rng(rng)
+        self.emb = self.add_module("emb", Embedding(vocab_size, dim_word, rng=rng, dtype=dtype))
+        self.enc = self.add_module("enc", GRU(dim_word, dim, ln=ln, rng=rng, dtype=dtype))
+        self.decs = [self.add_module(f"dec_{k}", GRU(dim_word, dim, rng=rng, dtype=dtype)) for k in ("prev", "next")]
+        self.outs = [self.add_module(f"out_{k}", Linear(dim, vocab_size, init="xavier", rng=rng, dtype=dtype))
+                     for k in ("prev", "next")]
+        self._cache = None
+
+    def encode(self, ids, mask):
+        """Sentence vectors (B, dim): the encoder's final state over token ids (T, B) with mask (T, B)."""
+        _, (h,) = self.enc.forward(self.emb.forward(ids), mask=mask)
+        return h
+
+    def forward(self, batch):
+        """The loss (nats per word, the two decoders' mean losses added) of ``batch`` from :meth:`make_batch`."""
+        ids, mask, B, targets = batch
+        x = self.emb.forward(ids)  # one lookup for the encoder's and both decoders' inputs, split on the batch axis
+        _, (h,) = self.enc.forward(x[:, :B], mask=mask[:, :B])
+        loss, caches = 0.0, []
+        for k, (dec, out) in enumerate(zip(self.decs, self.outs)):
+            sl = slice((k + 1) * B, (k + 2) * B)
+            y, _ = dec.forward(x[:, sl], state=(h,), mask=mask[:, sl])
+            lk, ck = F.softmax_cross_entropy(out.forward(y), targets[:, sl], mask[:, sl])
+            loss += lk
+            caches.append(ck)
+        self._cache = (caches, x.shape, B)
+        return loss
+
+    def backward(self, dloss=1.0):
+        caches, shape, B = self._cache
+        xp = get_array_module(self.emb.params["W"])
+        dx = xp.zeros(shape, dtype=self.emb.params["W"].dtype)
+        dh = 0
+        for k, (dec, out) in enumerate(zip(self.decs, self.outs)):
+            dy = out.backward(F.softmax_cross_entropy_backward(dloss, caches[k]))
+            dxk, (dh0,) = dec.backward(dy)
+            dx[:, (k + 1) * B: (k + 2) * B] = dxk
+            dh = dh + dh0
+        dx[:, :B], _ = self.enc.backward(None, (dh,))
+        self.emb.backward(dx)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data: sentences, triples, batches
 
 
 @dataclass
@@ -170,64 +228,6 @@ def _triples(docs, which):
     return [(s[i - 1], s[i], s[i + 1]) for d in which for s in [docs[d][1]] for i in range(1, len(s) - 1)]
 
 
-# ---------------------------------------------------------------------------------------------------------
-# the model
-
-
-class SkipThoughts(Module):
-    """An encoder and two decoders sharing one word embedding.
-
-    Children: ``emb`` (:class:`Embedding`, ``W`` (V, dim_word)); ``enc`` (:class:`GRU` dim_word -> dim, gate order
-    z, r; ``ln="appendix"`` for the LN-GRU); ``dec_prev``, ``dec_next`` (:class:`GRU` dim_word -> dim);
-    ``out_prev``, ``out_next`` (:class:`Linear`, ``W`` (dim, V)). The encoder's state after the current
-    sentence's last word is each decoder's initial state; a decoder reads ``<bos>`` and the target sentence and
-    predicts the sentence followed by ``<eos>`` (teacher forcing).
-    """
-
-    def __init__(self, vocab_size, dim, dim_word, *, ln=None, rng=None, dtype=np.float32):
-        super().__init__()
-        rng = np.random.default_rng(rng)
-        self.emb = self.add_module("emb", Embedding(vocab_size, dim_word, rng=rng, dtype=dtype))
-        self.enc = self.add_module("enc", GRU(dim_word, dim, ln=ln, rng=rng, dtype=dtype))
-        self.decs = [self.add_module(f"dec_{k}", GRU(dim_word, dim, rng=rng, dtype=dtype)) for k in ("prev", "next")]
-        self.outs = [self.add_module(f"out_{k}", Linear(dim, vocab_size, init="xavier", rng=rng, dtype=dtype))
-                     for k in ("prev", "next")]
-        self._cache = None
-
-    def encode(self, ids, mask):
-        """Sentence vectors (B, dim): the encoder's final state over token ids (T, B) with mask (T, B)."""
-        _, (h,) = self.enc.forward(self.emb.forward(ids), mask=mask)
-        return h
-
-    def forward(self, batch):
-        """The loss (nats per word, the two decoders' mean losses added) of ``batch`` from :meth:`make_batch`."""
-        ids, mask, B, targets = batch
-        x = self.emb.forward(ids)  # one lookup for the encoder's and both decoders' inputs, split on the batch axis
-        _, (h,) = self.enc.forward(x[:, :B], mask=mask[:, :B])
-        loss, caches = 0.0, []
-        for k, (dec, out) in enumerate(zip(self.decs, self.outs)):
-            sl = slice((k + 1) * B, (k + 2) * B)
-            y, _ = dec.forward(x[:, sl], state=(h,), mask=mask[:, sl])
-            lk, ck = F.softmax_cross_entropy(out.forward(y), targets[:, sl], mask[:, sl])
-            loss += lk
-            caches.append(ck)
-        self._cache = (caches, x.shape, B)
-        return loss
-
-    def backward(self, dloss=1.0):
-        caches, shape, B = self._cache
-        xp = get_array_module(self.emb.params["W"])
-        dx = xp.zeros(shape, dtype=self.emb.params["W"].dtype)
-        dh = 0
-        for k, (dec, out) in enumerate(zip(self.decs, self.outs)):
-            dy = out.backward(F.softmax_cross_entropy_backward(dloss, caches[k]))
-            dxk, (dh0,) = dec.backward(dy)
-            dx[:, (k + 1) * B: (k + 2) * B] = dxk
-            dh = dh + dh0
-        dx[:, :B], _ = self.enc.backward(None, (dh,))
-        self.emb.backward(dx)
-
-
 def make_batch(triples, vocab: WordVocab, max_len: int):
     """``(ids (T, 3B), mask (T, 3B), B, targets (T, 3B))``: columns ``0..B-1`` the current sentences (the encoder's
     input), then ``<bos>`` + previous sentence and ``<bos>`` + next sentence (the decoders' inputs); ``targets``
@@ -245,6 +245,17 @@ def make_batch(triples, vocab: WordVocab, max_len: int):
     if tgt.shape[0] < ids.shape[0]:
         tgt = np.pad(tgt, ((0, ids.shape[0] - tgt.shape[0]), (0, 0)))
     return ids, mask, len(triples), tgt[: ids.shape[0]]
+
+
+@functools.lru_cache(maxsize=4)
+def _vocab(source, path, size):
+    corpus = load_corpus(source, path)
+    train = [s for d, (_, sents) in enumerate(corpus.documents) if d not in corpus.valid for s in sents]
+    return WordVocab.build(train, max_size=size, specials=("<bos>", "<eos>"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# task
 
 
 def ridge_probe(f_train, y_train, f_test, y_test, *, ridge: float = 10.0, classes: int | None = None) -> float:
@@ -271,6 +282,7 @@ class SkipThoughtTask(CheckpointedTask):
     def __init__(self, model, optimizer, corpus: Corpus, vocab, config: Config, seed: int):
         self.model, self.opt, self.corpus, self.vocab, self.config = model, optimizer, corpus, vocab, config
         self.seed, self.t = int(seed), 0
+        self.schedule_from(config)
         docs = corpus.documents
         self.train = _triples(docs, [d for d in range(len(docs)) if d not in corpus.valid])
         fixed = np.random.default_rng(0x57)  # not the seed: every run is scored on the same sentences
@@ -327,11 +339,8 @@ class SkipThoughtTask(CheckpointedTask):
         return out
 
 
-@functools.lru_cache(maxsize=4)
-def _vocab(source, path, size):
-    corpus = load_corpus(source, path)
-    train = [s for d, (_, sents) in enumerate(corpus.documents) if d not in corpus.valid for s in sents]
-    return WordVocab.build(train, max_size=size, specials=("<bos>", "<eos>"))
+# ---------------------------------------------------------------------------------------------------------
+# build
 
 
 def build(config: Config, variant: str, seed: int) -> SkipThoughtTask:
@@ -348,7 +357,7 @@ def build(config: Config, variant: str, seed: int) -> SkipThoughtTask:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# verdict and plot
+# verdict
 
 
 def _final(results, variant, key):
@@ -373,6 +382,10 @@ def verdict(results) -> Verdict:
     note = ("a 64-unit model on about 2,000 sentences of Python's documentation, judged by one topic probe, not a "
             "2400-unit model on BookCorpus judged on SICK, MR, CR, SUBJ and MPQA")
     return Verdict(bool(held), fig, note)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plot
 
 
 def plot(results):

@@ -21,11 +21,11 @@ where the LN paper sums them, a factor of 2 the gains absorb; like that cell, ou
 product and starts its update gate at bias -1. The MGU, whose LN placement the post does not show, gets the LN
 paper's GRU placement and a gate bias of 0; the LSTM a forget bias of 1.
 
-The model and training are :mod:`.charlm`'s (fixed orthogonal input codes, one recurrent layer, a softmax;
-truncated BPTT with the state carried), with a fixed learning rate. The verdict averages as the study's
-comparisons do: bpc per cell over LN and inits, per init over cells and LN, LN against no LN over cells and
-inits. Every run is independent: ``python -m lnedu run text8_grid --jobs 2`` (or ``--scheduler ADDR`` for a
-Dask cluster) runs them in parallel, see :mod:`.sweep`.
+The model and training are :mod:`.charlm`'s, shared in :mod:`.charlm_model` (fixed orthogonal input codes, one
+recurrent layer, a softmax; truncated BPTT with the state carried), with a fixed learning rate. The verdict
+averages as the study's comparisons do: bpc per cell over LN and inits, per init over cells and LN, LN against
+no LN over cells and inits. Every run is independent: ``python -m lnedu run text8_grid --jobs 2`` (or
+``--scheduler ADDR`` for a Dask cluster) runs them in parallel, see :mod:`.sweep`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend, optim
 from ..nn import GRU, LSTM, MGU
-from .charlm import CharLM, LMTask, _data_choice, final_bpc, load_lm_data, seconds_per_epoch
+from .charlm_model import LMTask, build_task, final_bpc, seconds_per_epoch
 from .runner import Verdict
 
 NAME = "text8_grid"
@@ -84,6 +83,10 @@ PRESETS = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# model
+
+
 def parse_variant(variant: str) -> tuple[str, bool, str]:
     """``"gru-ln-xavier"`` -> ``("gru", True, "xavier")``."""
     if variant not in VARIANTS:
@@ -104,18 +107,18 @@ def build_layer(config: Config, variant: str, vocab_size: int, rng, dtype=np.flo
     return MGU(D, H, ln=ln, init=init, rng=rng, dtype=dtype)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# build
+
+
 def build(config: Config, variant: str, seed: int) -> LMTask:
-    _, vocab, ids = load_lm_data(*_data_choice(config.data, "text8"))
-    rng = np.random.default_rng(seed)
-    model = CharLM(build_layer(config, variant, len(vocab), rng), len(vocab), rng=rng)
-    if backend.current() != "numpy":
-        model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip, lr_decay=config.lr_decay)
-    return LMTask(model, opt, ids, config, seed)
+    """The :class:`~lnedu.experiments.charlm_model.LMTask` of one grid point on text8 (or Python's documentation):
+    see :func:`.charlm_model.build_task`."""
+    return build_task(config, variant, seed, build_layer, "text8")
 
 
 # ---------------------------------------------------------------------------------------------------------
-# averaging as the study does
+# verdict: averaging as the study does
 
 
 def grid(results, key: str = "valid_bpc") -> np.ndarray:
@@ -169,6 +172,10 @@ def verdict(results) -> Verdict:
     note = ("small cells for a few hundred updates on a small text, against the study's 2000 units on text8; "
             "the study's own LN and init results were not found, so only its cell ranking is compared")
     return Verdict(all(parts.values()), fig, note)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plot
 
 
 def plot(results):
