@@ -79,7 +79,7 @@ def names() -> list[str]:
     return out
 
 
-def get(name: str):
+def get(name: str) -> Experiment:
     """The experiment module called ``name``, checked against :class:`.contract.Experiment` (a module that does
     not fill it raises :class:`.contract.ContractError` naming what is missing)."""
     if name not in EXPERIMENTS:
@@ -87,7 +87,7 @@ def get(name: str):
     return check_experiment(importlib.import_module(EXPERIMENTS[name]), name)
 
 
-def register(name: str, module: str):
+def register(name: str, module: str) -> Experiment:
     """Add the experiment module ``module`` (its dotted path) under ``name``: imported and checked against
     :class:`.contract.Experiment` now, so a module that does not fill the contract is refused here. Returns it."""
     if not isinstance(name, str) or not name.isidentifier():
