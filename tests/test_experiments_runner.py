@@ -129,15 +129,20 @@ def test_every_experiment_runs_its_tiny_preset_and_decides(name, tmp_path):
 
 def test_truncate_log_skips_a_record_cut_off_mid_write(tmp_path):
     log = tmp_path / "metrics.jsonl"
-    log.write_text(json.dumps({"step": 1}) + "\n" + json.dumps({"step": 2}) + "\n" + '{"step": 3, "lo')
+    rec = [json.dumps({"step": i, "split": "train", "loss": 1.0 / i}) for i in (1, 2, 3)]
+    log.write_text(rec[0] + "\n" + rec[1] + "\n" + rec[2][:12])
     _truncate_log(log, 2)
     assert [json.loads(ln)["step"] for ln in log.read_text().splitlines()] == [1, 2]
 
 
 def test_truncate_log_names_a_junk_line(tmp_path):
     log = tmp_path / "metrics.jsonl"
-    log.write_text(json.dumps({"step": 1}) + "\nNOT JSON\n" + json.dumps({"step": 2}) + "\n")
+    rec = [json.dumps({"step": i, "split": "train", "loss": 1.0 / i}) for i in (1, 2)]
+    log.write_text(rec[0] + "\nNOT JSON\n" + rec[1] + "\n")
     with pytest.raises(DamagedFile, match=r"metrics.jsonl: line 2: expected a JSON record"):
+        _truncate_log(log, 2)
+    log.write_text(rec[0] + "\n" + json.dumps({"step": 2, "loss": 0.5}) + "\n")
+    with pytest.raises(DamagedFile, match=r"metrics.jsonl: line 2: expected 'split' to be 'train' or 'eval'"):
         _truncate_log(log, 2)
 
 
@@ -324,3 +329,37 @@ def test_bad_seeds_are_refused_before_any_folder(tmp_path, seeds, message):
     with pytest.raises(ValueError, match="seeds: expected non-negative"):
         run_one(TOY, ToyConfig(), "v", -1, tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_history_edited_before_the_checkpoint_is_refused(tmp_path):
+    """A record before the checkpoint's step that still parses but is not what was logged (a digit garbled)."""
+    _, folder = _interrupted_toy(tmp_path)
+    log = folder / "metrics.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    rec = json.loads(lines[2])
+    rec["loss"] += 1e-9
+    log.write_text("".join(lines[:2] + [json.dumps(rec) + "\n"] + lines[3:]))
+    with pytest.raises(DamagedFile, match=r"metrics.jsonl: its records up to step 5 are not those checkpoint.npz saw"):
+        _toy(tmp_path / "b", resume=True)
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "checkpoint.npz", "result.json"])
+@pytest.mark.parametrize("damage", ["deleted", "edited"])
+def test_a_finished_run_checks_its_three_files_agree(tmp_path, name, damage):
+    whole = _toy(tmp_path)
+    path = tmp_path / "toy" / "v-seed0" / name
+    if damage == "deleted":
+        path.unlink()
+    elif name == "checkpoint.npz":
+        _ckpt_negative_step(path)
+    else:
+        path.write_text(path.read_text().replace('"loss": ', '"loss": 1', 1))
+    if damage == "deleted" and name == "result.json":
+        assert _toy(tmp_path, resume=True).train == whole.train  # rebuilt from the log and the checkpoint
+        return
+    with pytest.raises(DamagedFile) as err:
+        _toy(tmp_path, resume=True)
+    assert str(err.value).startswith(str(path) + ": ") and "--restart-damaged" in str(err.value)
+    again = _toy(tmp_path, resume=True, restart_damaged=True)
+    assert again.train == whole.train and again.eval == whole.eval
+    assert _toy(tmp_path, resume=True).train == whole.train

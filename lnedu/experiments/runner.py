@@ -28,6 +28,7 @@ history), a non-finite training metric (the run stops, naming experiment, varian
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -148,17 +149,27 @@ def _jsonable(metrics: dict) -> dict:
     return out
 
 
+def _read_log(path: Path, *, allow_cut_last: bool = True) -> list:
+    """The records of a run's ``metrics.jsonl``, each checked to have an integer ``step`` and a ``split``."""
+    records = read_jsonl(path, allow_cut_last=allow_cut_last)
+    for i, rec in enumerate(records, start=1):  # read_jsonl drops at most the last line: record i is line i
+        if isinstance(rec.get("step"), bool) or not isinstance(rec.get("step"), int) or rec["step"] < 0:
+            raise DamagedFile(path, f"line {i}: expected a non-negative integer 'step', got {rec.get('step')!r}")
+        if rec.get("split") not in ("train", "eval"):
+            raise DamagedFile(path, f"line {i}: expected 'split' to be 'train' or 'eval', got {rec.get('split')!r}")
+    return records
+
+
+def _log_text(records: list) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
 def _truncate_log(path: Path, last_step: int) -> list:
     """Keep only the records up to ``last_step`` (a resumed run re-logs what came after the checkpoint) and
     return them. A last record cut off mid-write is dropped; any other unreadable line is a
     :class:`~lnedu._io.DamagedFile` naming the file and the line."""
-    keep = []
-    for i, rec in enumerate(read_jsonl(path), start=1):
-        if isinstance(rec.get("step"), bool) or not isinstance(rec.get("step"), int):
-            raise DamagedFile(path, f"record {i}: expected an integer 'step', got {rec.get('step')!r}")
-        if rec["step"] <= last_step:
-            keep.append(rec)
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+    keep = [r for r in _read_log(path) if r["step"] <= last_step]
+    atomic_write_text(path, _log_text(keep))
     return keep
 
 
@@ -228,6 +239,7 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
         try:
             saved = _read_result(done)
             if saved["config"] == config_json:
+                _check_finished(log, ckpt, done, saved)
                 return RunResult(variant, seed, saved["train"], saved["eval"])
         except DamagedFile as exc:
             if not restart_damaged:
@@ -235,30 +247,34 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
             done.unlink()  # rebuilt from the log when the run finishes (again, if it had)
 
     task = exp.build(config, variant, seed)
-    start = 0
+    start, digest = 0, hashlib.sha256()
     if resume and ckpt.exists():
         try:
             start, state, extra = load_state(ckpt)
-            if not (isinstance(extra, dict) and isinstance(extra.get("config"), str)):
-                raise DamagedCheckpoint(ckpt, "expected a run's checkpoint (its config in 'meta'), got another")
-            if extra["config"] != config_json:
-                raise ValueError(f"resume: the checkpoint in {folder} was made with another config; use a fresh --out")
+            _check_config(ckpt, extra, config_json)
             if not log.exists():
                 raise DamagedFile(log, f"missing, but {ckpt.name} is at step {start}; resuming would leave a hole "
                                        "in the history")
-            _check_history(log, _truncate_log(log, start), start)
+            kept = _truncate_log(log, start)
+            _check_history(log, kept, start)
+            digest.update(_log_text(kept).encode())
+            if extra.get("log_sha256", digest.hexdigest()) != digest.hexdigest():
+                raise DamagedFile(log, f"its records up to step {start} are not those {ckpt.name} saw (edited or "
+                                       "garbled)")
             task.load_state_dict(state)
         except DamagedFile as exc:
             if not restart_damaged:
                 raise _advice(exc, folder) from None
-            task, start = exp.build(config, variant, seed), 0
+            task, start, digest = exp.build(config, variant, seed), 0, hashlib.sha256()
     if start == 0:
         for f in (done, ckpt, log):  # in this order: a kill in between never leaves a checkpoint without its log
             f.unlink(missing_ok=True)
 
     def write(record):
+        line = json.dumps(record) + "\n"
         with open(log, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(line)
+        digest.update(line.encode())
 
     steps, eval_every, checkpoint_every = _schedule(task, config)
     bar = tqdm(total=steps, initial=start, desc=f"{exp.NAME} {variant} s{seed}", disable=not progress, leave=False)
@@ -276,18 +292,47 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
         if step % eval_every == 0 or step == steps:
             write({"step": step, "split": "eval", **_jsonable(task.evaluate())})
         if step % checkpoint_every == 0 or step == steps:
-            save_state(ckpt, dict(task.state_dict()), step=step, extra={"config": config_json})
+            save_state(ckpt, dict(task.state_dict()), step=step,
+                       extra={"config": config_json, "log_sha256": digest.hexdigest()})
             saved_at = step
         bar.update(1)
         if stop_after is not None and step - start >= stop_after and step < steps:
             bar.close()
             raise KeyboardInterrupt(f"stopped after step {step} (stop_after={stop_after})")
     bar.close()
-    records = read_jsonl(log, allow_cut_last=False)
+    records = _read_log(log, allow_cut_last=False)
     result = RunResult(variant, seed, [r for r in records if r["split"] == "train"],
                        [r for r in records if r["split"] == "eval"])
     atomic_write_text(done, json.dumps({"config": config_json, "train": result.train, "eval": result.eval}))
     return result
+
+
+def _check_config(ckpt: Path, extra, config_json: str) -> None:
+    if not (isinstance(extra, dict) and isinstance(extra.get("config"), str)):
+        raise DamagedCheckpoint(ckpt, "expected a run's checkpoint (its config in 'meta'), got another")
+    if extra["config"] != config_json:
+        raise ValueError(f"resume: the checkpoint in {ckpt.parent} was made with another config; use a fresh --out")
+
+
+def _check_finished(log: Path, ckpt: Path, done: Path, saved: dict) -> None:
+    """A finished run's three files agree: the checkpoint is whole and at the last step, it saw exactly this
+    log, and the result holds exactly the log's records. Else the damaged one is named."""
+    last = saved["train"][-1]["step"] if saved["train"] else 0
+    if not ckpt.exists():
+        raise DamagedFile(ckpt, f"missing, but {done.name} says the run finished at step {last}")
+    step, _, extra = load_state(ckpt)
+    _check_config(ckpt, extra, saved["config"])
+    if step != last:
+        raise DamagedCheckpoint(ckpt, f"expected the finished run's step {last}, got step {step}")
+    if not log.exists():
+        raise DamagedFile(log, f"missing, but {done.name} says the run finished at step {last}")
+    records = _read_log(log, allow_cut_last=False)
+    text = _log_text(records)
+    if extra.get("log_sha256", hashlib.sha256(text.encode()).hexdigest()) != hashlib.sha256(text.encode()).hexdigest():
+        raise DamagedFile(log, f"its records are not those {ckpt.name} saw at the last step (cut, edited or garbled)")
+    if [r for r in records if r["split"] == "train"] != saved["train"] or \
+            [r for r in records if r["split"] == "eval"] != saved["eval"]:
+        raise DamagedFile(done, f"its records differ from {log.name}'s (edited or garbled)")
 
 
 def resolve(exp, preset: str, config=None, variants=None):
