@@ -101,6 +101,7 @@ CASES = {
     "LSTM-per-gate": lambda: LSTM(3, 3, ln=LNConfig(per_gate=True), rng=1),
     "LSTM-input-only": lambda: LSTM(3, 3, ln=LNConfig(recurrent=False, cell=False), rng=1),
     "LSTM-eq4-per-gate-cell": lambda: LSTM(3, 3, ln=LNConfig(joint_sum=True, per_gate=True), rng=1),
+    "LSTM-weight-norm": lambda: LSTM(3, 3, weight_norm=True, learn_h0=True, rng=1),
     "GRU-after": lambda: GRU(3, 3, rng=1),
     "GRU-before": lambda: GRU(3, 3, reset="before", rng=1),
     "GRU-appendix-after": lambda: GRU(3, 3, ln="appendix", rng=1),

@@ -25,7 +25,7 @@ Our variants, all the same model around a different recurrent layer (:class:`Cha
 :mod:`.text8_grid` in :mod:`.charlm_model`):
 
 * ``baseline``: :class:`lnedu.nn.LSTM`, no normalization;
-* ``wn``: :class:`WeightNormLSTM`, the baseline with each unit's incoming weight vectors (columns of ``W_x`` and
+* ``wn``: :func:`WeightNormLSTM`, the baseline with each unit's incoming weight vectors (columns of ``W_x`` and
   ``W_h``) reparametrized as ``w = g v / ||v||`` (Salimans & Kingma 2016), ``g`` initialized to the columns'
   initial norms so that it starts as the same function as the baseline. It is *not* a NormProp LSTM without its
   variance constants: that one would still carry NormProp's trained output gain ``gamma_c`` on the cell, and
@@ -50,10 +50,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import functional as F
 from ..backend import get_array_module
 from ..nn import BNLSTM, LSTM, NormPropLSTM
-from ..nn.recurrent import RecurrentLayer, WeightNormInput
+from ..nn.recurrent import RecurrentLayer
 from ..viz.experiments import COLORS, plot_band, seed_curves
 from .charlm_model import (  # the model, data and task text8_grid shares: importable from here too
     LN2,  # noqa: F401
@@ -124,8 +123,10 @@ PRESETS = {
 # model: the weight-normalized LSTM, each variant's layer, and how a gradient moves through it
 
 
-class WeightNormLSTM(WeightNormInput, LSTM):
-    r"""An LSTM whose input and recurrent weights are weight-normalized (Salimans & Kingma 2016).
+def WeightNormLSTM(input_size, hidden_size, *, init="orthogonal", forget_bias=1.0, rng=None, dtype=np.float32,
+                   check_finite=False):
+    r"""An LSTM whose input and recurrent weights are weight-normalized (Salimans & Kingma 2016):
+    ``LSTM(..., weight_norm=True)``.
 
     .. math::
         W_x = V_x\,\mathrm{diag}(g_x / \|V_{x,\cdot j}\|),\qquad W_h = V_h\,\mathrm{diag}(g_h / \|V_{h,\cdot j}\|)
@@ -140,28 +141,8 @@ class WeightNormLSTM(WeightNormInput, LSTM):
     turns it into ``dg = (dW . v) / ||v||`` and ``dv = (g / ||v||)(dW - (dW . w_hat) w_hat)``, a scaled gradient
     projected away from ``v``, per column.
     """
-
-    def __init__(self, input_size, hidden_size, *, init="orthogonal", forget_bias=1.0, rng=None,
-                 dtype=np.float32, check_finite=False):
-        super().__init__(input_size, hidden_size, ln=None, init=init, forget_bias=forget_bias, rng=rng,
-                         dtype=dtype, check_finite=check_finite)
-        for w, g in (("W_x", "g_x"), ("W_h", "g_h")):
-            W = self.params[w]
-            self.add_param(g, get_array_module(W).sqrt((W * W).sum(axis=0)))
-
-    def _begin(self, xp, T):
-        ctx = super()._begin(xp, T)
-        ctx["W_hh"], ctx["wcache"] = F.weight_norm(self.params["W_h"], self.params["g_h"])
-        return ctx
-
-    def _recurrent_grads(self, ctx, Hs, caches, bufs, dA):
-        T1, B, H = Hs.shape
-        dV, dg = F.weight_norm_backward(Hs[:-1].reshape(-1, H).T @ dA.reshape(-1, 4 * H), ctx["wcache"])
-        self.grads["W_h"] += dV
-        self.grads["g_h"] += dg
-
-    def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}, weight_norm=('W_x', 'W_h')"
+    return LSTM(input_size, hidden_size, init=init, forget_bias=forget_bias, rng=rng, dtype=dtype,
+                check_finite=check_finite, weight_norm=True)
 
 
 def build_layer(config: Config, variant: str, vocab_size: int, rng, dtype=np.float32):

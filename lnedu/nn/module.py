@@ -9,6 +9,7 @@ tree with dotted names (``"0.W"``, ``"cell.g_x"``), which is what optimizers and
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -144,7 +145,9 @@ class Module:
         """Load arrays saved by :meth:`state_dict`; names and shapes must match exactly.
 
         Everything is checked before anything is written, so a failed load leaves the model as it was.
+        A parameter's old name (a module's ``renamed_params``, old -> new) still loads, with a warning.
         """
+        state = self._current_names(state)
         expected = {k: p.shape for k, p, _ in self.named_parameters()}
         expected.update({"buffer:" + k: b.shape for k, b in self.named_buffers()})
         if set(expected) != set(state):
@@ -165,6 +168,26 @@ class Module:
             if not is_buf:
                 m.grads[leaf] = xp.zeros_like(target[leaf])
         return self
+
+    #: parameter names this module's class used before (old -> new): still accepted by load_state_dict
+    renamed_params: dict = {}
+
+    def _current_names(self, state: dict) -> dict:
+        """``state`` with the old parameter names of this module and its children replaced by the new ones."""
+        renames = {}
+        for prefix, m in [("", self)] + [(k + ".", m) for k, m in self._named_descendants()]:
+            renames.update({prefix + old: prefix + new for old, new in m.renamed_params.items()})
+        old = [k for k in state if k in renames and renames[k] not in state]
+        if not old:
+            return state
+        warnings.warn(f"state: old parameter names {old} load as {[renames[k] for k in old]} (the old names "
+                      "are accepted for one release)", DeprecationWarning, stacklevel=3)
+        return {renames[k] if k in old else k: v for k, v in state.items()}
+
+    def _named_descendants(self, prefix: str = ""):
+        for name, m in self._modules.items():
+            yield prefix + name, m
+            yield from m._named_descendants(prefix + name + ".")
 
     def save(self, path):
         """Save :meth:`state_dict` to an .npz file, atomically."""
