@@ -100,7 +100,8 @@ def load_torch():
     class TorchLNGRU(torch.nn.Module):
         """LN-GRU, appendix Eq. 26-28 with lnedu's biases (gate order z, r; reset after ``U``):
         ``(z; r) = LN(W_h h; g_h, b_h) + LN(W_x x; g_x, b_x) + b``,
-        ``h~ = tanh(LN(W_xc x; g_xc, b_xc) + b_c + s(r) * LN(W_hc h; g_hc, b_hc))``, ``h = (1 - s(z)) h + s(z) h~``.
+        ``h~ = tanh(LN(W_xhat x; g_xhat, b_xhat) + b_hat + s(r) * LN(W_hhat h; g_hhat, b_hhat))``,
+        ``h = (1 - s(z)) h + s(z) h~``.
         Like lnedu's layer it takes the gates' and the candidate's products of ``x`` and of ``h`` together."""
 
         def __init__(self, D, H):
@@ -108,28 +109,28 @@ def load_torch():
             self.H = H
             self.W_x = torch.nn.Parameter(torch.empty(D, 2 * H))
             self.W_h = torch.nn.Parameter(torch.empty(H, 2 * H))
-            self.W_xc = torch.nn.Parameter(torch.empty(D, H))
-            self.W_hc = torch.nn.Parameter(torch.empty(H, H))
+            self.W_xhat = torch.nn.Parameter(torch.empty(D, H))
+            self.W_hhat = torch.nn.Parameter(torch.empty(H, H))
             self.b = torch.nn.Parameter(torch.zeros(2 * H))
-            self.b_c = torch.nn.Parameter(torch.zeros(H))
+            self.b_hat = torch.nn.Parameter(torch.zeros(H))
             self.ln_x = torch.nn.LayerNorm(2 * H, eps=1e-5)
             self.ln_h = torch.nn.LayerNorm(2 * H, eps=1e-5)
-            self.ln_xc = torch.nn.LayerNorm(H, eps=1e-5)
-            self.ln_hc = torch.nn.LayerNorm(H, eps=1e-5)
+            self.ln_xhat = torch.nn.LayerNorm(H, eps=1e-5)
+            self.ln_hhat = torch.nn.LayerNorm(H, eps=1e-5)
 
         def forward(self, x):
             T, B, _ = x.shape
             H = self.H
-            ax = x @ torch.cat([self.W_x, self.W_xc], dim=1)  # hoisted input paths
+            ax = x @ torch.cat([self.W_x, self.W_xhat], dim=1)  # hoisted input paths
             a_gates = self.ln_x(ax[..., : 2 * H]) + self.b
-            a_cand = self.ln_xc(ax[..., 2 * H:]) + self.b_c
-            W_hh = torch.cat([self.W_h, self.W_hc], dim=1)
+            a_cand = self.ln_xhat(ax[..., 2 * H:]) + self.b_hat
+            W_hh = torch.cat([self.W_h, self.W_hhat], dim=1)
             h = x.new_zeros(B, H)
             outs = []
             for t in range(T):
                 hh = h @ W_hh
                 z, r = (a_gates[t] + self.ln_h(hh[:, : 2 * H])).sigmoid().split(H, dim=1)
-                cand = torch.tanh(a_cand[t] + r * self.ln_hc(hh[:, 2 * H:]))
+                cand = torch.tanh(a_cand[t] + r * self.ln_hhat(hh[:, 2 * H:]))
                 h = (1 - z) * h + z * cand
                 outs.append(h)
             return torch.stack(outs)
