@@ -55,7 +55,10 @@ def numerical_gradient(f, x, h: float = 1e-5):
     """Central-difference gradient of the scalar function ``f()`` with respect to array ``x``.
 
     ``x`` (float64, C-contiguous) is perturbed in place, one entry at a time, and restored exactly afterwards.
-    ``f`` takes no arguments: it closes over ``x`` (and anything else it needs).
+    ``f`` takes no arguments: it closes over ``x`` (and anything else it needs). The difference is divided by
+    the step actually taken, ``(x + h) - (x - h)``, which rounding makes differ from ``2h`` when ``|x| >> h``;
+    an entry so large that the step is mostly lost (``|x| > ~1e14 h``) is refused rather than differentiated
+    to a silent 0.
     """
     _check_float64("x", x)
     if isinstance(h, bool) or not isinstance(h, (int, float, np.floating)) or not (0 < h < np.inf):
@@ -68,12 +71,20 @@ def numerical_gradient(f, x, h: float = 1e-5):
     gflat = grad.reshape(-1)
     for i in range(flat.size):
         old = flat[i].item()
-        flat[i] = old + h
+        up, down = old + h, old - h
+        step = up - down  # the step actually taken: 2h up to the rounding of old +- h
+        if not abs(step - 2 * h) <= 1e-2 * (2 * h):
+            where = [int(j) for j in np.unravel_index(i, x.shape)]
+            raise ValueError(
+                f"h: a step of {h:g} is lost in rounding next to x{where} = {old:g} "
+                f"(float64 keeps ~16 digits); pass a larger h (about 1e-5 * |x|) or rescale x"
+            )
+        flat[i] = up
         fp = float(f())
-        flat[i] = old - h
+        flat[i] = down
         fm = float(f())
         flat[i] = old
-        gflat[i] = (fp - fm) / (2 * h)
+        gflat[i] = (fp - fm) / step
     return grad
 
 

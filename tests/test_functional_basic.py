@@ -198,3 +198,16 @@ def test_softmax_cross_entropy_refuses_an_empty_batch(shape):
     # before: (0, 4) returned a loss of 0.0
     with pytest.raises(ValueError, match=r"^logits: expected at least one"):
         F.softmax_cross_entropy(logits, targets)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_softmax_cross_entropy_of_wide_half_precision_rows_is_finite(dtype):
+    logits = np.array([[-40000.0, 40000.0, 0.0], [1.0, 2.0, 3.0]], dtype=dtype)
+    targets = np.array([0, 1])
+    loss, cache = F.softmax_cross_entropy(logits, targets)
+    # before: float16 shifted logits overflowed to -inf and the loss was inf
+    z = logits.astype(np.float64)
+    lse = z.max(axis=1) + np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1))
+    assert loss == pytest.approx(float((lse - z[[0, 1], targets]).mean()), rel=1e-6)
+    d = F.softmax_cross_entropy_backward(1.0, cache)
+    assert d.dtype == dtype and np.isfinite(d).all()

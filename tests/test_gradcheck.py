@@ -203,3 +203,14 @@ def test_check_function_skips_none_integer_and_scalar_inputs(rng):
     assert set(rep.errors) == {"logits"} and rep.passed()
     rep = check_function(F.layer_norm, F.layer_norm_backward, dict(x=rng.normal(size=(2, 5)), gain=None, bias=None))
     assert set(rep.errors) == {"x"} and rep.passed()
+
+
+def test_a_step_lost_next_to_a_huge_entry_is_refused_not_a_silent_zero():
+    x = np.array([1.0, 3e20, -2.0])
+    # before: x + 1e-5 == x at 3e20, so the gradient of sum(x^2) there came out as 0
+    with pytest.raises(ValueError, match=r"^h: a step of 1e-05 is lost in rounding next to x\[1\] = 3e\+20"):
+        numerical_gradient(lambda: float((x ** 2).sum()), x)
+    g = numerical_gradient(lambda: float((x ** 2).sum()), x, h=1e-5 * 3e20)
+    assert g[1] == pytest.approx(6e20, rel=1e-9)
+    y = np.array([1e6 + 0.1, -7e5])  # the step taken is not exactly 2h here: dividing by it keeps 1e-9
+    np.testing.assert_allclose(numerical_gradient(lambda: float((y ** 2).sum()), y), 2 * y, rtol=1e-9)

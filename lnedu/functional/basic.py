@@ -118,10 +118,11 @@ def log_softmax(logits):
 
 
 class SoftmaxCECache(NamedTuple):
-    probs: object  # (N, C) softmax probabilities
+    probs: object  # (N, C) softmax probabilities (float32 for half-precision logits)
     targets: object  # (N,) integer class indices
     weights: object  # (N,) per-row weight (mask / count), summing to 1
     shape: tuple  # the logits' shape
+    dtype: object = None  # the logits' dtype, which the gradient is returned in (None: the probs' dtype)
 
 
 def _check_mask(name, mask, shape):
@@ -154,6 +155,8 @@ def softmax_cross_entropy(logits, targets, mask=None):
     ``[0, C)``; ``mask`` (optional, same shape as ``targets``, bool or 0/1): rows with mask 0 (padding)
     do not count. An empty batch, or a mask with no 1, is an error (the mean over no rows is 0/0).
     Returns ``(loss, cache)`` where ``loss = -sum_n m_n log p_n[t_n] / sum_n m_n`` is a Python float.
+    Half-precision logits (float16, bfloat16) are computed in float32, as the normalizations do: in float16
+    the shifted logits of a wide row would overflow to -inf and the loss become inf.
     """
     check_float_array("logits", logits, min_ndim=1)
     xp = get_array_module(logits)
@@ -171,19 +174,22 @@ def softmax_cross_entropy(logits, targets, mask=None):
         raise ValueError(f"logits: expected at least one row to average over, got shape {tuple(logits.shape)}")
     if int(t.min()) < 0 or int(t.max()) >= C:
         raise ValueError(f"targets: expected class indices in [0, {C}), got values in [{int(t.min())}, {int(t.max())}]")
-    logp = log_softmax(logits.reshape(-1, C))
+    work = logits.reshape(-1, C)
+    if work.dtype.itemsize < 4:
+        work = work.astype(xp.float32)
+    logp = log_softmax(work)
     rows = xp.arange(t.shape[0])
     nll = -logp[rows, t]
     if mask is None:
-        w = xp.full(t.shape[0], 1.0 / t.shape[0], dtype=logits.dtype)
+        w = xp.full(t.shape[0], 1.0 / t.shape[0], dtype=work.dtype)
     else:
-        m = _check_mask("mask", mask, targets.shape).reshape(-1).astype(logits.dtype)
+        m = _check_mask("mask", mask, targets.shape).reshape(-1).astype(work.dtype)
         total = float(m.sum())
         if total == 0:
             raise ValueError("mask: expected at least one non-zero entry, got none")
         w = m / total
     loss = float((nll * w).sum())
-    return loss, SoftmaxCECache(xp.exp(logp), t, w, tuple(logits.shape))
+    return loss, SoftmaxCECache(xp.exp(logp), t, w, tuple(logits.shape), logits.dtype)
 
 
 def softmax_cross_entropy_backward(dloss, cache: SoftmaxCECache):
@@ -192,9 +198,9 @@ def softmax_cross_entropy_backward(dloss, cache: SoftmaxCECache):
     ``dloss`` is the upstream gradient of the scalar loss (1.0 when the loss is the objective).
     Returns an array of the logits' shape.
     """
-    probs, t, w, shape = cache
+    probs, t, w, shape, dtype = cache
     xp = get_array_module(probs)
     d = probs.copy()
     d[xp.arange(t.shape[0]), t] -= 1
     d *= (dloss * w)[:, None]
-    return d.reshape(shape)
+    return d.reshape(shape).astype(dtype or probs.dtype, copy=False)
