@@ -36,3 +36,33 @@ def test_a_method_and_a_class():
 def test_refuses_a_builtin_with_the_argument_named():
     with pytest.raises(TypeError, match="^obj: expected a Python function"):
         source_of(len)
+
+
+def test_every_where_row_resolves_to_real_code():
+    from lnedu.viz.source import WHERE, location, resolve
+
+    assert len(WHERE) >= 30
+    for concept, target, equation in WHERE:
+        assert concept and equation
+        resolve(target)  # raises LookupError naming the row's target if it moved
+        loc = location(target)
+        assert loc.startswith("lnedu/"), (concept, loc)
+
+
+def test_a_moved_target_is_named():
+    from lnedu.viz.source import resolve
+
+    with pytest.raises(LookupError, match="layer_norm_gone"):
+        resolve("lnedu.functional.layer_norm_gone")
+    with pytest.raises(LookupError, match="nowhere.cuh"):
+        resolve("lnedu/cuda/kernels/nowhere.cuh")
+
+
+def test_readme_carries_the_current_where_table():
+    from pathlib import Path
+
+    from lnedu.viz.source import where_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = where_table()
+    assert table in readme, "README's 'Where is ...?' table is out of date; paste this:\n" + table
