@@ -278,28 +278,28 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
 
     steps, eval_every, checkpoint_every = _schedule(task, config)
     bar = tqdm(total=steps, initial=start, desc=f"{exp.NAME} {variant} s{seed}", disable=not progress, leave=False)
-    if start == 0:
-        write({"step": 0, "split": "eval", **_jsonable(task.evaluate())})
-    saved_at = start
-    for step in range(start + 1, steps + 1):
-        record = _jsonable(task.step())
-        bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
-        if bad:
-            bar.close()
-            raise Diverged(f"{exp.NAME} {variant} seed {seed}: step {step}: {bad[0]} = {record[bad[0]]} (training "
-                           f"diverged; its last checkpoint is from step {saved_at}; try a smaller learning rate)")
-        write({"step": step, "split": "train", **record})
-        if step % eval_every == 0 or step == steps:
-            write({"step": step, "split": "eval", **_jsonable(task.evaluate())})
-        if step % checkpoint_every == 0 or step == steps:
-            save_state(ckpt, dict(task.state_dict()), step=step,
-                       extra={"config": config_json, "log_sha256": digest.hexdigest()})
-            saved_at = step
-        bar.update(1)
-        if stop_after is not None and step - start >= stop_after and step < steps:
-            bar.close()
-            raise KeyboardInterrupt(f"stopped after step {step} (stop_after={stop_after})")
-    bar.close()
+    try:
+        if start == 0:
+            write({"step": 0, "split": "eval", **_jsonable(task.evaluate())})
+        saved_at = start
+        for step in range(start + 1, steps + 1):
+            record = _jsonable(task.step())
+            bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:  # stop before anything of this step is kept
+                raise Diverged(f"{exp.NAME} {variant} seed {seed}: step {step}: {bad[0]} = {record[bad[0]]} (training "
+                               f"diverged; its last checkpoint is from step {saved_at}; try a smaller learning rate)")
+            write({"step": step, "split": "train", **record})
+            if step % eval_every == 0 or step == steps:
+                write({"step": step, "split": "eval", **_jsonable(task.evaluate())})
+            if step % checkpoint_every == 0 or step == steps:
+                save_state(ckpt, dict(task.state_dict()), step=step,
+                           extra={"config": config_json, "log_sha256": digest.hexdigest()})
+                saved_at = step
+            bar.update(1)
+            if stop_after is not None and step - start >= stop_after and step < steps:
+                raise KeyboardInterrupt(f"stopped after step {step} (stop_after={stop_after})")
+    finally:
+        bar.close()  # however the loop ends: its line is cleared before any message
     records = _read_log(log, allow_cut_last=False)
     result = RunResult(variant, seed, [r for r in records if r["split"] == "train"],
                        [r for r in records if r["split"] == "eval"])
