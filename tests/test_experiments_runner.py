@@ -363,3 +363,13 @@ def test_a_finished_run_checks_its_three_files_agree(tmp_path, name, damage):
     again = _toy(tmp_path, resume=True, restart_damaged=True)
     assert again.train == whole.train and again.eval == whole.eval
     assert _toy(tmp_path, resume=True).train == whole.train
+
+
+def test_a_result_stored_on_its_own_is_returned(tmp_path):
+    """What a cluster worker's run leaves on the client (sweep.run_grid stores only result.json there)."""
+    whole = _toy(tmp_path)
+    folder = tmp_path / "toy" / "v-seed0"
+    (folder / "checkpoint.npz").unlink()
+    (folder / "metrics.jsonl").unlink()
+    res = _toy(tmp_path, resume=True)
+    assert res.train == whole.train and res.eval == whole.eval

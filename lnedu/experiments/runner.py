@@ -318,6 +318,8 @@ def _check_finished(log: Path, ckpt: Path, done: Path, saved: dict) -> None:
     """A finished run's three files agree: the checkpoint is whole and at the last step, it saw exactly this
     log, and the result holds exactly the log's records. Else the damaged one is named."""
     last = saved["train"][-1]["step"] if saved["train"] else 0
+    if not ckpt.exists() and not log.exists():
+        return  # a result stored on its own: a run made on a cluster worker (see sweep.run_grid)
     if not ckpt.exists():
         raise DamagedFile(ckpt, f"missing, but {done.name} says the run finished at step {last}")
     step, _, extra = load_state(ckpt)
