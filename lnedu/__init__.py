@@ -8,7 +8,8 @@ Layers:
 * :mod:`lnedu.backend` - NumPy by default, CuPy on request.
 """
 
-from . import backend, functional, gradcheck, init, nn, optim
+# importing cuda registers the fused GPU kernels with functional's dispatch (it needs neither CuPy nor a GPU)
+from . import backend, cuda, functional, gradcheck, init, nn, optim  # noqa: F401
 
 __version__ = "0.1.0"
 

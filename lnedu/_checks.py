@@ -60,3 +60,20 @@ def check_finite(name: str, x) -> None:
     if not bool(xp.isfinite(x).all()):
         bad = int((~xp.isfinite(x)).sum())
         raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entr{'y' if bad == 1 else 'ies'}")
+
+
+def check_int(name: str, value, *, minimum: int | None = None) -> int:
+    """Check that ``value`` is an integer (a Python or NumPy one, not a bool), ``>= minimum`` when given; return it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} ({value!r})")
+    v = int(value)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {v}")
+    return v
+
+
+def check_one_of(name: str, value, choices):
+    """Check that ``value`` is one of ``choices`` (compared with ``==``); return it."""
+    if not any(value is c or (isinstance(value, type(c)) and value == c) for c in choices):
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value

@@ -3,6 +3,8 @@ and the numerics that the corrected two-pass statistics promise (large offsets i
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -83,12 +85,12 @@ def test_layer_norm_staged_agrees_with_compact_and_passes_gradcheck(shape, affin
     ys, cache_s = F.layer_norm_staged(x, g, b)
     np.testing.assert_allclose(ys, y, rtol=1e-12, atol=1e-12)
     dy = rng.normal(size=shape)
-    for got, want in zip(F.layer_norm_backward_staged(dy, cache_s), F.layer_norm_backward(dy, cache)):
+    for got, want in zip(F.layer_norm_staged_backward(dy, cache_s), F.layer_norm_backward(dy, cache)):
         if want is None:
             assert got is None
             continue
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    rep = check_function(F.layer_norm_staged, F.layer_norm_backward_staged, dict(x=x, gain=g, bias=b), seed=3)
+    rep = check_function(F.layer_norm_staged, F.layer_norm_staged_backward, dict(x=x, gain=g, bias=b), seed=3)
     _assert_passes(rep)
 
 
@@ -180,7 +182,7 @@ def test_float32_rows_with_a_large_offset(H, mean, std, rng):
     y, _ = F.layer_norm(x, None, None, eps=eps)
     assert y.dtype == np.float32
     ours = _max_rel(y, ref)
-    assert ours < 1e-3
+    assert ours < 1e-6  # measured 1.3e-7: about one float32 rounding of an O(1) value
     # the one-pass textbook formula var = E[x^2] - E[x]^2, in float32, loses the variance to cancellation
     m = x.mean(axis=-1, keepdims=True)
     var = np.maximum((x * x).mean(axis=-1, keepdims=True) - m * m, 0)
@@ -197,7 +199,7 @@ def test_float32_batch_norm_columns_with_a_large_offset(rng):
     x64 = x.astype(np.float64)
     ref = (x64 - x64.mean(axis=0)) / np.sqrt(x64.var(axis=0) + 1e-5)
     assert y.dtype == np.float32
-    assert _max_rel(y, ref) < 1e-3
+    assert _max_rel(y, ref) < 2e-6  # measured 4.6e-7; the unbiased variance would be 1e-3 off at N = 512
 
 
 @pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
@@ -242,7 +244,7 @@ def test_outputs_and_gradients_keep_the_dtype(dtype, rng):
     dy = rng.normal(size=(4, 6)).astype(dtype)
     pairs = [
         (F.layer_norm(x, g, b), F.layer_norm_backward),
-        (F.layer_norm_staged(x, g, b), F.layer_norm_backward_staged),
+        (F.layer_norm_staged(x, g, b), F.layer_norm_staged_backward),
         (F.rms_norm(x, g), F.rms_norm_backward),
         (F.batch_norm(x, g, b), F.batch_norm_backward),
         (F.batch_norm(x, g, b, unbiased=True), F.batch_norm_backward),
@@ -300,3 +302,144 @@ def test_bfloat16_is_stored_in_bfloat16_and_computed_in_float32(kind):
 def test_integer_arrays_are_still_refused():
     with pytest.raises(TypeError, match="x: expected a floating-point array"):
         F.layer_norm(np.arange(6).reshape(2, 3), None, None)
+
+
+def test_the_old_name_of_the_staged_backward_still_works():
+    assert F.layer_norm_backward_staged is F.layer_norm_staged_backward
+    assert "layer_norm_backward_staged" in F.__all__ and "layer_norm_staged_backward" in F.__all__
+
+
+# --------------------------------------------------------------------------------------------------
+# the edges of the range (issue 20, item 1): huge rows, tiny rows, constant rows
+
+
+def _scaled_reference(x, kind, eps=1e-5, axis=-1):
+    """LN / RMSNorm / BN of ``x`` in float64, on the row divided by its max|x| first (eps with it): exact
+    for any finite float64 input, where the squares of the raw values would overflow."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.abs(x).max(axis=axis, keepdims=True)
+    s[s == 0] = 1
+    xs = x / s
+    with np.errstate(over="ignore"):
+        e = eps / s**2  # 0 where s**2 is past float64's range, as it should be
+    if kind == "rms":
+        return xs / np.sqrt((xs * xs).mean(axis=axis, keepdims=True) + e)
+    c = xs - xs.mean(axis=axis, keepdims=True)
+    return c / np.sqrt((c * c).mean(axis=axis, keepdims=True) + e)
+
+
+SCALES = [1e-30, 1e-12, 1.0, 1e10, 1e19, 1e30, 1e37]
+SCALES64 = SCALES + [1e154, 1e200, 1e300]
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float32, s) for s in SCALES] + [(np.float64, s) for s in SCALES64])
+def test_layer_rms_and_batch_norm_are_right_across_the_dtypes_range(dtype, scale, rng):
+    """Before: float32 rows past ~2e18 gave all zeros (the sum of squares overflowed), NaN at 1e30."""
+    tol = 1e-6 if dtype == np.float32 else 4e-15  # measured 2e-7 and 7e-16
+    with np.errstate(over="ignore", invalid="ignore"):  # (the first pass overflows; the rescaled one does not)
+        x = (scale * rng.normal(0.5, 1.0, (4, 256))).astype(dtype)
+        for kind, fn in (("layer", lambda a: F.layer_norm(a, None, None)[0]),
+                         ("rms", lambda a: F.rms_norm(a, None)[0])):
+            y = fn(x)
+            assert y.dtype == dtype and np.isfinite(y).all(), (kind, scale)
+            assert np.abs(y - _scaled_reference(x, kind)).max() < tol, (kind, scale)
+        yb, cache = F.batch_norm(x.T.copy(), None, None)
+        bn_err = np.abs(yb - _scaled_reference(x.T, "layer", axis=0)).max()
+        assert np.isfinite(yb).all() and bn_err < 5 * tol  # (sums down a column: 1.2e-6 measured in float32)
+        _, lcache = F.layer_norm(x, None, None)
+    s = np.abs(x.astype(np.float64)).max(axis=-1, keepdims=True)
+    with np.errstate(over="ignore", under="ignore"):  # s**2 past float64 for s = 1e300: eps / s**2 is 0 then
+        want_rstd = 1 / (s * np.sqrt((x / s).var(axis=-1, keepdims=True) + 1e-5 / s**2))
+    assert np.abs(lcache.rstd / want_rstd - 1).max() < 20 * tol  # rstd in the input's units, for the backward
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [1e-30, 3.0, 1e19, 1e30, 3e38])
+def test_a_constant_row_normalizes_to_exactly_zero(dtype, value, rng):
+    """Before: a constant float32 row of 1e30 gave NaN. x - mean is 0, so y is the bias, and rstd 1/sqrt(eps)."""
+    H = 7
+    x = np.full((3, H), value, dtype=dtype)
+    x[1] = -x[1]
+    g, b = _affine(rng, H, dtype)
+    with np.errstate(over="ignore"):
+        y, cache = F.layer_norm(x, g, b)
+    assert np.array_equal(y, np.broadcast_to(b, y.shape))
+    np.testing.assert_allclose(cache.rstd, 1 / np.sqrt(1e-5), rtol=1e-6)
+    dy = rng.normal(size=x.shape).astype(dtype)
+    dx, _, _ = F.layer_norm_backward(dy, cache)
+    dxhat = dy * g
+    np.testing.assert_allclose(dx, (dxhat - dxhat.mean(-1, keepdims=True)) / np.sqrt(1e-5), rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_rows_are_normalized_as_eps_implies(rng):
+    """Values of 1e-30 in float32: the variance (1e-60) underflows, which eps = 1e-5 dwarfs anyway."""
+    x = (1e-30 * rng.normal(0.5, 1.0, (3, 64))).astype(np.float32)
+    y, _ = F.layer_norm(x, None, None)
+    x64 = x.astype(np.float64)
+    want = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
+    assert np.abs(y - want).max() <= 1e-6 * np.abs(want).max()
+
+
+# --------------------------------------------------------------------------------------------------
+# float16 (issue 20, item 2): computed in float32, stored in float16
+
+
+@pytest.mark.parametrize("loc,scale", [(0.0, 20.0), (1000.0, 10.0), (0.0, 1e4)])
+def test_float16_is_computed_in_float32_and_stored_in_float16(loc, scale, rng):
+    """Before: float16 was computed in float16: all zeros at a spread of 20 over 256 units, NaN at mean 1000."""
+    x = rng.normal(loc, scale, (4, 256)).astype(np.float16)
+    g, b = rng.normal(1, 0.2, 256).astype(np.float16), rng.normal(0, 0.2, 256).astype(np.float16)
+    dy = rng.normal(size=x.shape).astype(np.float16)
+    y, cache = F.layer_norm(x, g, b)
+    dx, dg, db = F.layer_norm_backward(dy, cache)
+    assert y.dtype == cache.xhat.dtype == dx.dtype == dg.dtype == db.dtype == np.float16
+    assert cache.rstd.dtype == np.float32  # the statistic stays in float32
+    y32, _ = F.layer_norm(*(a.astype(np.float32) for a in (x, g, b)))
+    c32 = F.LayerNormCache(cache.xhat.astype(np.float32), cache.rstd, g.astype(np.float32))  # what was stored
+    want = (y32, *F.layer_norm_backward(dy.astype(np.float32), c32))
+    for got, ref in zip((y, dx, dg, db), want):  # float32 results, rounded once to float16
+        assert np.array_equal(got, ref.astype(np.float16)), np.abs(got - ref).max()
+    r, rcache = F.rms_norm(x, g)
+    r32 = F.rms_norm(x.astype(np.float32), g.astype(np.float32))[0]
+    assert r.dtype == np.float16 and np.array_equal(r, r32.astype(np.float16))
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5) * g + b
+    assert np.abs(y - ref).max() <= 2e-3 * np.abs(ref).max()  # float16's own rounding (2^-11), and no more
+
+
+# --------------------------------------------------------------------------------------------------
+# batch norm at inference checks its running statistics (issue 20, item 5)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m, v: (m, -v), r"running_var: expected finite values >= 0, got 4 negative or non-finite entries"),
+    (lambda m, v: (m, np.where(np.arange(4) == 1, np.nan, v)), r"running_var: expected finite values >= 0, got 1 "),
+    (lambda m, v: (m[:3], v), r"running_mean: expected shape \(4,\) \(= x.shape\[1:\]\), got \(3,\)"),
+    (lambda m, v: (m, v.astype(np.float32)), r"running_var: expected dtype float64 \(the input's\), got float32"),
+    (lambda m, v: (m, v.astype(int)), r"running_var: expected a floating-point array"),
+    (lambda m, v: (np.full(4, np.inf), v), r"running_mean: expected finite values, got 4 NaN/inf entries"),
+])
+def test_batch_norm_inference_refuses_bad_running_statistics(change, message, rng):
+    x = _rows(rng, (5, 4))
+    rm, rv = rng.normal(size=4), rng.uniform(0.5, 2, 4) + 1
+    with pytest.raises((ValueError, TypeError), match=message):
+        F.batch_norm_inference(x, None, None, *change(rm, rv))
+    y = F.batch_norm_inference(x, None, None, rm, np.zeros(4))  # a zero variance is allowed (eps keeps it finite)
+    np.testing.assert_allclose(y, (x - rm) / np.sqrt(1e-5), rtol=1e-13)
+
+
+# --------------------------------------------------------------------------------------------------
+# the defaults (issue 20, item 18)
+
+
+def test_the_eps_defaults_are_the_released_codes_1e_5(rng):
+    """The default eps of every normalization is 1e-5; rows of scale 1e-3 make eps visible in the output."""
+    x = rng.normal(0, 1e-3, (6, 5))
+    for fn, args in ((F.layer_norm, (None, None)), (F.rms_norm, (None,)), (F.batch_norm, (None, None))):
+        assert inspect.signature(fn).parameters["eps"].default == 1e-5, fn.__name__
+        y = fn(x, *args)[0]
+        np.testing.assert_array_equal(y, fn(x, *args, eps=1e-5)[0])
+        assert np.abs(y - fn(x, *args, eps=1e-6)[0]).max() > 0.1  # so the default was used, and it matters
+    rm, rv = np.zeros(5), np.full(5, 1e-6)
+    assert inspect.signature(F.batch_norm_inference).parameters["eps"].default == 1e-5
+    np.testing.assert_allclose(F.batch_norm_inference(x, None, None, rm, rv), x / np.sqrt(1e-6 + 1e-5), rtol=1e-13)

@@ -286,3 +286,98 @@ def test_normprop_variances_follow_eq8_and_eq12():
         assert abs(var_h - v_o * second) < 1e-7
     with pytest.raises(ValueError, match="variance"):
         F.normprop_variances(2, 2, 1, variance="eq10")
+
+
+# --------------------------------------------------------------------------------------------------
+# argument checks of the public steps (issue 20, item 5)
+
+
+def _lstm_args(rng, B=3, H=2, dtype=np.float64):
+    return [rng.normal(size=s).astype(dtype) for s in ((B, 4 * H), (B, H), (B, H), (H, 4 * H))]
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda a: (a[0][:, :-1], *a[1:]), ValueError, r"a_x: expected shape \(3, 8\), got \(3, 7\)"),
+    (lambda a: (a[0], a[1], a[2][:1], a[3]), ValueError, r"c_prev: expected shape \(3, 2\), got \(1, 2\)"),
+    (lambda a: (*a[:3], a[3].T), ValueError, r"W_h: expected shape \(2, 8\), got \(8, 2\)"),
+    (lambda a: (a[0], a[1][0], *a[2:]), ValueError, r"h_prev: expected a 2-d array, got ndim=1"),
+    (lambda a: (a[0].astype(np.int64), *a[1:]), TypeError, r"a_x: expected a floating-point array"),
+    (lambda a: (a[0], a[1].astype(np.float32), *a[2:]), TypeError,
+     r"h_prev: expected dtype float64 \(the input's\), got float32"),
+    (lambda a: (*a[:3], a[3].astype(np.float32)), TypeError, r"W_h: expected dtype float64"),
+])
+def test_lstm_step_refuses_bad_arguments(change, error, message, rng):
+    """Before: a (1, H) c_prev broadcast over the batch, int inputs and mixed dtypes went through silently."""
+    with pytest.raises(error, match=message):
+        F.lstm_step(*change(_lstm_args(rng)))
+
+
+def test_the_other_steps_check_their_arguments(rng):
+    B, H = 3, 2
+    a3, h, W3 = rng.normal(size=(B, 3 * H)), rng.normal(size=(B, H)), rng.normal(size=(H, 3 * H))
+    with pytest.raises(ValueError, match=r"W_hh: expected shape \(2, 6\), got \(2, 4\)"):
+        F.gru_step(a3, h, W3[:, :4])
+    with pytest.raises(ValueError, match=r"reset: expected one of \('after', 'before'\), got 'middle'"):
+        F.gru_step(a3, h, W3, reset="middle")
+    with pytest.raises(TypeError, match=r"norm_h: expected a Norm .* got tuple"):
+        F.gru_step(a3, h, W3, norm_h=("layer", None))
+    with pytest.raises(ValueError, match=r"a_x: expected shape \(3, 4\), got \(3, 6\)"):
+        F.mgu_step(a3, h, W3[:, :4])
+    with pytest.raises(TypeError, match=r"h_prev: expected dtype float64 \(the input's\), got float32"):
+        F.rnn_step(a3[:, :H], h.astype(np.float32), W3[:, :H])
+    with pytest.raises(ValueError, match=r"a_x: expected shape \(3, 2\), got \(1, 2\)"):
+        F.rnn_step(a3[:1, :H], h, W3[:, :H])  # no silent broadcasting of one row over the batch
+    _, cache = F.rnn_step(a3[:, :H], h, W3[:, :H])
+    with pytest.raises(ValueError, match=r"dh: expected shape \(3, 2\), got \(1, 2\)"):
+        F.rnn_step_backward(h[:1], cache)
+    with pytest.raises(TypeError, match=r"cache: expected the LSTMStepCache of lstm_step, got RNNStepCache"):
+        F.lstm_step_backward(h, None, cache)
+    with pytest.raises(ValueError, match=r"groups: expected an integer >= 1, got 0"):
+        Norm.layer(groups=0)
+    with pytest.raises(TypeError, match=r"groups: expected an integer, got float"):
+        Norm.layer(groups=2.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# Norm.fixed and the defaults (issue 20, item 18)
+
+
+def test_fixed_norm_without_variance_or_mean_is_the_gain_and_bias_map(rng):
+    """``Norm.fixed(gain, bias)``: mean 0, variance 1, eps 0 by default, so y = gain * a + bias exactly."""
+    a = rng.normal(0.5, 2.0, (4, 6))
+    g, b = _norm_params(rng, 6)
+    norm = Norm.fixed(g, b)
+    assert norm.eps == 0.0 and norm.mean is None and norm.var is None
+    y, _ = F.normalize(a, norm)
+    np.testing.assert_array_equal(y, g * a + b)
+    y, _ = F.normalize(a, Norm.fixed(g, b, eps=0.25))
+    np.testing.assert_allclose(y, g * a / np.sqrt(1.25) + b, rtol=1e-15)
+    rep = check_function(lambda a, g, b: F.normalize(a, Norm.fixed(g, b, eps=0.25)), F.normalize_backward,
+                         dict(a=a, g=g, b=b), seed=2)
+    assert rep.max_rel_error < TOL, rep
+
+
+@pytest.mark.parametrize("kind", ["fixed", "layer", "batch"])
+def test_norm_backward_without_a_gain(kind, rng):
+    """A norm with no gain (gain 1): its backward returns no gain gradient and the input's is right."""
+    a = rng.normal(0.5, 2.0, (5, 6))
+    b = rng.normal(size=6)
+    make = {"fixed": lambda b: Norm.fixed(None, b, mean=np.full(6, 0.3), var=np.full(6, 2.0), eps=1e-3),
+            "layer": lambda b: Norm.layer(None, b), "batch": lambda b: Norm.batch(None, b)}[kind]
+    _, cache = F.normalize(a, make(b))
+    assert F.normalize_backward(rng.normal(size=a.shape), cache)[1] is None
+    rep = check_function(lambda a, b: F.normalize(a, make(b)), lambda d, c: F.normalize_backward(d, c)[::2],
+                         dict(a=a, b=b), seed=3)
+    assert rep.max_rel_error < TOL, rep
+    if kind == "fixed":
+        d = rng.normal(size=a.shape)
+        np.testing.assert_allclose(F.normalize_backward(d, cache)[0], d / np.sqrt(2.0 + 1e-3), rtol=1e-15)
+
+
+def test_the_defaults_of_norm_layer_batch_fixed_and_normprop_variances():
+    assert Norm.layer() == Norm("layer", None, None, 1e-5, 1, None, None)
+    assert Norm.batch() == Norm("batch", None, None, 1e-5, 1, None, None)
+    assert Norm.fixed() == Norm("fixed", None, None, 0.0, 1, None, None)
+    assert F.normprop_variances() == F.normprop_variances(2.0, 2.0, 1.0, variance="eq22")
+    var_c, var_h = F.normprop_variances()
+    assert abs(var_c - 0.44805) < 5e-5 and abs(var_h - 0.14983) < 5e-5  # the eq22 row of the table above

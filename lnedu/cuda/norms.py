@@ -1,18 +1,25 @@
 """Fused layer norm and RMSNorm for CuPy arrays: the launch side of ``kernels/layer_norm.cuh``.
 
-:func:`lnedu.functional.layer_norm` and :func:`~lnedu.functional.rms_norm` (and their backwards) call these
-for CuPy arrays when :func:`supported` says the kernels can take the case; everything else, and every
-NumPy array, takes the portable code, which stays the readable reference and what the CPU tests check.
-The functions here take the same arguments and return the same results and caches as the portable
-ones, so a forward on one path and a backward on the other also work.
+:func:`lnedu.functional.layer_norm` and :func:`~lnedu.functional.rms_norm` (and their backwards) find these
+through :mod:`lnedu.functional.dispatch` (registered by :func:`lnedu.cuda.register`) and call them for CuPy
+arrays when :func:`supported` says the kernels can take the case; everything else, and every NumPy array,
+takes the reference code, which is what a student reads and what the CPU tests check. The functions here
+take the same arguments and return the same results and caches as the reference, so a forward on one path
+and a backward on the other also work.
 
 Launch configuration. A row of ``n`` units is spread over one block: ``ITEMS`` values per thread in
 registers, with the fewest items that keep the block within 256 threads (``row_config``). Rows up to
 ``MAX_ROW`` = 8192 units are fused (4096 in float64, whose values take two registers each: at 32 items the
-backward would spill); longer rows take the portable path. The forward gives each row its
+backward would spill); longer rows take the reference. The forward gives each row its
 own block (a grid-stride loop past 32 blocks per multiprocessor); the backward uses about half a GPU's
 worth of resident blocks, each walking many rows, because each block writes one row of partial gain and
 bias sums and fewer blocks mean fewer partial rows to add up.
+
+Range. The kernels sum squares in the accumulation type (float32 for 16- and 32-bit storage, float64 for
+float64) without the reference's rescaling, so a float32 row whose values pass ~1e19 overflows here (its
+``rstd`` comes back 0 or NaN), where the reference rescales it. Telling such a row apart needs its data, which
+``supported`` never reads (that would cost a device synchronization per call); pass ``check_finite=True``
+or use ``lnedu.functional.use_reference()`` for data of that size.
 """
 
 from __future__ import annotations

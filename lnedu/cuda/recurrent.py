@@ -7,8 +7,9 @@ about fifteen CuPy kernels forward and twenty-five backward, each reading and wr
 ``(B, 4H)`` arrays; here the product stays with cuBLAS (CuPy's ``@``) and the tail is ONE kernel forward
 and one kernel (plus a column sum for the gains and biases) backward.
 
-:func:`lnedu.functional.lstm_step` and :func:`~lnedu.functional.gru_step` call :func:`lstm_step` /
-:func:`gru_step` for CuPy arrays when :func:`lstm_supported` / :func:`gru_supported` say the kernels take
+:func:`lnedu.functional.lstm_step` and :func:`~lnedu.functional.gru_step` find :func:`lstm_step` /
+:func:`gru_step` through :mod:`lnedu.functional.dispatch` (registered by :func:`lnedu.cuda.register`)
+and call them for CuPy arrays when :func:`lstm_supported` / :func:`gru_supported` say the kernels take
 the case: the LN paper's cells and the baselines, that is
 
 * LSTM: ``norm_h`` ``None`` or a layer norm over the 4H stacked gates (``groups`` 1) or per gate (4),
@@ -39,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module
-from ..functional.recurrent import GRUStepGrads, LSTMStepGrads, _into
+from ..functional.recurrent import GRUStepGrads, LSTMStepGrads
 from . import _kernels
 from ._kernels import DTYPES, KERNEL_TYPES, acc_dtype, fused_enabled, launch
 
@@ -63,6 +64,14 @@ __all__ = [
 _ITEMS = (1, 2, 4, 8)
 _TARGET_THREADS = 256
 MAX_UNITS = _ITEMS[-1] * _TARGET_THREADS  # 2048 hidden units
+
+
+def _into(out, value):
+    """``value`` copied into ``out`` when a caller's ``out`` array is given (and is not ``value``), else ``value``."""
+    if out is None or value is out:
+        return value
+    out[...] = value
+    return out
 
 
 def unit_config(H: int):

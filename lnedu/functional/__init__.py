@@ -2,15 +2,25 @@
 
 ``y, cache = F.layer_norm(x, gain, bias)`` then ``dx, dgain, dbias = F.layer_norm_backward(dy, cache)``.
 Every backward here is checked against float64 finite differences in ``tests/``.
+
+The public bodies are the reference math. Faster versions of a few of them register with
+:mod:`lnedu.functional.dispatch` from outside the bodies: the cache-blocked NumPy layer norm and RMSNorm
+(:mod:`lnedu.functional._blocked`, registered below) and lnedu's fused GPU kernels (registered by the
+package that holds them, which imports this one; never the reverse). ``with F.use_reference():`` runs the
+reference alone.
 """
 
+from . import _blocked, dispatch
 from .basic import *  # noqa: F401,F403
 from .basic import __all__ as _basic_all
 from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv_all
+from .dispatch import use_reference
 from .norms import *  # noqa: F401,F403
 from .norms import __all__ as _norms_all
 from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _recurrent_all
 
-__all__ = list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)
+_blocked.register()
+
+__all__ = ["dispatch", "use_reference"] + list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)

@@ -5,12 +5,19 @@ inputs of a layer, ``H`` the number of hidden units, ``g`` the gains and ``b`` t
 returns ``(out, cache)``; every backward takes ``(dout, cache)`` and returns the gradients of the
 differentiable inputs in the order the forward takes them.
 
-Numerics. Statistics use a *corrected two-pass* method (Chan, Golub & LeVeque, 1983): the mean ``mu`` is
-taken first, the row is centred, and the mean of the centred row ``d`` (which is zero in exact arithmetic
-and holds the rounding error of ``mu``) is subtracted again. Centring is nearly exact in floating point
-when the values sit close to their mean, so float32 rows with a large offset (mean 1e4, std 1) keep
-their full precision, which the one-pass ``E[x^2] - E[x]^2`` formula loses. ``eps`` is added to the
-variance inside the square root, as in the paper's released code (the paper itself has no eps).
+The bodies below are the reference: the equations, written plainly. Faster versions (cache-blocked NumPy
+for big arrays in :mod:`lnedu.functional._blocked`, lnedu's fused CUDA kernels) register themselves with
+:mod:`lnedu.functional.dispatch` and are asked first; ``with dispatch.use_reference():`` runs these alone.
+float16 and bfloat16 are computed in float32 and stored at 16 bits (the dispatch does it).
+
+Numerics (:func:`standardize`). The mean and variance use a *shifted two-pass* method (Chan, Golub &
+LeVeque, 1983): each row is first shifted by its own first value, then centred on its mean, then squared.
+The shift is exact for values near each other, so float32 rows with a large offset (mean 1e4, std 1) keep
+their full precision, which the one-pass ``E[x^2] - E[x]^2`` formula loses; and a constant row is exactly
+zero from the first step on, so it normalizes to exactly ``0`` (the output is the bias). Where the squares
+would overflow (``|a|`` past ~1e19 in float32, ~1e154 in float64), the row is first multiplied by a power
+of two, which is exact, and ``eps`` scaled with it. ``eps`` is added to the variance inside the square root,
+as in the paper's released code (the paper itself has no eps).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from .._checks import (
     check_shape,
 )
 from ..backend import get_array_module
+from . import dispatch
 
 __all__ = [
     "LayerNormCache",
@@ -36,6 +44,7 @@ __all__ = [
     "layer_norm_backward",
     "LayerNormStagedCache",
     "layer_norm_staged",
+    "layer_norm_staged_backward",
     "layer_norm_backward_staged",
     "RMSNormCache",
     "rms_norm",
@@ -53,105 +62,74 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------------
 # shared statistics
-#
-# Speed, without leaving NumPy. Each NumPy operation is one pass over its arrays, and a normalization
-# needs several, so on a large array the time goes into streaming it from main memory again and again.
-# The row-wise functions below therefore walk the rows in blocks of about _BLOCK_BYTES: the first pass
-# over a block brings it into the CPU cache, and the other passes find it there. Within a block, row
-# and column sums are matrix-vector products (``x @ ones``, ``ones @ dy``), which BLAS does fast and
-# without a temporary, and full-size results are written in place or through ``out=``. On a GPU the
-# whole array is a single block: there, fewer and larger kernels are what counts.
-
-_BLOCK_BYTES = 1 << 19  # 512 KiB of a block's rows; with its temporaries it stays within the CPU's caches
 
 
-def _as_rows(x):
-    """View ``x`` as a 2-d array of rows over its last axis (a view, no copy, for contiguous x)."""
-    return x.reshape(-1, x.shape[-1])
+def standardize(x, eps, *, axis: int = -1):
+    r"""Return ``(xhat, rstd, mean, var)``: ``xhat = (x - mean) / sqrt(var + eps)`` along ``axis`` (Eq. 3).
 
-
-def _row_blocks(rows):
-    """Slices that cut the 2-d array ``rows`` into blocks of about ``_BLOCK_BYTES`` (one block on a GPU)."""
-    n, H = rows.shape
-    if get_array_module(rows) is not np:
-        return [slice(0, n)]
-    step = max(1, _BLOCK_BYTES // max(1, H * rows.itemsize))
-    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
-
-
-def _row_dots(a, b):
-    """``(a * b).sum(axis=-1)`` for 2-d ``a``, ``b`` without the temporary ``a * b``: a stack of
-    (1, H) @ (H, 1) matrix products, that is one BLAS dot product per row."""
-    return (a[:, None, :] @ b[:, :, None])[:, 0, 0]
-
-
-def _standardize_rows(x, eps, out, ones):
-    """Corrected two-pass statistics of each row of the 2-d block ``x``, writing ``xhat`` into ``out``.
-
-    ``ones`` holds ``x.shape[-1]`` ones, so that ``x @ ones`` are the row sums. Returns
-    ``(mean, var, rstd)``, each of shape ``(rows,)``.
+    ``mean`` and the biased ``var`` (divided by the length ``n`` of ``axis``) keep ``axis`` (size 1);
+    ``rstd = 1 / sqrt(var + eps)``. Shifted two-pass (see the module's docstring): with ``k`` the first value
+    along ``axis``, ``u = x - k``, ``mean = k + mean(u)``, ``var = mean((u - mean(u))^2)``.
     """
     xp = get_array_module(x)
-    H = x.shape[-1]
-    mean = x @ ones
-    mean /= H
-    xc = xp.subtract(x, mean[:, None], out=out)  # centred, in place of the result
-    d = xc @ ones
-    d /= H  # mean(xc): zero but for the rounding error of `mean`
-    var = _row_dots(xc, xc)
-    var /= H
-    var -= d * d  # mean(xc^2) - mean(xc)^2
-    xp.maximum(var, 0, out=var)  # guard the subtraction against a tiny negative
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    k = _first(x, axis)
+    xc = x - k  # shifted: exact for values near k; a constant row is 0 from here on
+    m = xc.mean(axis=axis, keepdims=True)
+    xc -= m  # x - mean, with mean = k + m
+    var = (xc * xc).mean(axis=axis, keepdims=True)  # biased: divides by n
+    if not bool(xp.isfinite(var).all()):  # the squares overflowed (or x holds NaN/inf)
+        return _standardize_rescaled(x, eps, axis)
     rstd = 1.0 / xp.sqrt(var + eps)
-    xc -= d[:, None]
-    xc *= rstd[:, None]  # out now holds xhat
-    mean += d
-    return mean, var, rstd
+    xc *= rstd  # xhat, in place
+    return xc, rstd, k + m, var
 
 
-def _scale_shift(xhat, gain, bias, out):
-    """``out = xhat * gain + bias`` without a temporary; ``None`` means gain 1 or bias 0."""
-    xp = get_array_module(xhat)
-    if gain is not None:
-        xp.multiply(xhat, gain, out=out)
-        if bias is not None:
-            out += bias
-    elif bias is not None:
-        xp.add(xhat, bias, out=out)
-    else:
-        out[...] = xhat
-    return out
+def _first(x, axis):
+    """The first entry of ``x`` along ``axis``, with ``axis`` kept (a view)."""
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(0, 1)
+    return x[tuple(index)]
 
 
-def standardize(x, eps: float, *, axis: int = -1):
-    """Return ``(xhat, rstd, mean, var)``: ``xhat = (x - mean) / sqrt(var + eps)`` along ``axis``.
+def _exponents(x, axis):
+    """Per slice along ``axis``, the ``e >= 0`` for which ``max|x| * 2^-e`` lies below 1 (``frexp``'s exponent)."""
+    xp = get_array_module(x)
+    return xp.maximum(xp.frexp(xp.abs(x).max(axis=axis, keepdims=True))[1], 0)
 
-    ``mean`` and the biased ``var`` have ``axis`` kept (size 1), ``rstd = 1/sqrt(var + eps)``.
-    Corrected two-pass: ``var = mean(xc^2) - d^2`` and ``xhat = (xc - d) * rstd`` where ``xc = x - mean``
-    and ``d = mean(xc)`` is the rounding error of the first mean.
+
+def _standardize_rescaled(x, eps, axis):
+    """:func:`standardize` for rows whose squares overflow: each is multiplied by ``2^-e`` (exact) first.
+
+    ``(x/s - mean/s) / sqrt(var/s^2 + eps/s^2) = (x - mean) / sqrt(var + eps)``, so the row is scaled, eps
+    with it, and ``rstd``, ``mean`` and ``var`` are scaled back (``var`` is ``inf`` where it is out of range).
+    A row holding NaN or inf stays NaN.
     """
     xp = get_array_module(x)
-    if axis in (-1, x.ndim - 1):  # the last axis: row by row, in cache-sized blocks
-        rows = _as_rows(x)
-        dtype = x.dtype if x.dtype.kind == "f" else np.float64
-        xhat = xp.empty(rows.shape, dtype=dtype)
-        mean, var, rstd = (xp.empty(rows.shape[0], dtype=dtype) for _ in range(3))
-        ones = xp.ones(rows.shape[-1], dtype=dtype)
-        for b in _row_blocks(rows):
-            mean[b], var[b], rstd[b] = _standardize_rows(rows[b].astype(dtype, copy=False), eps, xhat[b], ones)
-        keep = x.shape[:-1] + (1,)
-        return xhat.reshape(x.shape), rstd.reshape(keep), mean.reshape(keep), var.reshape(keep)
-    n = x.shape[axis]
-    mean = x.mean(axis=axis, keepdims=True)
-    xhat = x - mean  # centred; becomes xhat in place below
-    d = xhat.mean(axis=axis, keepdims=True)
-    var = (xhat * xhat).sum(axis=axis, keepdims=True) / n - d * d
-    xp.maximum(var, 0, out=var)  # guard the subtraction against a tiny negative
-    mean += d
-    rstd = 1.0 / xp.sqrt(var + eps)
-    xhat -= d
-    xhat *= rstd
-    return xhat, rstd, mean, var
+    e = _exponents(x, axis)
+    xs = xp.ldexp(x, -e)
+    eps_s = xp.ldexp(xp.asarray(eps, dtype=x.dtype), -2 * e)
+    k = _first(xs, axis)
+    xc = xs - k
+    m = xc.mean(axis=axis, keepdims=True)
+    xc -= m
+    var = (xc * xc).mean(axis=axis, keepdims=True)
+    sd = xp.sqrt(var + eps_s)
+    vanished = sd == 0  # a constant row whose eps underflowed in the scaling: xhat = 0, rstd = 1/sqrt(eps)
+    sd[vanished] = 1
+    xc /= sd
+    rstd = xp.where(vanished, 1.0 / np.sqrt(eps), xp.ldexp(1.0 / sd, -e))
+    with np.errstate(over="ignore"):
+        return xc, rstd.astype(x.dtype, copy=False), xp.ldexp(k + m, e), xp.ldexp(var, 2 * e)
+
+
+def _gain_bias(xhat, gain, bias):
+    """``gain * xhat + bias`` (Eq. 5), ``None`` meaning gain 1 or bias 0; always a new array."""
+    y = xhat * gain if gain is not None else xhat.copy()
+    if bias is not None:
+        y += bias
+    return y
 
 
 def _check_norm_args(x, gain, bias, eps, check_finite, *, axis_len_name="x.shape[-1]", feat_shape=None):
@@ -170,35 +148,15 @@ def _check_norm_args(x, gain, bias, eps, check_finite, *, axis_len_name="x.shape
     return eps
 
 
-def _storage_only(dtype) -> bool:
-    """bfloat16 (ml_dtypes', as CuPy >= 14 takes it) is a storage format here: NumPy and CuPy have few
-    bfloat16 kernels (a matrix product comes back in float32), so the portable code computes in float32
-    and rounds its results to bfloat16. The fused CUDA kernels do the same inside one kernel."""
-    return dtype.name == "bfloat16"
-
-
-def _f32(*arrays):
-    return [None if a is None else a.astype(np.float32) for a in arrays]
-
-
-def _fused(x, *params):
-    """The fused CUDA kernels (:mod:`lnedu.cuda.norms`) when they take this CuPy case, else ``None``.
-
-    NumPy arrays return at the first test, so the CPU path pays one ``is`` comparison for the GPU's sake.
-    """
-    if get_array_module(x) is np:
-        return None
-    from ..cuda import norms as fused  # noqa: PLC0415  (CUDA code only loads for CuPy arrays)
-
-    return fused if fused.supported(x, *params) else None
-
-
-def _fused_backward(dy, cache):
-    if get_array_module(dy) is np:
-        return None
-    from ..cuda import norms as fused  # noqa: PLC0415
-
-    return fused if fused.backward_supported(dy, cache) else None
+def _rows_of(dy, cache):
+    """``(xhat, rstd)`` of a layer-norm or RMSNorm cache in the shape of ``dy`` (a fused kernel's cache keeps
+    them as 2-d rows); ``dy`` must have the shape of the forward's input."""
+    xhat, rstd = cache.xhat, cache.rstd
+    if tuple(dy.shape) != tuple(xhat.shape):
+        if dy.ndim < 1 or dy.size != xhat.size or dy.shape[-1] != xhat.shape[-1]:
+            check_shape("dy", dy, xhat.shape)
+        xhat = xhat.reshape(dy.shape)
+    return xhat, rstd.reshape(dy.shape[:-1] + (1,))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,21 +183,11 @@ def layer_norm(x, gain, bias, eps: float = 1e-5, *, check_finite: bool = False):
     means gain 1 / bias 0). Returns ``(y, cache)``.
     """
     eps = _check_norm_args(x, gain, bias, eps, check_finite)
-    if (fused := _fused(x, gain, bias)) is not None:  # CuPy: one kernel (lnedu/cuda/kernels/layer_norm.cuh)
-        return fused.layer_norm(x, gain, bias, eps)
-    if _storage_only(x.dtype):
-        y, (xhat, rstd, _) = layer_norm(*_f32(x, gain, bias), eps)
-        return y.astype(x.dtype), LayerNormCache(xhat.astype(x.dtype), rstd, gain)
-    xp = get_array_module(x)
-    rows = _as_rows(x)
-    xhat = xp.empty(rows.shape, dtype=x.dtype)
-    y = xp.empty(rows.shape, dtype=x.dtype)
-    rstd = xp.empty((rows.shape[0], 1), dtype=x.dtype)
-    ones = xp.ones(rows.shape[-1], dtype=x.dtype)
-    for b in _row_blocks(rows):  # cache-sized blocks of rows (see "shared statistics" above)
-        rstd[b, 0] = _standardize_rows(rows[b], eps, xhat[b], ones)[2]
-        _scale_shift(xhat[b], gain, bias, out=y[b])
-    return y.reshape(x.shape), LayerNormCache(xhat, rstd, gain)
+    if (fast := dispatch.lookup(layer_norm, x, gain, bias)) is not None:
+        return fast(x, gain, bias, eps)
+    xhat, rstd, _, _ = standardize(x, eps)  # Eq. 3: (a - mu) / sigma, each row on its own
+    y = _gain_bias(xhat, gain, bias)  # Eq. 5: g * xhat + b
+    return y, LayerNormCache(xhat, rstd, gain)
 
 
 def layer_norm_backward(dy, cache: LayerNormCache):
@@ -252,36 +200,16 @@ def layer_norm_backward(dy, cache: LayerNormCache):
 
     where the bars are means over the H units (the mean path removes the average, the sigma path the
     component along :math:`\hat a`). ``dgain = sum_rows(dy * xhat)`` and ``dbias = sum_rows(dy)``.
-    Row means and column sums are matrix-vector products, so BLAS does the reductions.
     """
-    xhat, rstd, gain = cache
-    xp = get_array_module(dy)
-    dy2 = _as_rows(dy)
-    check_shape("dy", dy2, xhat.shape)
-    if (fused := _fused_backward(dy, cache)) is not None:  # CuPy: one kernel and a column sum
-        return fused.layer_norm_backward(dy, cache)
-    if _storage_only(xhat.dtype):
-        dx, dgain, dbias = layer_norm_backward(dy.astype(np.float32), LayerNormCache(*_f32(xhat, rstd, gain)))
-        return dx.astype(xhat.dtype), *(None if g is None else g.astype(xhat.dtype) for g in (dgain, dbias))
-    n, H = xhat.shape
-    dtype = np.result_type(dy2.dtype, xhat.dtype)
-    dx = xp.empty((n, H), dtype=dtype)
-    dgain = xp.zeros(H, dtype=dtype)
-    dbias = xp.zeros(H, dtype=dtype)
-    ones = xp.ones(max(n, H), dtype=dtype)  # ones[b] @ dy: column sums of a block; ones[:H]: gain 1
-    g = gain if gain is not None else ones[:H]
-    for b in _row_blocks(xhat):
-        dy_b, xhat_b, dx_b = dy2[b], xhat[b], dx[b]
-        t = dy_b * xhat_b  # a block-sized temporary, reused below
-        dbias += ones[b] @ dy_b
-        dgain += ones[b] @ t
-        m_mean = (dy_b @ g) / H  # mean(dxhat) per row, with dxhat = dy * g
-        m_proj = (t @ g) / H  # mean(dxhat * xhat) per row
-        xp.multiply(dy_b, g, out=dx_b)  # dxhat, built up into dx in place
-        dx_b -= m_mean[:, None]
-        dx_b -= xp.multiply(xhat_b, m_proj[:, None], out=t)
-        dx_b *= rstd[b]
-    return dx.reshape(dy.shape), (dgain if gain is not None else None), dbias
+    if (fast := dispatch.lookup(layer_norm_backward, dy, cache)) is not None:
+        return fast(dy, cache)
+    xhat, rstd = _rows_of(dy, cache)
+    gain = cache.gain
+    dxhat = dy * gain if gain is not None else dy
+    dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    rows = tuple(range(dy.ndim - 1))
+    dgain = (dy * xhat).sum(axis=rows) if gain is not None else None
+    return dx, dgain, dy.sum(axis=rows)
 
 
 class LayerNormStagedCache(NamedTuple):
@@ -304,7 +232,7 @@ def layer_norm_staged(x, gain, bias, eps: float = 1e-5):
 
     Computes the same ``y`` as :func:`layer_norm` with the textbook two-pass statistics (``gain`` and
     ``bias`` may be ``None``, meaning 1 and 0); keeps every node so that
-    :func:`layer_norm_backward_staged` can walk the graph backwards one step at a time.
+    :func:`layer_norm_staged_backward` can walk the graph backwards one step at a time.
     """
     eps = _check_norm_args(x, gain, bias, eps, False)
     xp = get_array_module(x)
@@ -320,7 +248,7 @@ def layer_norm_staged(x, gain, bias, eps: float = 1e-5):
     return y, LayerNormStagedCache(x, mu, xc, sq, var, std, rstd, xhat, gain, H)
 
 
-def layer_norm_backward_staged(dy, cache: LayerNormStagedCache):
+def layer_norm_staged_backward(dy, cache: LayerNormStagedCache):
     """Backward of :func:`layer_norm_staged`: the chain rule applied to each forward line in reverse.
 
     Each line is the local derivative of one forward step times the upstream gradient; where a node
@@ -328,6 +256,7 @@ def layer_norm_backward_staged(dy, cache: LayerNormStagedCache):
     Returns ``(dx, dgain, dbias)``, equal to :func:`layer_norm_backward` up to rounding.
     """
     x, mu, xc, sq, var, std, rstd, xhat, gain, H = cache
+    check_shape("dy", dy, x.shape)
     xp = get_array_module(dy)
     lead = tuple(range(dy.ndim - 1))
     # 8. y = gain * xhat + bias
@@ -353,6 +282,10 @@ def layer_norm_backward_staged(dy, cache: LayerNormStagedCache):
     return dx, dgain, dbias
 
 
+#: the name this pair's backward had until 0.1 (its suffix order differed from every other pair's)
+layer_norm_backward_staged = layer_norm_staged_backward
+
+
 # --------------------------------------------------------------------------------------------------
 # RMSNorm
 
@@ -371,23 +304,26 @@ def rms_norm(x, gain, eps: float = 1e-5, *, check_finite: bool = False):
     Returns ``(y, cache)``. ``gain`` may be ``None`` (gain 1).
     """
     eps = _check_norm_args(x, gain, None, eps, check_finite)
-    if (fused := _fused(x, gain)) is not None:  # CuPy: one kernel (lnedu/cuda/kernels/layer_norm.cuh)
-        return fused.rms_norm(x, gain, eps)
-    if _storage_only(x.dtype):
-        y, (xhat, rstd, _) = rms_norm(*_f32(x, gain), eps)
-        return y.astype(x.dtype), RMSNormCache(xhat.astype(x.dtype), rstd, gain)
+    if (fast := dispatch.lookup(rms_norm, x, gain)) is not None:
+        return fast(x, gain, eps)
     xp = get_array_module(x)
-    rows = _as_rows(x)
-    H = rows.shape[-1]
-    xhat = xp.empty(rows.shape, dtype=x.dtype)
-    y = xp.empty(rows.shape, dtype=x.dtype)
-    rstd = xp.empty((rows.shape[0], 1), dtype=x.dtype)
-    for b in _row_blocks(rows):  # cache-sized blocks of rows (see "shared statistics" above)
-        x_b = rows[b]
-        rstd[b, 0] = 1.0 / xp.sqrt(_row_dots(x_b, x_b) / H + eps)
-        xp.multiply(x_b, rstd[b], out=xhat[b])
-        _scale_shift(xhat[b], gain, None, out=y[b])
-    return y.reshape(x.shape), RMSNormCache(xhat, rstd, gain)
+    ms = (x * x).mean(axis=-1, keepdims=True)  # the mean square of each row
+    if bool(xp.isfinite(ms).all()):
+        rstd = 1.0 / xp.sqrt(ms + eps)
+        xhat = x * rstd
+    else:  # the squares overflowed: scale each row by a power of two first (see standardize)
+        xhat, rstd = _rms_rescaled(x, eps)
+    y = _gain_bias(xhat, gain, None)
+    return y, RMSNormCache(xhat, rstd, gain)
+
+
+def _rms_rescaled(x, eps):
+    """``(xhat, rstd)`` of RMSNorm with each row multiplied by ``2^-e`` first (eps by ``2^-2e``)."""
+    xp = get_array_module(x)
+    e = _exponents(x, -1)
+    xs = xp.ldexp(x, -e)
+    rstd = 1.0 / xp.sqrt((xs * xs).mean(axis=-1, keepdims=True) + xp.ldexp(xp.asarray(eps, dtype=x.dtype), -2 * e))
+    return xs * rstd, xp.ldexp(rstd, -e)
 
 
 def rms_norm_backward(dy, cache: RMSNormCache):
@@ -397,30 +333,14 @@ def rms_norm_backward(dy, cache: RMSNormCache):
     :math:`da = \frac{1}{r}\big(d\hat a - \hat a\,\overline{d\hat a\odot\hat a}\big)` with
     :math:`d\hat a = dy\odot g` and :math:`r = \mathrm{rms}(a)`.
     """
-    xhat, rstd, gain = cache
-    xp = get_array_module(dy)
-    dy2 = _as_rows(dy)
-    check_shape("dy", dy2, xhat.shape)
-    if (fused := _fused_backward(dy, cache)) is not None:  # CuPy: one kernel and a column sum
-        return fused.rms_norm_backward(dy, cache)
-    if _storage_only(xhat.dtype):
-        dx, dgain = rms_norm_backward(dy.astype(np.float32), RMSNormCache(*_f32(xhat, rstd, gain)))
-        return dx.astype(xhat.dtype), (None if dgain is None else dgain.astype(xhat.dtype))
-    n, H = xhat.shape
-    dtype = np.result_type(dy2.dtype, xhat.dtype)
-    dx = xp.empty((n, H), dtype=dtype)
-    dgain = xp.zeros(H, dtype=dtype)
-    ones = xp.ones(max(n, H), dtype=dtype)  # ones[b] @ t: column sums of a block; ones[:H]: gain 1
-    g = gain if gain is not None else ones[:H]
-    for b in _row_blocks(xhat):  # as in layer_norm_backward, without the mean path
-        dy_b, xhat_b, dx_b = dy2[b], xhat[b], dx[b]
-        t = dy_b * xhat_b
-        dgain += ones[b] @ t
-        m_proj = (t @ g) / H  # mean(dxhat * xhat) per row
-        xp.multiply(dy_b, g, out=dx_b)
-        dx_b -= xp.multiply(xhat_b, m_proj[:, None], out=t)
-        dx_b *= rstd[b]
-    return dx.reshape(dy.shape), (dgain if gain is not None else None)
+    if (fast := dispatch.lookup(rms_norm_backward, dy, cache)) is not None:
+        return fast(dy, cache)
+    xhat, rstd = _rows_of(dy, cache)
+    gain = cache.gain
+    dxhat = dy * gain if gain is not None else dy
+    dx = rstd * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    dgain = (dy * xhat).sum(axis=tuple(range(dy.ndim - 1))) if gain is not None else None
+    return dx, dgain
 
 
 # --------------------------------------------------------------------------------------------------
@@ -443,7 +363,7 @@ def batch_norm(x, gain, bias, eps: float = 1e-5, *, unbiased: bool = False, chec
               y_i = \frac{g_i}{\sqrt{\sigma_i^2+\epsilon}}(a_i-\mu_i) + b_i
 
     with ``M = N`` (biased) or ``M = N - 1`` (``unbiased=True``, as the LN paper uses at batch size 4).
-    ``x``: (N, ...) with N >= 2 (>= 2 as well when unbiased); ``gain``, ``bias``: x.shape[1:].
+    ``x``: (N, ...) with N >= 2; ``gain``, ``bias``: x.shape[1:].
     The cache carries the batch mean and variance so a module can keep running statistics.
     """
     check_float_array("x", x, min_ndim=2)
@@ -459,9 +379,7 @@ def batch_norm(x, gain, bias, eps: float = 1e-5, *, unbiased: bool = False, chec
         new_rstd = 1.0 / xp.sqrt(var + eps)
         xhat *= new_rstd / rstd
         rstd = new_rstd
-    y = xhat * gain if gain is not None else xhat.copy()
-    if bias is not None:
-        y += bias
+    y = _gain_bias(xhat, gain, bias)
     return y, BatchNormCache(xhat, rstd, gain, mean[0], var[0], m)
 
 
@@ -475,32 +393,35 @@ def batch_norm_backward(dy, cache: BatchNormCache):
     xhat, rstd, gain, _, _, m = cache
     check_shape("dy", dy, xhat.shape)
     dbias = dy.sum(axis=0)
-    t = dy * xhat
-    dgain = t.sum(axis=0)
-    if gain is not None:
-        dxhat = dy * gain
-        s_proj = dgain * gain
-        s_mean = dbias * gain
-    else:
-        dxhat = dy.copy()
-        s_proj, s_mean = dgain, dbias
-    dxhat -= s_mean / xhat.shape[0]
-    dxhat -= xhat * (s_proj / m)
-    dxhat *= rstd
-    return dxhat, (dgain if gain is not None else None), dbias
+    dgain = (dy * xhat).sum(axis=0)
+    g = gain if gain is not None else 1.0
+    dxhat = dy * g
+    dx = rstd * (dxhat - (dbias * g) / xhat.shape[0] - xhat * ((dgain * g) / m))
+    return dx, (dgain if gain is not None else None), dbias
 
 
 def batch_norm_inference(x, gain, bias, running_mean, running_var, eps: float = 1e-5):
-    """Batch norm at inference: a fixed affine map with the population (running) statistics."""
+    """Batch norm at inference: a fixed affine map with the population (running) statistics,
+    ``y = gain * (x - running_mean) / sqrt(running_var + eps) + bias``.
+
+    ``running_mean`` and ``running_var``: x.shape[1:], of x's dtype; the variance finite and >= 0 (checked:
+    the statistics are small, and a negative variance would give NaN silently).
+    """
+    check_float_array("x", x, min_ndim=2)
     eps = _check_norm_args(x, gain, bias, eps, False, axis_len_name="x.shape[1:]", feat_shape=x.shape[1:])
+    for name, s in (("running_mean", running_mean), ("running_var", running_var)):
+        check_float_array(name, s)
+        if tuple(s.shape) != tuple(x.shape[1:]):
+            raise ValueError(f"{name}: expected shape {tuple(x.shape[1:])} (= x.shape[1:]), got {tuple(s.shape)}")
+        check_same_dtype(name, s, x.dtype)
     xp = get_array_module(x)
+    if not bool(((running_var >= 0) & xp.isfinite(running_var)).all()):
+        bad = int((~((running_var >= 0) & xp.isfinite(running_var))).sum())
+        raise ValueError(f"running_var: expected finite values >= 0, got {bad} negative or non-finite entr"
+                         f"{'y' if bad == 1 else 'ies'}")
+    _check_finite("running_mean", running_mean)
     scale = 1.0 / xp.sqrt(running_var + eps)
-    if gain is not None:
-        scale = scale * gain
-    y = (x - running_mean) * scale
-    if bias is not None:
-        y += bias
-    return y
+    return _gain_bias((x - running_mean) * scale, gain, bias)
 
 
 # --------------------------------------------------------------------------------------------------

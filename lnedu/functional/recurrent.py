@@ -30,8 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_float_array, check_positive
+from .._checks import check_float_array, check_int, check_one_of, check_positive, check_same_dtype, check_shape
 from ..backend import get_array_module
+from . import dispatch
 from .norms import (
     batch_norm,
     batch_norm_backward,
@@ -101,7 +102,7 @@ class Norm(NamedTuple):
 
     @classmethod
     def layer(cls, gain=None, bias=None, eps: float = 1e-5, groups: int = 1) -> Norm:
-        return cls("layer", gain, bias, eps, int(groups))
+        return cls("layer", gain, bias, eps, check_int("groups", groups, minimum=1))
 
     @classmethod
     def batch(cls, gain=None, bias=None, eps: float = 1e-5) -> Norm:
@@ -131,6 +132,7 @@ def normalize(a, norm: Norm):
     A "fixed" norm is the affine map :math:`y = g\odot(a-m)/\sqrt{v+\epsilon} + b` with constant m, v.
     """
     kind, gain, bias, eps, groups, mean, var = norm
+    check_one_of("norm.kind", kind, _KINDS)
     if kind == "layer":
         if groups == 1:
             y, inner = layer_norm(a, gain, bias, eps)
@@ -148,21 +150,20 @@ def normalize(a, norm: Norm):
     if kind == "batch":
         y, inner = batch_norm(a, gain, bias, eps)
         return y, NormCache(kind, inner, gain, 1, bias is not None)
-    if kind == "fixed":
-        xp = get_array_module(a)
-        if var is None:
-            rstd = 1.0 / math.sqrt(1.0 + eps)
-        elif isinstance(var, (int, float)):
-            rstd = 1.0 / math.sqrt(float(var) + eps)
-        else:
-            rstd = 1.0 / xp.sqrt(var + eps)
-        xhat = a - mean if mean is not None else a.copy()
-        xhat *= rstd
-        y = xhat * gain if gain is not None else xhat.copy()
-        if bias is not None:
-            y += bias
-        return y, NormCache(kind, (xhat, rstd), gain, 1, bias is not None)
-    raise ValueError(f"norm.kind: expected one of {_KINDS}, got {kind!r}")
+    # "fixed": an affine map with constant statistics
+    xp = get_array_module(a)
+    if var is None:
+        rstd = 1.0 / math.sqrt(1.0 + eps)
+    elif isinstance(var, (int, float)):
+        rstd = 1.0 / math.sqrt(float(var) + eps)
+    else:
+        rstd = 1.0 / xp.sqrt(var + eps)
+    xhat = a - mean if mean is not None else a.copy()
+    xhat *= rstd
+    y = xhat * gain if gain is not None else xhat.copy()
+    if bias is not None:
+        y += bias
+    return y, NormCache(kind, (xhat, rstd), gain, 1, bias is not None)
 
 
 def normalize_backward(dy, cache: NormCache):
@@ -242,34 +243,9 @@ def stepwise_batch_norm_backward(dy, cache: StepBatchNormCache):
 # small helpers
 
 
-def _sigmoid_(x):
-    """Logistic sigmoid in place, as ``(1 + tanh(x/2)) / 2``: no overflow, and no temporary array.
-
-    Gate values only matter to absolute precision (they multiply O(1) quantities), which this form keeps;
-    :func:`lnedu.functional.sigmoid` keeps relative precision in the far tails at the cost of temporaries.
-    """
-    xp = get_array_module(x)
-    x *= 0.5
-    xp.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
-    return x
-
-
-def _sigmoid_grad_(d, s):
-    """``d *= s (1 - s)`` in place: the chain rule through ``s = sigmoid(a)``."""
-    t = 1.0 - s
-    t *= s
-    d *= t
-    return d
-
-
-def _tanh_grad_(d, y):
-    """``d *= 1 - y^2`` in place: the chain rule through ``y = tanh(a)``."""
-    t = y * y
-    t *= d
-    d -= t
-    return d
+def _sigmoid(a):
+    """Logistic sigmoid as ``(1 + tanh(a/2)) / 2``: no overflow for any ``a``."""
+    return 0.5 * get_array_module(a).tanh(0.5 * a) + 0.5
 
 
 def _norm(a, norm):
@@ -288,18 +264,38 @@ def _norm_back(d, cache):
 
 
 def _into(out, value):
-    """Copy ``value`` into ``out`` (when given and different) and return the array that holds the result."""
+    """``value`` copied into ``out`` when an ``out`` array is given (a layer's buffer), else ``value``."""
     if out is None or value is out:
         return value
     out[...] = value
     return out
 
 
-def _fused():
-    """:mod:`lnedu.cuda.recurrent`, the fused CUDA steps; imported only once a CuPy array reaches a step."""
-    from ..cuda import recurrent  # noqa: PLC0415  (CUDA code only loads for CuPy arrays)
+def _check_step(k: int, a_x, h_prev, W, W_name: str, c_prev=None, **norms):
+    """Argument checks of a step (metadata only): ``a_x`` (B, kH), ``h_prev`` (and ``c_prev``) (B, H),
+    ``W`` (H, kH), all float arrays of ``a_x``'s dtype, each norm a :class:`Norm` or ``None``."""
+    check_float_array("a_x", a_x, ndim=2)
+    for name, arr in (("h_prev", h_prev), ("c_prev", c_prev), (W_name, W)):
+        if arr is not None:
+            check_float_array(name, arr, ndim=2)
+            check_same_dtype(name, arr, a_x.dtype)
+    B, H = h_prev.shape
+    check_shape("a_x", a_x, (B, k * H))
+    if c_prev is not None:
+        check_shape("c_prev", c_prev, (B, H))
+    check_shape(W_name, W, (H, k * H))
+    for name, norm in norms.items():
+        if norm is not None and not isinstance(norm, Norm):
+            raise TypeError(f"{name}: expected a Norm (Norm.layer, Norm.batch, Norm.fixed) or None, "
+                            f"got {type(norm).__name__}")
 
-    return recurrent
+
+def _check_backward(dh, cache, cache_type, forward: str):
+    if not isinstance(cache, cache_type):
+        raise TypeError(f"cache: expected the {cache_type.__name__} of {forward}, got {type(cache).__name__} "
+                        "(a cache of another implementation: run its backward with the same use_reference() "
+                        "setting as its forward)")
+    check_shape("dh", dh, cache.h_prev.shape)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +337,8 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
         h_t &= s\; o\odot\tanh(N_c(c_t))
 
     ``a_x`` (B, 4H) is the input term, already holding ``W_x x_t + b`` (or ``LN(W_x x_t) + b``);
-    ``h_prev``, ``c_prev`` (B, H); ``W_h`` (H, 4H). Each ``N`` is a :class:`Norm` or ``None``:
+    ``h_prev``, ``c_prev`` (B, H); ``W_h`` (H, 4H); all of one float dtype. Each ``N`` is a :class:`Norm` or
+    ``None``:
 
     * baseline (Eq. 17-19): all ``None``;
     * LN-LSTM (Eq. 20-22): ``norm_h = LN(.; g_h, b_h)`` over the 4H stacked gates and ``norm_c = LN(.; g_c, b_c)``
@@ -350,29 +347,24 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
     * BN-LSTM (Cooijmans Eq. 6-8): batch norms; NormProp (Laurent Eq. 15): a fixed ``norm_c`` of
       ``gamma_c / sqrt(Var[c])`` and ``out_scale = 1 / sqrt(Var[h])`` (the ``s`` above; ``None`` is 1).
 
-    Returns ``(h_t, c_t, cache)``. For CuPy arrays the LN-LSTM and the baseline run as one fused kernel
-    after the product (:mod:`lnedu.cuda.recurrent`), with a cache of their own that the backward recognizes.
+    Returns ``(h_t, c_t, cache)``. A registered faster version (the fused GPU step) may run instead, with a
+    cache of its own that the backward recognizes.
     """
+    _check_step(4, a_x, h_prev, W_h, "W_h", c_prev, norm_h=norm_h, norm_a=norm_a, norm_c=norm_c)
+    if (fast := dispatch.lookup(lstm_step, a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_a=norm_a, norm_c=norm_c,
+                                out_scale=out_scale)) is not None:
+        return fast(a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_a=norm_a, norm_c=norm_c, out_scale=out_scale)
     xp = get_array_module(a_x)
-    if xp is not np and (fused := _fused()).lstm_supported(a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_a=norm_a,
-                                                           norm_c=norm_c, out_scale=out_scale):
-        return fused.lstm_step(a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_c=norm_c)
     H = h_prev.shape[-1]
-    a, ch = _norm(h_prev @ W_h, norm_h)  # N_h(W_h h_{t-1}), a fresh array: what follows works in place
-    a += a_x
-    a, ca = _norm(a, norm_a)
-    gates = a  # (B, 4H): f, i, o, g
-    _sigmoid_(gates[:, : 3 * H])
-    xp.tanh(gates[:, 3 * H:], out=gates[:, 3 * H:])
+    a_h, cache_h = _norm(h_prev @ W_h, norm_h)  # N_h(W_h h_{t-1})
+    a, cache_a = _norm(a_x + a_h, norm_a)  # N_a(a_x + N_h(a_h))
+    gates = xp.concatenate([_sigmoid(a[:, : 3 * H]), xp.tanh(a[:, 3 * H:])], axis=1)
     f, i, o, g = (gates[:, k * H: (k + 1) * H] for k in range(4))
-    c = f * c_prev  # c_t = f c_{t-1} + i g
-    c += i * g
-    c_hat, cc = _norm(c, norm_c)  # only the output path sees N_c; c_t is carried as it is
+    c = f * c_prev + i * g  # c_t: carried to the next step as it is
+    c_hat, cache_c = _norm(c, norm_c)  # N_c: only the output path sees it
     tanh_c = xp.tanh(c_hat)
-    h = o * tanh_c
-    if out_scale is not None:
-        h *= out_scale
-    return h, c, LSTMStepCache(h_prev, c_prev, W_h, gates, tanh_c, ch, ca, cc, out_scale)
+    h = o * tanh_c if out_scale is None else out_scale * o * tanh_c
+    return h, c, LSTMStepCache(h_prev, c_prev, W_h, gates, tanh_c, cache_h, cache_a, cache_c, out_scale)
 
 
 def lstm_step_backward(dh, dc, cache: LSTMStepCache, *, weight_grad: bool = True, out=None) -> LSTMStepGrads:
@@ -384,36 +376,28 @@ def lstm_step_backward(dh, dc, cache: LSTMStepCache, *, weight_grad: bool = True
     multiply by :math:`\sigma(1-\sigma)` or :math:`1-\tanh^2`. Through the norms: ``da_x = N_a'(da)``,
     ``da_h = N_h'(da_x)``, and ``dh_{t-1} = da_h W_h^T``. ``dc=None`` means zero.
     ``out``: an optional (B, 4H) array that receives ``da_x`` (a layer's per-step slice of its buffer).
-    A cache of the fused forward (CuPy) takes the fused backward.
     """
-    if type(cache) is not LSTMStepCache and isinstance(cache, (fused := _fused()).FusedLSTMCache):
-        return fused.lstm_step_backward(dh, dc, cache, weight_grad=weight_grad, out=out)  # only it reads that cache
-    h_prev, c_prev, W_h, gates, tanh_c, ch, ca, cc, out_scale = cache
+    if (fast := dispatch.lookup(lstm_step_backward, dh, dc, cache, weight_grad=weight_grad, out=out)) is not None:
+        return fast(dh, dc, cache, weight_grad=weight_grad, out=out)
+    _check_backward(dh, cache, LSTMStepCache, "lstm_step")
+    h_prev, c_prev, W_h, gates, tanh_c, cache_h, cache_a, cache_c, out_scale = cache
     xp = get_array_module(dh)
     H = h_prev.shape[-1]
     f, i, o, g = (gates[:, k * H: (k + 1) * H] for k in range(4))
     if out_scale is not None:  # h = s o tanh(c_hat)
         dh = dh * out_scale
-    dc_hat = dh * o
-    _tanh_grad_(dc_hat, tanh_c)  # d c_hat = dh o (1 - tanh^2 c_hat)
-    dc_t, gc = _norm_back(dc_hat, cc)
-    if dc is not None:  # c_t also reaches the next step directly
+    do = dh * tanh_c
+    dc_t, d_norm_c = _norm_back(dh * o * (1 - tanh_c * tanh_c), cache_c)  # through tanh, then N_c
+    if dc is not None:  # c_t also reaches step t+1 directly
         dc_t = dc_t + dc
-    # the four gate gradients, side by side in da as the gates are in a
-    da = out if (out is not None and ca is None) else xp.empty_like(gates)
-    xp.multiply(dc_t, c_prev, out=da[:, :H])  # df = dc_t c_{t-1}
-    xp.multiply(dc_t, g, out=da[:, H: 2 * H])  # di = dc_t g
-    xp.multiply(dh, tanh_c, out=da[:, 2 * H: 3 * H])  # do = dh tanh(c_hat)
-    xp.multiply(dc_t, i, out=da[:, 3 * H:])  # dg = dc_t i
-    _sigmoid_grad_(da[:, : 3 * H], gates[:, : 3 * H])  # through sigma: * sigma (1 - sigma)
-    _tanh_grad_(da[:, 3 * H:], g)  # through tanh: * (1 - g^2)
-    dc_prev = dc_t * f
-    da_x, ga = _norm_back(da, ca)
-    da_x = _into(out, da_x)
-    da_h, gh = _norm_back(da_x, ch)
-    dh_prev = da_h @ W_h.T
+    da = xp.concatenate([dc_t * c_prev * f * (1 - f),  # df = dc_t c_{t-1}, through sigma
+                         dc_t * g * i * (1 - i),  # di = dc_t g
+                         do * o * (1 - o),  # do = dh tanh(c_hat)
+                         dc_t * i * (1 - g * g)], axis=1)  # dg = dc_t i, through tanh
+    da_x, d_norm_a = _norm_back(da, cache_a)
+    da_h, d_norm_h = _norm_back(da_x, cache_h)
     dW_h = h_prev.T @ da_h if weight_grad else None
-    return LSTMStepGrads(da_x, dh_prev, dc_prev, dW_h, gh, ga, gc, da_h)
+    return LSTMStepGrads(_into(out, da_x), da_h @ W_h.T, dc_t * f, dW_h, d_norm_h, d_norm_a, d_norm_c, da_h)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -462,40 +446,35 @@ def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=No
     ``[W_h | W_hc]``, the gates' recurrent weights and the candidate's ``U`` side by side, so the "after" form
     takes one product per step. LN paper: ``norm_h``, ``norm_hc`` are LN(.; alpha_1, beta_1) and
     LN(.; alpha_4, beta_4) (Eq. 26-27); Eq. 4's placement uses ``norm_a`` and ``norm_ac``.
-    Returns ``(h_t, cache)``. For CuPy arrays the LN paper's GRU and the baseline (reset after) run as one
-    fused kernel after the product (:mod:`lnedu.cuda.recurrent`).
+    Returns ``(h_t, cache)``. A registered faster version (the fused GPU step) may run instead.
     """
+    check_one_of("reset", reset, ("after", "before"))
+    _check_step(3, a_x, h_prev, W_hh, "W_hh", norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
+    if (fast := dispatch.lookup(gru_step, a_x, h_prev, W_hh, reset=reset, norm_h=norm_h, norm_hc=norm_hc,
+                                norm_a=norm_a, norm_ac=norm_ac)) is not None:
+        return fast(a_x, h_prev, W_hh, reset=reset, norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
     xp = get_array_module(a_x)
-    if xp is not np and (fused := _fused()).gru_supported(a_x, h_prev, W_hh, reset=reset, norm_h=norm_h,
-                                                          norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac):
-        return fused.gru_step(a_x, h_prev, W_hh, norm_h=norm_h, norm_hc=norm_hc)
     H = h_prev.shape[-1]
     if reset == "after":
-        a_hh = h_prev @ W_hh
-        rec, ch = _norm(a_hh[:, : 2 * H], norm_h)
-        u, chc = _norm(a_hh[:, 2 * H:], norm_hc)
-    elif reset == "before":
-        rec, ch = _norm(h_prev @ W_hh[:, : 2 * H], norm_h)
+        a_hh = h_prev @ W_hh  # [W_h h | U h] in one product
+        a_h, cache_h = _norm(a_hh[:, : 2 * H], norm_h)
+        u, cache_hc = _norm(a_hh[:, 2 * H:], norm_hc)  # N_hc(U h_{t-1})
     else:
-        raise ValueError(f"reset: expected 'after' or 'before', got {reset!r}")
-    a = a_x[:, : 2 * H] + rec
-    gates, ca = _norm(a, norm_a)
-    _sigmoid_(gates)
+        a_h, cache_h = _norm(h_prev @ W_hh[:, : 2 * H], norm_h)
+    a, cache_a = _norm(a_x[:, : 2 * H] + a_h, norm_a)
+    gates = _sigmoid(a)
     z, r = gates[:, :H], gates[:, H:]
-    if reset == "after":
+    if reset == "after":  # Eq. 27: r multiplies the normalized U h
         rh = None
-        s = r * u
-    else:
+        s = a_x[:, 2 * H:] + r * u
+    else:  # r multiplies h before U
         rh = r * h_prev
-        s, chc = _norm(rh @ W_hh[:, 2 * H:], norm_hc)
-        u = None
-    s += a_x[:, 2 * H:]
-    h_hat, cac = _norm(s, norm_ac)
-    xp.tanh(h_hat, out=h_hat)
-    h = h_hat - h_prev
-    h *= z
-    h += h_prev
-    return h, GRUStepCache(h_prev, W_hh, reset, gates, u, rh, h_hat, ch, chc, ca, cac)
+        a_c, cache_hc = _norm(rh @ W_hh[:, 2 * H:], norm_hc)
+        s, u = a_x[:, 2 * H:] + a_c, None
+    s, cache_ac = _norm(s, norm_ac)
+    h_hat = xp.tanh(s)
+    h = h_prev + z * (h_hat - h_prev)  # Eq. 28: (1 - z) h_{t-1} + z h_hat
+    return h, GRUStepCache(h_prev, W_hh, reset, gates, u, rh, h_hat, cache_h, cache_hc, cache_a, cache_ac)
 
 
 def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=None) -> GRUStepGrads:
@@ -505,47 +484,36 @@ def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=
     :math:`d\hat h = dh\odot z`, and :math:`dh_{t-1} = dh\odot(1-z)` plus the paths through the products.
     After: :math:`dr = ds\odot u`, :math:`du = ds\odot r`. Before: :math:`d(rh) = da_{hc} U^T` gives
     :math:`dr = d(rh)\odot h_{t-1}` and adds :math:`d(rh)\odot r` to :math:`dh_{t-1}`.
-    A cache of the fused forward (CuPy) takes the fused backward.
     """
-    if type(cache) is not GRUStepCache and isinstance(cache, (fused := _fused()).FusedGRUCache):
-        return fused.gru_step_backward(dh, cache, weight_grad=weight_grad, out=out)  # only it reads that cache
-    h_prev, W_hh, reset, gates, u, rh, h_hat, ch, chc, ca, cac = cache
+    if (fast := dispatch.lookup(gru_step_backward, dh, cache, weight_grad=weight_grad, out=out)) is not None:
+        return fast(dh, cache, weight_grad=weight_grad, out=out)
+    _check_backward(dh, cache, GRUStepCache, "gru_step")
+    h_prev, W_hh, reset, gates, u, rh, h_hat, cache_h, cache_hc, cache_a, cache_ac = cache
     xp = get_array_module(dh)
     H = h_prev.shape[-1]
     z, r = gates[:, :H], gates[:, H:]
-    da_x = out if out is not None else xp.empty((dh.shape[0], 3 * H), dtype=dh.dtype)
-    da_hh = xp.empty_like(da_x)
-    dz = h_hat - h_prev
-    dz *= dh
-    dh_prev = dh - dh * z
-    ds = dh * z
-    _tanh_grad_(ds, h_hat)
-    ds, gac = _norm_back(ds, cac)
-    da_x[:, 2 * H:] = ds
+    dz = dh * (h_hat - h_prev)
+    dh_prev = dh * (1 - z)  # the direct path
+    ds, d_norm_ac = _norm_back(dh * z * (1 - h_hat * h_hat), cache_ac)  # through tanh, then N_ac
     if reset == "after":
         dr = ds * u
-        du, ghc = _norm_back(ds * r, chc)
-        da_hh[:, 2 * H:] = du
+        da_c, d_norm_hc = _norm_back(ds * r, cache_hc)
     else:
-        da_c, ghc = _norm_back(ds, chc)
-        da_hh[:, 2 * H:] = da_c
+        da_c, d_norm_hc = _norm_back(ds, cache_hc)  # the gradient of (r h) U
         drh = da_c @ W_hh[:, 2 * H:].T
         dr = drh * h_prev
-        drh *= r
-        dh_prev += drh
-    dgates = xp.concatenate([dz, dr], axis=1)
-    _sigmoid_grad_(dgates, gates)
-    dgates, ga = _norm_back(dgates, ca)
-    da_x[:, : 2 * H] = dgates
-    da_hg, gh = _norm_back(dgates, ch)
-    da_hh[:, : 2 * H] = da_hg
+        dh_prev = dh_prev + drh * r
+    da_zr, d_norm_a = _norm_back(xp.concatenate([dz, dr], axis=1) * gates * (1 - gates), cache_a)  # through sigma
+    da_h, d_norm_h = _norm_back(da_zr, cache_h)
+    da_hh = xp.concatenate([da_h, da_c], axis=1)
     if reset == "after":
-        dh_prev += da_hh @ W_hh.T
+        dh_prev = dh_prev + da_hh @ W_hh.T
         dW = h_prev.T @ da_hh if weight_grad else None
     else:
-        dh_prev += da_hg @ W_hh[:, : 2 * H].T
-        dW = xp.concatenate([h_prev.T @ da_hg, rh.T @ da_hh[:, 2 * H:]], axis=1) if weight_grad else None
-    return GRUStepGrads(da_x, dh_prev, dW, gh, ghc, ga, gac, da_hh)
+        dh_prev = dh_prev + da_h @ W_hh[:, : 2 * H].T
+        dW = xp.concatenate([h_prev.T @ da_h, rh.T @ da_c], axis=1) if weight_grad else None
+    da_x = _into(out, xp.concatenate([da_zr, ds], axis=1))
+    return GRUStepGrads(da_x, dh_prev, dW, d_norm_h, d_norm_hc, d_norm_a, d_norm_ac, da_hh)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -587,21 +555,18 @@ def mgu_step(a_x, h_prev, W_hh, *, norm_h=None, norm_hc=None, norm_a=None, norm_
     where it goes in the LN paper's GRU (separate LNs of ``W_h h`` and ``U(f h)``; the input LNs are in
     ``a_x``), an analogy with Eq. 26-27: no paper places LN in the MGU.
     """
+    _check_step(2, a_x, h_prev, W_hh, "W_hh", norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
     xp = get_array_module(a_x)
     H = h_prev.shape[-1]
-    rec, ch = _norm(h_prev @ W_hh[:, :H], norm_h)
-    a = a_x[:, :H] + rec
-    f, ca = _norm(a, norm_a)
-    _sigmoid_(f)
+    a_h, cache_h = _norm(h_prev @ W_hh[:, :H], norm_h)
+    a, cache_a = _norm(a_x[:, :H] + a_h, norm_a)
+    f = _sigmoid(a)
     fh = f * h_prev
-    s, chc = _norm(fh @ W_hh[:, H:], norm_hc)
-    s += a_x[:, H:]
-    h_hat, cac = _norm(s, norm_ac)
-    xp.tanh(h_hat, out=h_hat)
-    h = h_hat - h_prev
-    h *= f
-    h += h_prev
-    return h, MGUStepCache(h_prev, W_hh, f, fh, h_hat, ch, chc, ca, cac)
+    a_c, cache_hc = _norm(fh @ W_hh[:, H:], norm_hc)
+    s, cache_ac = _norm(a_x[:, H:] + a_c, norm_ac)
+    h_hat = xp.tanh(s)
+    h = h_prev + f * (h_hat - h_prev)
+    return h, MGUStepCache(h_prev, W_hh, f, fh, h_hat, cache_h, cache_hc, cache_a, cache_ac)
 
 
 def mgu_step_backward(dh, cache: MGUStepCache, *, weight_grad: bool = True, out=None) -> MGUStepGrads:
@@ -610,32 +575,21 @@ def mgu_step_backward(dh, cache: MGUStepCache, *, weight_grad: bool = True, out=
     The gate has two uses, so its gradient adds two paths: :math:`df = dh\odot(\hat h - h_{t-1}) + d(fh)\odot h_{t-1}`
     with :math:`d(fh) = da_{hc} U^T`; and :math:`dh_{t-1} = dh\odot(1-f) + d(fh)\odot f + da_h W_h^T`.
     """
-    h_prev, W_hh, f, fh, h_hat, ch, chc, ca, cac = cache
+    _check_backward(dh, cache, MGUStepCache, "mgu_step")
+    h_prev, W_hh, f, fh, h_hat, cache_h, cache_hc, cache_a, cache_ac = cache
     xp = get_array_module(dh)
     H = h_prev.shape[-1]
-    da_x = out if out is not None else xp.empty((dh.shape[0], 2 * H), dtype=dh.dtype)
-    da_hh = xp.empty_like(da_x)
-    df = h_hat - h_prev
-    df *= dh
-    dh_prev = dh - dh * f
-    ds = dh * f
-    _tanh_grad_(ds, h_hat)
-    ds, gac = _norm_back(ds, cac)
-    da_x[:, H:] = ds
-    da_c, ghc = _norm_back(ds, chc)
-    da_hh[:, H:] = da_c
+    ds, d_norm_ac = _norm_back(dh * f * (1 - h_hat * h_hat), cache_ac)  # through tanh, then N_ac
+    da_c, d_norm_hc = _norm_back(ds, cache_hc)
     dfh = da_c @ W_hh[:, H:].T
-    df += dfh * h_prev
-    dfh *= f
-    dh_prev += dfh
-    _sigmoid_grad_(df, f)
-    df, ga = _norm_back(df, ca)
-    da_x[:, :H] = df
-    da_hf, gh = _norm_back(df, ch)
-    da_hh[:, :H] = da_hf
-    dh_prev += da_hf @ W_hh[:, :H].T
-    dW = xp.concatenate([h_prev.T @ da_hf, fh.T @ da_c], axis=1) if weight_grad else None
-    return MGUStepGrads(da_x, dh_prev, dW, gh, ghc, ga, gac, da_hh)
+    df = dh * (h_hat - h_prev) + dfh * h_prev  # the gate's two uses
+    da_f, d_norm_a = _norm_back(df * f * (1 - f), cache_a)  # through sigma
+    da_h, d_norm_h = _norm_back(da_f, cache_h)
+    dh_prev = dh * (1 - f) + dfh * f + da_h @ W_hh[:, :H].T
+    dW = xp.concatenate([h_prev.T @ da_h, fh.T @ da_c], axis=1) if weight_grad else None
+    da_x = _into(out, xp.concatenate([da_f, ds], axis=1))
+    return MGUStepGrads(da_x, dh_prev, dW, d_norm_h, d_norm_hc, d_norm_a, d_norm_ac,
+                        xp.concatenate([da_h, da_c], axis=1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -665,27 +619,22 @@ def rnn_step(a_x, h_prev, W_h, *, norm_h=None, norm_a=None):
     With ``norm_a = LN(.; g, b)`` and ``a_x = W_x x_t`` this is the LN paper's Eq. 4 (one LN over the summed
     inputs); with ``norm_h`` and a normalized ``a_x`` it is the appendix's separate placement.
     """
+    _check_step(1, a_x, h_prev, W_h, "W_h", norm_h=norm_h, norm_a=norm_a)
     xp = get_array_module(a_x)
-    a, ch = _norm(h_prev @ W_h, norm_h)
-    a += a_x
-    h, ca = _norm(a, norm_a)
-    xp.tanh(h, out=h)
-    return h, RNNStepCache(h_prev, W_h, h, ch, ca)
+    a_h, cache_h = _norm(h_prev @ W_h, norm_h)
+    a, cache_a = _norm(a_x + a_h, norm_a)
+    h = xp.tanh(a)
+    return h, RNNStepCache(h_prev, W_h, h, cache_h, cache_a)
 
 
 def rnn_step_backward(dh, cache: RNNStepCache, *, weight_grad: bool = True, out=None) -> RNNStepGrads:
     r"""Backward of :func:`rnn_step`: ``da = dh (1 - h^2)`` through ``N_a`` and ``N_h``; ``dh_{t-1} = da_h W_h^T``."""
-    h_prev, W_h, h, ch, ca = cache
-    xp = get_array_module(dh)
-    da = out if (out is not None and ca is None) else xp.empty_like(dh)
-    xp.multiply(dh, h, out=da)
-    da *= h
-    xp.subtract(dh, da, out=da)
-    da_x, ga = _norm_back(da, ca)
-    da_x = _into(out, da_x)
-    da_h, gh = _norm_back(da_x, ch)
+    _check_backward(dh, cache, RNNStepCache, "rnn_step")
+    h_prev, W_h, h, cache_h, cache_a = cache
+    da_x, d_norm_a = _norm_back(dh * (1 - h * h), cache_a)
+    da_h, d_norm_h = _norm_back(da_x, cache_h)
     dW = h_prev.T @ da_h if weight_grad else None
-    return RNNStepGrads(da_x, da_h @ W_h.T, dW, gh, ga, da_h)
+    return RNNStepGrads(_into(out, da_x), da_h @ W_h.T, dW, d_norm_h, d_norm_a, da_h)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -740,12 +689,11 @@ def normprop_variances(gamma_x: float = 2.0, gamma_h: float = 2.0, gamma_c: floa
     gives Var[tanh(4z)] = 0.80554 instead of 0.80540 and hence Var[c] = 0.55705 for eq9: see
     :func:`gaussian_moments` for why that rule converges slowly there.)
     """
+    check_one_of("variance", variance, ("eq22", "eq9"))
     if variance == "eq9":
         s = float(gamma_x) + float(gamma_h)
-    elif variance == "eq22":
-        s = math.hypot(float(gamma_x), float(gamma_h))
     else:
-        raise ValueError(f"variance: expected 'eq22' or 'eq9', got {variance!r}")
+        s = math.hypot(float(gamma_x), float(gamma_h))
     e_sig, v_sig = gaussian_moments(_np_sigmoid, s)
     _, v_tanh = gaussian_moments(np.tanh, s)
     second = v_sig + e_sig**2  # E[sigma^2]
