@@ -373,3 +373,13 @@ def test_a_result_stored_on_its_own_is_returned(tmp_path):
     (folder / "metrics.jsonl").unlink()
     res = _toy(tmp_path, resume=True)
     assert res.train == whole.train and res.eval == whole.eval
+
+
+def test_a_task_without_its_schedule_is_named(tmp_path):
+    class NoSchedule(ToyTask):
+        checkpoint_every = None
+
+    exp = SimpleNamespace(NAME="toy", build=lambda config, variant, seed: NoSchedule(config, seed))
+    with pytest.raises(ValueError, match=r"checkpoint_every: expected toy's task \(NoSchedule\) to set a positive "
+                                         r"integer, got None"):
+        run_one(exp, ToyConfig(), "v", 0, tmp_path, progress=False)

@@ -201,15 +201,14 @@ def _read_result(path: Path) -> dict:
     return saved
 
 
-def _schedule(task, config) -> tuple:
-    """``(steps, eval_every, checkpoint_every)`` from the task (the config's while experiments move over)."""
+def _schedule(exp, task) -> tuple:
+    """``(steps, eval_every, checkpoint_every)``: the schedule a task carries (see :class:`Task`)."""
     out = []
     for name in ("steps", "eval_every", "checkpoint_every"):
         v = getattr(task, name, None)
-        if v is None:
-            v = getattr(config, name, None)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}: expected the task to set a positive integer, got {v!r}")
+            raise ValueError(f"{name}: expected {exp.NAME}'s task ({type(task).__name__}) to set a positive "
+                             f"integer, got {v!r}")
         out.append(int(v))
     return tuple(out)
 
@@ -276,7 +275,7 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
             f.write(line)
         digest.update(line.encode())
 
-    steps, eval_every, checkpoint_every = _schedule(task, config)
+    steps, eval_every, checkpoint_every = _schedule(exp, task)
     bar = tqdm(total=steps, initial=start, desc=f"{exp.NAME} {variant} s{seed}", disable=not progress, leave=False)
     try:
         if start == 0:
