@@ -195,7 +195,8 @@ class folder_lock:
                 if owner is None:
                     continue  # released meanwhile: try again
                 if owner["host"] == self.mine["host"] and not _pid_alive(owner["pid"]):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    if self._owner() == owner:  # stale: its process is gone (re-read: another may have taken it)
+                        self.path.unlink(missing_ok=True)
                     continue
                 raise FolderLocked(f"{self.path}: another run (pid {owner['pid']} on {owner['host']}) is writing "
                                    f"into {self.path.parent}; wait for it, or delete the lock if that run is gone")
