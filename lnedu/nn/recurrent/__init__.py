@@ -2,25 +2,23 @@ r"""Recurrent layers with backprop through time by hand: LSTM, GRU, MGU and a ta
 layer norm, and two rivals, recurrent batch norm (:class:`BNLSTM`) and normalization propagation
 (:class:`NormPropLSTM`).
 
-Where to find what:
+Where to find what (concept -> file in this package):
 
-=====================================================  =========================================================
-the time loops: forward over T, backprop through time  ``bptt.py``: :func:`~.bptt.run_forward`,
-(masks, initial state, truncated BPTT)                 :func:`~.bptt.run_backward`
-where layer norm goes (``ln=``): :class:`LNConfig`,    ``config.py``
-:data:`LN_PRESETS`
-checks, initial state, the ``forward``/``backward``    ``layer.py`` (and the :class:`RecurrentLayer` interface)
-entries
-LSTM (LN paper Eq. 17-22, Eq. 4, DRAW; weight norm)    ``lstm.py``: :class:`LSTM`
-GRU (LN paper Eq. 23-28; Cho v3 "reset before")        ``gru.py``: :class:`GRU`
-MGU (Zhou et al. 2016)                                 ``mgu.py``: :class:`MGU`
-tanh RNN (LN paper Eq. 4)                              ``rnn.py``: :class:`RNN`
-BN-LSTM (Cooijmans et al. Eq. 6-8)                     ``bnlstm.py``: :class:`BNLSTM`
-NormProp-LSTM (Laurent et al. Eq. 13-15)               ``normprop.py``: :class:`NormPropLSTM`
-stacking layers                                        ``stacked.py``: :class:`StackedRNN`
-what the cells share (LN parameters, the input term)   ``common.py``
-one step's equations and its backward                  :mod:`lnedu.functional.recurrent` (``lstm_step``, ...)
-=====================================================  =========================================================
+* the time loops, forward over T and backprop through time, with masks, the initial state and truncated
+  BPTT -> ``bptt.py``: :func:`~.bptt.run_forward`, :func:`~.bptt.run_backward`;
+* where layer norm goes (``ln=``: the LN placements) -> ``config.py``: :class:`LNConfig`, :data:`LN_PRESETS`;
+* the argument checks, the initial state (zeros or learned) and the ``forward``/``backward`` entries that
+  keep the cache between them -> ``layer.py`` (also the :class:`RecurrentLayer` interface);
+* what the cells share, as functions (the LN gains and biases, the input term ``W_x x + b`` of all steps at
+  once with its LN or weight norm) -> ``common.py``;
+* one flat class per cell family, its parameter layout and its operations:
+  LSTM (LN paper Eq. 17-22, Eq. 4, DRAW's cell; weight norm) -> ``lstm.py``: :class:`LSTM`;
+  GRU (LN paper Eq. 23-28; Cho et al.'s "reset before") -> ``gru.py``: :class:`GRU`;
+  MGU (Zhou et al. 2016) -> ``mgu.py``: :class:`MGU`;  tanh RNN (LN paper Eq. 4) -> ``rnn.py``: :class:`RNN`;
+  BN-LSTM (Cooijmans et al. Eq. 6-8) -> ``bnlstm.py``: :class:`BNLSTM`;
+  NormProp-LSTM (Laurent et al. Eq. 13-15) -> ``normprop.py``: :class:`NormPropLSTM`;
+* layers in a stack -> ``stacked.py``: :class:`StackedRNN`;
+* one step's equations and its backward -> :mod:`lnedu.functional.recurrent` (``lstm_step``, ``gru_step``, ...).
 
 Every layer is time-major and has the same interface::
 
