@@ -66,15 +66,6 @@ def test_save_npz_atomic_round_trips_and_keeps_its_old_homes(tmp_path):
         assert str(z["s"]) == "text"
 
 
-def test_experiments_do_not_import_the_notebook_runner():
-    """The import circle notebooks.py <-> experiments is gone: experiments write through _io."""
-    code = ("import sys, lnedu.experiments, lnedu.experiments.report, lnedu.experiments.sweep; "
-            "print('lnedu.notebooks' in sys.modules, 'lnedu.reproduce' in sys.modules)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["False", "False"]
-
-
 def test_read_jsonl_drops_only_a_record_cut_off_at_the_end(tmp_path):
     p = tmp_path / "m.jsonl"
     p.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo')

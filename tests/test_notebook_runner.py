@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -69,3 +74,28 @@ def test_timeout_is_checked_before_anything_runs(tmp_path):
         with pytest.raises(ValueError, match="timeout: expected a positive number of seconds"):
             reproduce(tmp_path, tmp_path / "out", timeout=bad, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_runner_sits_below_the_experiments_and_reproduce_above():
+    """No import circle notebooks.py <-> experiments: experiments write through lnedu._io and never name the
+    notebook runner or the report; the runner names no experiment (its one lazy import is the old
+    ``lnedu.notebooks.reproduce`` alias)."""
+    pkg = Path(__file__).resolve().parents[1] / "lnedu"
+
+    def imported(path):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                yield node.lineno, (node.module or "") + " " + " ".join(a.name for a in node.names)
+            elif isinstance(node, ast.Import):
+                yield node.lineno, " ".join(a.name for a in node.names)
+
+    for path in sorted((pkg / "experiments").glob("*.py")):
+        for line, names in imported(path):
+            assert "notebooks" not in names and "reproduce" not in names, f"{path.name}:{line} imports {names}"
+    for line, names in imported(pkg / "notebooks.py"):
+        assert "experiments" not in names, f"notebooks.py:{line} imports {names}"
+    code = ("import sys, lnedu.experiments, lnedu.experiments.report, lnedu.experiments.sweep; "
+            "print('lnedu.notebooks' in sys.modules, 'lnedu.reproduce' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "False"]

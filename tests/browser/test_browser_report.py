@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lnedu import experiments
-from lnedu.notebooks import reproduce
+from lnedu.reproduce import reproduce
 
 pytestmark = pytest.mark.browser
 
