@@ -97,3 +97,16 @@ def test_the_notebook_runner_and_reproduce_keep_their_old_import_paths():
 
     assert notebooks.reproduce is reproduce  # lnedu.notebooks.reproduce, for one release
     assert notebooks.atomic_write_text.__module__ == "lnedu._io"
+
+
+@pytest.mark.parametrize("name", ["summary.json", "ln-bs128-seed0/result.json"])
+def test_report_refuses_a_damaged_file_by_name(tmp_path, capsys, name):
+    runs = tmp_path / "runs"
+    args = ["run", "mnist", "--preset", "tiny", "--seeds", "0", "--variants", "ln-bs128", "--out", str(runs)]
+    assert main(args) == 0
+    path = runs / "mnist" / name
+    path.write_bytes(path.read_bytes()[:40])
+    capsys.readouterr()
+    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lnedu: {path}: expected ") and len(err.strip().splitlines()) == 1
