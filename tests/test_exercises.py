@@ -182,7 +182,7 @@ def test_backward_checker_reports_a_wrong_cache_layout_as_the_students_error():
 
 
 def test_checkers_check_their_arguments():
-    with pytest.raises(ValueError, match="kind: expected 'compact' or 'staged', got 'fast'"):
+    with pytest.raises(ValueError, match=r"kind: expected one of \('compact', 'staged'\), got 'fast'"):
         E.check_layer_norm_backward(bw_right, kind="fast")
     with pytest.raises(TypeError, match="fn: expected your function"):
         E.check_layer_norm_forward("my_layer_norm")
@@ -481,3 +481,42 @@ def test_student_sheets_run_top_to_bottom_and_say_not_done_yet(path):
     for _, checker in pairs:
         text = "".join(o.get("data", {}).get("text/plain", "") for o in checker.outputs)
         assert "NOT DONE YET" in text and "exercise not done yet" in text, text
+
+
+# --------------------------------------------------------------------------------------------------
+# feedback prints plain numbers, and names a dtype that cannot pass (issue 20, item 14)
+
+
+def test_feedback_prints_plain_numbers_not_numpy_reprs():
+    def nan_in_one_place(x, gain, bias, eps):
+        y = ln_right(x, gain, bias, eps)
+        y[1, 3] = np.nan
+        return y
+
+    text = _feedback(E.check_layer_norm_forward(nan_in_one_place))
+    assert "the first at y[1, 3]" in text and "np.int64" not in text
+
+    def an_integer_verdict(layer, x, W):
+        return (np.int64(0),) * 6
+
+    text = _feedback(E.check_invariance_row(an_integer_verdict))
+    assert "one verdict is a int64 (0)" in text and "np." not in text
+
+
+def test_a_float32_answer_gets_a_dtype_hint():
+    def in_float32(x, gain, bias, eps):
+        return ln_right(*(a.astype(np.float32) for a in (x, gain, bias)), eps)
+
+    text = _feedback(E.check_layer_norm_forward(in_float32))
+    assert "NOT YET RIGHT" in text and "Hint: your y is float32" in text and "Compute in float64" in text
+
+    def off_and_in_float32(x, gain, bias, eps):  # a real mistake gets no dtype hint
+        return in_float32(x, gain, bias, eps) + 1.0
+
+    assert "float32" not in _feedback(E.check_layer_norm_forward(off_and_in_float32))
+
+    def lstm_in_float32(dh, dc, cache):
+        return [a.astype(np.float32) for a in lstm_step_backward(dh, dc, cache)]
+
+    assert "Hint: your da_x is float32" in _feedback(E.check_lstm_step_backward(lstm_in_float32))
+

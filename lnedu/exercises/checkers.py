@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_one_of
 from ..gradcheck import check_gradients, relative_error
 
 __all__ = [
@@ -169,10 +170,12 @@ def _as_array(label: str, value, shape, case: str = "", shape_hints=()):
     """
     if value is None:
         _fail(case, f"{label} is None: your function has to return it.")
+    value = _host(value)
     try:
-        arr = np.asarray(_host(value), dtype=np.float64)
+        arr = np.asarray(value, dtype=np.float64).view(_Answer)
     except (TypeError, ValueError):
         _fail(case, f"{label} should be an array, but your function returned a {type(value).__name__}.")
+    arr.came_as = getattr(value, "dtype", None)
     if arr.shape != tuple(shape):
         hint = next((h for s, h in shape_hints if tuple(s) == arr.shape), "")
         if not hint and arr.shape == tuple(shape)[::-1]:
@@ -180,9 +183,25 @@ def _as_array(label: str, value, shape, case: str = "", shape_hints=()):
         _fail(case, f"{label} has shape {arr.shape}; it should have shape {tuple(shape)}.", hint)
     if not np.isfinite(arr).all():
         bad = np.unravel_index(int(np.argmin(np.isfinite(arr))), arr.shape)
-        _fail(case, f"{label} holds NaN or inf values, the first at {label}{list(bad)}.",
+        _fail(case, f"{label} holds NaN or inf values, the first at {label}{_index(bad)}.",
               "Hint: a division by zero or a square root of a negative number?")
     return arr
+
+
+class _Answer(np.ndarray):
+    """A student's array as float64, remembering the dtype it came in (``came_as``) for the dtype hint."""
+
+    came_as = None
+
+
+def _index(idx) -> str:
+    """An array index as plain numbers, ``[0, 3]`` (not ``[np.int64(0), np.int64(3)]``)."""
+    return str([int(i) for i in idx])
+
+
+def _plain(v):
+    """A NumPy scalar as the Python number it holds (so that feedback prints ``0``, not ``np.int64(0)``)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _unpack(value, names, fn):
@@ -206,7 +225,7 @@ def _what_is_wrong(label: str, got, want) -> list:
     err, idx = relative_error(got, want)
     diff = abs(got[idx] - want[idx])
     scale = float(np.abs(want).max())
-    lines = [f"{label} is wrong: the worst element is {label}{list(idx)}, off by {diff:.2e} "
+    lines = [f"{label} is wrong: the worst element is {label}{_index(idx)}, off by {diff:.2e} "
              f"(the right {label} has entries up to about {scale:.2g} in size; relative error {err:.1e})."]
     if _close(got, -want):
         lines.append(f"{label} has the wrong sign everywhere.")
@@ -216,6 +235,11 @@ def _what_is_wrong(label: str, got, want) -> list:
         k = float((got * want).sum() / (want * want).sum())
         if abs(k) > 1e-12 and _close(got, k * want):
             lines.append(f"{label} is off by a constant factor: it is {k:.4g} times the right one.")
+    came_as = getattr(got, "came_as", None)
+    if came_as is not None and came_as.kind == "f" and came_as.itemsize < 8 and err < 1e-2:
+        lines.append(f"Hint: your {label} is {came_as} (about {np.finfo(came_as).precision} significant digits); "
+                     f"the test cases are float64 and the check asks for a relative error below {TOL:g}. "
+                     "Compute in float64: do not convert the inputs or the result to a lower precision.")
     return lines
 
 
@@ -398,8 +422,7 @@ def check_layer_norm_backward(fn, kind: str = "compact") -> CheckResult:
     gradients are compared with it. A wrong ``dx`` is tested for the classic slips (the mean path, the sigma
     path, the gain, the axis, the ``1/sigma``), a wrong ``dgain`` or ``dbias`` for the wrong sum or product.
     """
-    if kind not in ("compact", "staged"):
-        raise ValueError(f"kind: expected 'compact' or 'staged', got {kind!r}")
+    check_one_of("kind", kind, ("compact", "staged"))
     _check_callable(fn, "my_layer_norm_backward(dy, cache)")
     forward = F.layer_norm if kind == "compact" else F.layer_norm_staged
     hints = _COMPACT_HINTS if kind == "compact" else _STAGED_HINTS
@@ -580,7 +603,7 @@ def _verdicts(got, fn, transformations) -> list:
     for v in got:
         if not isinstance(v, (bool, np.bool_)):
             _fail(f"{_name(fn)} should return True or False for each transformation; one verdict is a "
-                  f"{type(v).__name__} ({v!r}).")
+                  f"{type(v).__name__} ({_plain(v)!r}).")
         out.append(bool(v))
     return out
 
@@ -590,27 +613,6 @@ def _verdicts(got, fn, transformations) -> list:
 
 
 _EPS = 1e-5  # the cells' layer-norm eps, as in the paper's released code
-
-
-def _sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
-
-
-def _ln(z, gain, bias):
-    """Layer norm of the rows of ``z``: ``(y, zhat, rstd)``, for the slip references below."""
-    mu = z.mean(axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(((z - mu) ** 2).mean(axis=-1, keepdims=True) + _EPS)
-    zhat = (z - mu) * rstd
-    return gain * zhat + bias, zhat, rstd
-
-
-def _ln_back(dy, zhat, rstd, gain, *, through=True, with_gain=True):
-    """``(dz, dgain, dbias)`` of :func:`_ln`; ``through=False`` skips the normalization (a slip)."""
-    dgain, dbias = (dy * zhat).sum(axis=0), dy.sum(axis=0)
-    if not through:
-        return dy, dgain, dbias
-    d = dy * gain if with_gain else dy
-    return rstd * (d - d.mean(axis=-1, keepdims=True) - zhat * (d * zhat).mean(axis=-1, keepdims=True)), dgain, dbias
 
 
 class _StepCase(NamedTuple):
@@ -683,61 +685,101 @@ def _gru_truth(case):
     return cache, want
 
 
-def _lstm_reference(case, *, dc_next=True, ln_c=True, gain_c=True, tanh_grad=True, gate_grads=True,
-                    forget_into_dc_prev=True, order="fiog", ln_h=True):
-    """The LN-LSTM step's gradients computed afresh from its inputs, or with one of the classic slips."""
-    p, dh, dc = case.inputs, case.upstream["dh"], case.upstream["dc"]
-    H = p["h_prev"].shape[-1]
-    rec, zh, rh = _ln(p["h_prev"] @ p["W_h"], p["g_h"], p["b_h"])
-    a = p["a_x"] + rec
-    f, i, o, g = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
-    c = f * p["c_prev"] + i * g
-    if order != "fiog":  # a student who reads and writes the gates in another order (the released code's i, f)
-        f, i, o, g = (dict(zip(order, (f, i, o, g)))[k] for k in "fiog")
-    c_hat, zc, rc = _ln(c, p["g_c"], p["b_c"])
-    u = np.tanh(c_hat)
-    do = dh * u
-    dc_hat = dh * o * (1 - u * u) if tanh_grad else dh * o
-    dct, dg_c, db_c = _ln_back(dc_hat, zc, rc, p["g_c"], through=ln_c, with_gain=gain_c)
-    if dc_next:
-        dct = dct + dc
-    df, di, dg = dct * p["c_prev"], dct * g, dct * i
-    dc_prev = dct * f if forget_into_dc_prev else dct
-    if gate_grads:
-        df, di, do, dg = df * f * (1 - f), di * i * (1 - i), do * o * (1 - o), dg * (1 - g * g)
-    blocks = {"f": df, "i": di, "o": do, "g": dg}
-    da_x = np.concatenate([blocks[k] for k in order], axis=1)
-    da_h, dg_h, db_h = _ln_back(da_x, zh, rh, p["g_h"], through=ln_h)
-    return da_x, da_h @ p["W_h"].T, dc_prev, p["h_prev"].T @ da_h, dg_h, db_h, dg_c, db_c
+def _lstm_outputs(g) -> list:
+    """The eight gradients of an :class:`~lnedu.functional.LSTMStepGrads`, a missing norm's as ``None``."""
+    return [g.a_x, g.h_prev, g.c_prev, g.W_h, *(g.norm_h or (None, None)), *(g.norm_c or (None, None))]
 
 
-def _gru_reference(case, *, swap_update=False, direct_path=True, u_path=True, tanh_grad=True, r_into_du=True,
-                   ln_hc=True, gate_grads=True, ln_h=True):
-    """The LN-GRU step's gradients computed afresh from its inputs, or with one of the classic slips."""
-    p, dh = case.inputs, case.upstream["dh"]
-    h_prev, W_hh = p["h_prev"], p["W_hh"]
-    H = h_prev.shape[-1]
-    rec, zh, rh = _ln(h_prev @ W_hh[:, :2 * H], p["g_h"], p["b_h"])
-    a = p["a_x"][:, :2 * H] + rec
-    z, r = _sigmoid(a[:, :H]), _sigmoid(a[:, H:])
-    u, zu, ru = _ln(h_prev @ W_hh[:, 2 * H:], p["g_hc"], p["b_hc"])
-    h_hat = np.tanh(p["a_x"][:, 2 * H:] + r * u)
+def _gru_outputs(g) -> list:
+    return [g.a_x, g.h_prev, g.W_hh, *(g.norm_h or (None, None)), *(g.norm_hc or (None, None))]
+
+
+def _lstm_slip(case, cache, want, *, dc_next=True, ln_c=True, gain_c=True, tanh_grad=True, gate_grads=True,
+               forget_into_dc_prev=True, order="fiog", ln_h=True) -> list:
+    """What an LN-LSTM backward returns with one classic slip (one flag changed), built on lnedu's own step.
+
+    Most slips are lnedu's :func:`~lnedu.functional.lstm_step_backward` on the same cache with its upstream
+    gradient or its cache changed (the backward is linear in ``dh`` and ``dc``, so a gradient that reaches
+    ``c_t`` wrongly is a change of ``dc``); the others change ``da_x``, and what follows it is
+    :func:`~lnedu.functional.normalize_backward` and the two products, as in the step.
+    """
+    dh, dc = case.upstream["dh"], case.upstream["dc"]
+    H = dh.shape[1]
+    f, i, o, g = np.split(cache.gates, 4, axis=1)
+    dc_hat = dh * o * (1 - cache.tanh_c**2)  # the gradient at LN_c's output
+
+    def backward(dc=dc, cache=cache):
+        return _lstm_outputs(F.lstm_step_backward(dh, dc, cache))
+
+    def ln_c_back(d, norm_cache=cache.norm_c):
+        return F.normalize_backward(d, norm_cache)
+
+    def from_da(out, da):  # da_x changed: LN_h's backward and the products follow from it
+        da_h, dg_h, db_h = F.normalize_backward(da, cache.norm_h)
+        return [da, da_h @ cache.W_h.T, out[2], cache.h_prev.T @ da_h, dg_h, db_h, *out[6:]]
+
+    if not dc_next:
+        return backward(dc=None)
+    if not ln_c:  # dc_hat reaches c_t as it is
+        return backward(dc=dc + dc_hat - ln_c_back(dc_hat)[0])
+    if not gain_c:
+        no_gain = cache.norm_c._replace(inner=cache.norm_c.inner._replace(gain=None))
+        return backward(dc=dc + ln_c_back(dc_hat, no_gain)[0] - ln_c_back(dc_hat)[0])
+    if not tanh_grad:  # dh * o reaches LN_c, that is dc_hat + dh * o * tanh^2
+        extra, dgain, dbias = ln_c_back(dh * o * cache.tanh_c**2)
+        out = backward(dc=dc + extra)
+        return out[:6] + [out[6] + dgain, out[7] + dbias]
+    if not gate_grads:
+        return from_da(want, want[0] / np.concatenate([f * (1 - f), i * (1 - i), o * (1 - o), 1 - g * g], axis=1))
+    if not forget_into_dc_prev:
+        return [*want[:2], want[2] / f, *want[3:]]
+    if order != "fiog":  # f's and i's blocks read and written the other way round
+        check_one_of("order", order, ("fiog", "ifog"))
+        swap = lambda a: np.concatenate([a[:, H:2 * H], a[:, :H], a[:, 2 * H:]], axis=1)  # noqa: E731
+        out = backward(cache=cache._replace(gates=swap(cache.gates)))
+        return from_da(out, swap(out[0]))
+    if not ln_h:  # da_x reaches W_h and h_prev without LN_h's backward (whose gain and bias gradients are right)
+        out = backward(cache=cache._replace(norm_h=None))
+        return out[:4] + list(want[4:6]) + out[6:]
+    return list(want)
+
+
+def _gru_slip(case, cache, want, *, swap_update=False, direct_path=True, u_path=True, tanh_grad=True,
+              r_into_du=True, ln_hc=True, gate_grads=True, ln_h=True) -> list:
+    """What an LN-GRU backward (reset after ``U``) returns with one classic slip, built on lnedu's own step.
+
+    lnedu's :func:`~lnedu.functional.gru_step_backward` gives the gradients at the gates' pre-activations
+    ``da_zr`` and at the candidate's ``ds``; a slip changes some of them, and the rest of the step follows
+    with :func:`~lnedu.functional.normalize_backward` and the products.
+    """
+    dh = case.upstream["dh"]
+    H = dh.shape[1]
+    z, r = np.split(cache.gates, 2, axis=1)
+    h_prev, h_hat, u = cache.h_prev, cache.h_hat, cache.u
+    da_zr, ds = want[0][:, :2 * H], want[0][:, 2 * H:]
+    direct = dh * (1 - z)
     if swap_update:  # h = z h_prev + (1 - z) h_hat, the released code's convention
-        dz, dh_hat, direct = dh * (h_prev - h_hat), dh * (1 - z), dh * z
-    else:
-        dz, dh_hat, direct = dh * (h_hat - h_prev), dh * z, dh * (1 - z)
-    ds = dh_hat * (1 - h_hat * h_hat) if tanh_grad else dh_hat
-    dr = ds * u
-    du, dg_hc, db_hc = _ln_back(ds * r if r_into_du else ds, zu, ru, p["g_hc"], through=ln_hc)
-    dgates = np.concatenate([dz * z * (1 - z), dr * r * (1 - r)] if gate_grads else [dz, dr], axis=1)
-    da_h, dg_h, db_h = _ln_back(dgates, zh, rh, p["g_h"], through=ln_h)
-    da_hh = np.concatenate([da_h, du], axis=1)
-    dh_prev = da_h @ W_hh[:, :2 * H].T
+        ds = dh * (1 - z) * (1 - h_hat**2)
+        da_zr = np.concatenate([dh * (h_prev - h_hat), ds * u], axis=1) * cache.gates * (1 - cache.gates)
+        direct = dh * z
+    if not tanh_grad:
+        ds = dh * z
+        da_zr = np.concatenate([dh * (h_hat - h_prev), ds * u], axis=1) * cache.gates * (1 - cache.gates)
+    if not gate_grads:
+        da_zr = da_zr / (cache.gates * (1 - cache.gates))
+    du, dg_hc, db_hc = F.normalize_backward(ds * r if r_into_du else ds, cache.norm_hc)
+    if not ln_hc:
+        du = ds * r
+    da_h, dg_h, db_h = F.normalize_backward(da_zr, cache.norm_h)
+    if not ln_h:
+        da_h = da_zr
+    dh_prev = da_h @ cache.W_hh[:, :2 * H].T
     if u_path:
-        dh_prev = dh_prev + du @ W_hh[:, 2 * H:].T
+        dh_prev = dh_prev + du @ cache.W_hh[:, 2 * H:].T
     if direct_path:
         dh_prev = dh_prev + direct
-    return np.concatenate([dgates, ds], axis=1), dh_prev, h_prev.T @ da_hh, dg_h, db_h, dg_hc, db_hc
+    dW = h_prev.T @ np.concatenate([da_h, du], axis=1)
+    return [np.concatenate([da_zr, ds], axis=1), dh_prev, dW, dg_h, db_h, dg_hc, db_hc]
 
 
 _LSTM_SLIPS = (
@@ -826,7 +868,7 @@ def _check_step(fn, exercise, kind, names, truth, reference, slips, blocks, sign
             lines.append(f"Wrong: {', '.join(names[k] for k in wrong)}. "
                          + (f"Right: {', '.join(right)}." if right else "None is right yet."))
             for flags, hint in slips:
-                alternative = reference(case, **flags)
+                alternative = reference(case, cache, want, **flags)
                 if all(_close(g, a) for g, a in zip(got, alternative)):
                     lines.append("Hint: " + hint)
                     break
@@ -853,7 +895,7 @@ def check_lstm_step_backward(fn) -> CheckResult:
     ``tanh_c``, and the layer norms' caches ``norm_h``, ``norm_c`` for :func:`~lnedu.functional.normalize_backward`).
     Compared with :func:`lnedu.functional.lstm_step_backward`, itself checked by finite differences.
     """
-    return _check_step(fn, "Exercise: LN-LSTM step backward", "lstm", _LSTM_OUTPUTS, _lstm_truth, _lstm_reference,
+    return _check_step(fn, "Exercise: LN-LSTM step backward", "lstm", _LSTM_OUTPUTS, _lstm_truth, _lstm_slip,
                        _LSTM_SLIPS, _LSTM_BLOCKS, "my_lstm_step_backward(dh, dc, cache)")
 
 
@@ -873,5 +915,5 @@ def check_gru_step_backward(fn) -> CheckResult:
     ``u`` = LN(U h_prev), ``h_hat``, and the layer norms' caches ``norm_h``, ``norm_hc``). Compared with
     :func:`lnedu.functional.gru_step_backward`, itself checked by finite differences.
     """
-    return _check_step(fn, "Exercise: LN-GRU step backward", "gru", _GRU_OUTPUTS, _gru_truth, _gru_reference,
+    return _check_step(fn, "Exercise: LN-GRU step backward", "gru", _GRU_OUTPUTS, _gru_truth, _gru_slip,
                        _GRU_SLIPS, _GRU_BLOCKS, "my_gru_step_backward(dh, cache)")
