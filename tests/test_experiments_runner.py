@@ -383,3 +383,14 @@ def test_a_task_without_its_schedule_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint_every: expected toy's task \(NoSchedule\) to set a positive "
                                          r"integer, got None"):
         run_one(exp, ToyConfig(), "v", 0, tmp_path, progress=False)
+
+
+def test_a_refused_resume_changes_no_file(tmp_path):
+    _, folder = _interrupted_toy(tmp_path)
+    log = folder / "metrics.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:4] + lines[5:]))  # step 4's training record (before the checkpoint) is lost
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(DamagedFile):
+        _toy(tmp_path / "b", resume=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -254,13 +254,14 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
             if not log.exists():
                 raise DamagedFile(log, f"missing, but {ckpt.name} is at step {start}; resuming would leave a hole "
                                        "in the history")
-            kept = _truncate_log(log, start)
+            kept = [r for r in _read_log(log) if r["step"] <= start]  # what came after is logged again
             _check_history(log, kept, start)
             digest.update(_log_text(kept).encode())
             if extra.get("log_sha256", digest.hexdigest()) != digest.hexdigest():
                 raise DamagedFile(log, f"its records up to step {start} are not those {ckpt.name} saw (edited or "
                                        "garbled)")
             task.load_state_dict(state)
+            atomic_write_text(log, _log_text(kept))  # only once everything checked: a refusal changes no file
         except DamagedFile as exc:
             if not restart_damaged:
                 raise _advice(exc, folder) from None
