@@ -150,13 +150,14 @@ def test_charlm_verdict_reads_time_and_bpc(rng):
     bpc = dict(zip(charlm.VARIANTS, rng.uniform(1.4, 1.5, 5)))
     sec = dict(zip(charlm.VARIANTS, rng.uniform(3.0, 4.0, 5)))
     bpc["normprop"], sec["normprop"] = bpc["baseline"] - 0.02, min(sec["bn"], sec["ln"]) * 0.7
-    results = {v: [_fake_run(v, s, bpc[v], sec[v]) for s in range(2)] for v in charlm.VARIANTS}
+    results = {v: [_fake_run(v, s, bpc[v] + 0.001 * s, sec[v] * (1 + 0.01 * s)) for s in range(3)]
+               for v in charlm.VARIANTS}
     v = charlm.verdict(results)
-    assert v.held is True and "seconds/epoch" in v.our_figure
+    assert v.held is True and "seconds/epoch" in v.our_figure and "(3 seeds)" in v.our_figure
     t = charlm.table(results)
-    assert t["bn"][2] == pytest.approx(10 * sec["bn"]) and t["ln"][0] == pytest.approx(bpc["ln"])
-    assert charlm.table(results, "cpu_seconds")["bn"][2] == pytest.approx(5 * sec["bn"])
-    results["normprop"] = [_fake_run("normprop", s, bpc["normprop"], sec["bn"] * 1.1) for s in range(2)]
+    assert t["bn"][2] == pytest.approx(10 * sec["bn"] * 1.01) and t["ln"][0] == pytest.approx(bpc["ln"] + 0.001)
+    assert charlm.table(results, "cpu_seconds")["bn"][2] == pytest.approx(5 * sec["bn"] * 1.01)
+    results["normprop"] = [_fake_run("normprop", s, bpc["normprop"], sec["bn"] * (1.1 + 0.01 * s)) for s in range(3)]
     assert charlm.verdict(results).held is False
     assert charlm.verdict({"baseline": results["baseline"]}).held is None
 
@@ -169,7 +170,7 @@ def _grid_results(rng, init_effect):
     for v in text8_grid.VARIANTS:
         c, ln, i = text8_grid.parse_variant(v)
         b = cell[c] - 0.05 * ln + init[i]
-        out[v] = [_fake_run(v, s, b + rng.normal(0, 0.002), 1.0) for s in range(2)]
+        out[v] = [_fake_run(v, s, b + rng.normal(0, 0.002), 1.0) for s in range(3)]
     return out
 
 

@@ -204,15 +204,21 @@ def test_training_lowers_the_loss_and_raises_recall():
 def test_verdict_and_table_on_synthetic_curves():
     from lnedu.experiments.runner import RunResult
 
-    def run(variant, curve, test):
-        ev = [{"step": 10 * i, "val_img_rsum": v, "test_img_rsum": t, "val_img_r1": v / 3}
+    def run(variant, curve, test, seed=0):
+        ev = [{"step": 10 * i, "val_img_rsum": v + seed, "test_img_rsum": t + 0.5 * seed, "val_img_r1": v / 3}
               for i, (v, t) in enumerate(zip(curve, test))]
-        return RunResult(variant, 0, [], ev)
+        return RunResult(variant, seed, [], ev)
 
-    res = {"gru": [run("gru", [10, 40, 60, 70], [11, 41, 61, 69])],
-           "ln-gru": [run("ln-gru", [10, 60, 75, 72], [12, 62, 76, 70])]}
+    def seeds(variant, curve, test):
+        return [run(variant, curve, test, s) for s in range(3)]
+
+    res = {"gru": seeds("gru", [10, 40, 60, 70], [11, 41, 61, 69]),
+           "ln-gru": seeds("ln-gru", [10, 60, 75, 72], [12, 62, 76, 70])}
     v = oe.verdict(res)
-    assert v.held is True and "step 30" in v.our_figure and "step 20" in v.our_figure
-    assert oe.table(res)["ln-gru"]["img_rsum"] == 76 and oe.table(res)["gru"]["best_step"] == 30
-    res["ln-gru"] = [run("ln-gru", [10, 20, 30, 40], [12, 22, 32, 42])]
+    # target: the worst mean best (71) less 10% of the smallest improvement (60): 65
+    assert v.held is True and v.parts[0].values == {"ln-gru": {0: 20.0, 1: 20.0, 2: 20.0},
+                                                    "gru": {0: 30.0, 1: 30.0, 2: 30.0}}
+    assert "ln-gru 76.5 ± 0.5 (3 seeds)" in v.our_figure and "gru 30 ± 0 (3 seeds)" in v.our_figure
+    assert oe.table(res)["ln-gru"]["img_rsum"] == 76.5 and oe.table(res)["gru"]["best_step"] == 30
+    res["ln-gru"] = seeds("ln-gru", [10, 20, 30, 40], [12, 22, 32, 42])
     assert oe.verdict(res).held is False
