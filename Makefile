@@ -56,14 +56,20 @@ reproduce: install
 lab: install
 	$(BIN)/jupyter lab notebooks/00-index.ipynb
 
+# [bench] pins PyTorch to a CUDA 12 build (pyproject.toml says why); the check stops a CUDA 13 one, which would
+# put a second NVRTC beside CuPy's in this venv
+TORCH_CUDA_CHECK := import torch; c = torch.version.cuda; assert c is None or c.startswith("12."), \
+  f"torch {torch.__version__} is built for CUDA {c}; lnedu[gpu] (CuPy, NVRTC) is CUDA 12: pip install -e .[bench]"
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -c '$(TORCH_CUDA_CHECK)'
 	$(BIN)/python benchmarks/bench_norms.py
 	$(BIN)/python benchmarks/bench_rnn.py
 
 # on a machine with an NVIDIA GPU: fused kernels vs the portable CuPy code vs PyTorch (exits 2 without a GPU)
 bench-gpu: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -c '$(TORCH_CUDA_CHECK)'
 	$(BIN)/python benchmarks/bench_gpu.py
 
 notebooks: install

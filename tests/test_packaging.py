@@ -126,3 +126,18 @@ def test_the_cuda_kernel_sources_ship_with_the_package():
     shipped = {p.name for pattern in data["lnedu.cuda"] for p in (ROOT / "lnedu" / "cuda").glob(pattern)}
     on_disk = {p.name for p in (ROOT / "lnedu" / "cuda" / "kernels").iterdir() if p.is_file()}
     assert on_disk and shipped == on_disk
+
+
+def test_the_benchmark_peer_is_pinned_to_a_cuda_12_pytorch():
+    """issue 20 item 15: `make bench` installs [bench] into the venv of [gpu] (CuPy for CUDA 12 and its NVRTC).
+    PyPI's Linux PyTorch wheels depend on the CUDA 13 toolkit from 2.11 on (measured with `pip install --dry-run
+    --report`: 2.10.0 needs nvidia-cuda-nvrtc-cu12==12.8.93, 2.11.0 cuda-toolkit[nvrtc,...]==13.0.2), whose
+    NVRTC CuPy then loaded and which dropped compute_70. So the peer is one exact version (comparable figures)
+    below 2.11, and the [gpu] NVRTC is CUDA 12's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    (torch_req,) = project["optional-dependencies"]["bench"]
+    name, _, version = torch_req.partition("==")
+    assert name == "torch" and version, f"[bench]: expected an exact torch==X pin, got {torch_req!r}"
+    assert tuple(int(p) for p in version.split(".")[:2]) < (2, 11), f"torch {version} brings CUDA 13 from PyPI"
+    gpu = " ".join(project["optional-dependencies"]["gpu"])
+    assert "cupy-cuda12x" in gpu and "nvidia-cuda-nvrtc-cu12" in gpu
