@@ -13,6 +13,8 @@ import html
 from pathlib import Path
 
 from ._io import atomic_write_text
+from .experiments import default_preset
+from .experiments.report import write_report
 from .notebooks import check_timeout, execute_notebook, find_notebooks, require_lab
 
 __all__ = ["reproduce"]
@@ -87,9 +89,6 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
     paths = find_notebooks(notebooks)
     if only:
         paths = [p for p in paths if any(o in p.name for o in only)]
-    from .experiments import default_preset
-    from .experiments.report import write_report
-
     env = {"LNEDU_RUNS": str(Path(runs).resolve())}
     exporter = HTMLExporter()
     done = []
