@@ -394,3 +394,16 @@ def test_a_refused_resume_changes_no_file(tmp_path):
     with pytest.raises(DamagedFile):
         _toy(tmp_path / "b", resume=True)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_run_checkpointed_in_the_old_format_still_resumes(tmp_path):
+    """Runs saved before the runner used lnedu.checkpoint (entries __step__ and __config__) resume for one release."""
+    whole, folder = _interrupted_toy(tmp_path)
+    ckpt = folder / "checkpoint.npz"
+    with np.load(ckpt) as z:
+        meta = json.loads(str(z["meta"]))
+        old = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
+        old.update(__step__=z["step"], __config__=np.array(meta["extra"]["config"]))
+    np.savez(ckpt, **old)
+    resumed = _toy(tmp_path / "b", resume=True)
+    assert resumed.train == whole.train and resumed.eval == whole.eval
