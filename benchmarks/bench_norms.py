@@ -3,7 +3,11 @@
 The contenders compute the same thing, ``y = g * (x - mu) / sigma + b`` over the last axis and the
 gradients of ``x``, ``g`` and ``b`` for a given ``dy``, on the same float32 data:
 
-* ``lnedu``: :func:`lnedu.functional.layer_norm` and :func:`~lnedu.functional.layer_norm_backward`;
+* ``lnedu``: :func:`lnedu.functional.layer_norm` and :func:`~lnedu.functional.layer_norm_backward` as they
+  run by default: the reference body at teaching sizes, the cache-blocked NumPy code
+  (``lnedu/functional/_blocked.py``) from ``_blocked.MIN_SIZE`` elements on;
+* ``lnedu-ref``: the same functions under ``lnedu.functional.use_reference()``: the reference body (what a
+  student reads) at every size, so that ``lnedu/lnedu-ref`` is what the blocked code buys;
 * ``naive``: the code a student writes first (``x.mean``, ``x.var``, the compact backward with
   ``.mean`` and temporaries), defined below;
 * ``torch``: ``torch.nn.functional.layer_norm`` and ``.backward()`` (PyTorch's fused C++ kernels, its
@@ -15,7 +19,8 @@ gradients of ``x``, ``g`` and ``b`` for a given ``dy``, on the same float32 data
 
 Before timing, every result is compared with the naive one, so a fast wrong answer cannot win.
 The contenders run interleaved round-robin (see ``_timing.py``) and the table reports median
-milliseconds per forward + backward and the ratios lnedu/torch and lnedu/naive (below 1: lnedu is faster).
+milliseconds per forward + backward and the ratios lnedu/torch, lnedu/naive, lnedu/lnedu-ref and
+lnedu-ref/naive (below 1: the first is faster).
 
     python benchmarks/bench_norms.py                         # the three default shapes
     python benchmarks/bench_norms.py --quick --shapes 64x256 # a smoke run, a few seconds
@@ -91,12 +96,16 @@ def make_contenders(x, gain, bias, dy, *, with_torch=True, torch_single_thread=F
         y, cache = F.layer_norm(x, gain, bias, EPS)
         return (y, *F.layer_norm_backward(dy, cache))
 
+    def reference_results():
+        with F.use_reference():
+            return lnedu_results()
+
     def naive_results():
         y, cache = naive_layer_norm(x, gain, bias, EPS)
         return (y, *naive_layer_norm_backward(dy, cache))
 
-    steps = {"lnedu": lnedu_results, "naive": naive_results}
-    results = {"lnedu": lnedu_results, "naive": naive_results}
+    steps = {"lnedu": lnedu_results, "lnedu-ref": reference_results, "naive": naive_results}
+    results = dict(steps)
 
     if with_torch and torch is not None:
         xt = torch.from_numpy(x).requires_grad_()  # shares memory with x: the same data, no copy
@@ -225,7 +234,8 @@ def main(argv=None) -> int:
             + ", ".join(f"{k} {v:.1e}" for k, v in agree.items())
             + ")"
         )
-        pairs = [("lnedu", "torch"), ("lnedu", "naive"), ("lnedu", "torch-1t")]
+        pairs = [("lnedu", "torch"), ("lnedu", "naive"), ("lnedu", "lnedu-ref"), ("lnedu-ref", "naive"),
+                 ("lnedu", "torch-1t")]
         print(format_table(title, timings, ratios=pairs))
         if not with_torch:
             print(f"  lnedu/torch     skipped ({'torch not installed' if torch is None else '--no-torch'})")

@@ -6,6 +6,7 @@ the data, :func:`check_finite`, runs only where the caller asked for it (``check
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -49,7 +50,7 @@ def check_positive(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive real number, got {type(value).__name__}")
     v = float(value)
-    if not (v > 0 and np.isfinite(v)):
+    if not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return v
 

@@ -39,9 +39,11 @@ def test_quick_lnedu_only(tmp_path):
         fields = row.split()
         assert fields[0] == cell and len(fields) == 4
         assert all(float(v) > 0 for v in fields[1:])  # ms, peak MiB, kept MiB
+    assert out.count("lnedu/lnedu-ref") == 2  # the default step against the reference bodies alone
     payload = json.loads((tmp_path / "r.json").read_text())
     assert payload["sizes"] == {"T": 6, "B": 4, "D": 8, "H": 16} and payload["torch"] is None
     assert [r["cell"] for r in payload["results"]] == ["LN-LSTM", "LN-GRU"]
+    assert all(r["ratio_lnedu_over_reference"] > 0 and r["lnedu-ref"]["median_ms"] > 0 for r in payload["results"])
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the peer) is not installed")

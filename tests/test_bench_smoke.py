@@ -52,8 +52,8 @@ def test_quick_run_prints_both_ratios_and_writes_json(tmp_path):
     data = json.loads(out_json.read_text())
     (record,) = data["results"]
     assert record["shape"] == [64, 256]
-    assert set(record["ratios"]) == {"lnedu/torch", "lnedu/naive"}
-    assert set(record["timings"]) == {"lnedu", "naive", "torch"}
+    assert set(record["ratios"]) == {"lnedu/torch", "lnedu/naive", "lnedu/lnedu-ref", "lnedu-ref/naive"}
+    assert set(record["timings"]) == {"lnedu", "lnedu-ref", "naive", "torch"}
     assert all(t["median_ms"] > 0 for t in record["timings"].values())
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # no temporary file left behind
 
@@ -61,6 +61,7 @@ def test_quick_run_prints_both_ratios_and_writes_json(tmp_path):
 def test_quick_run_without_torch_skips_its_column():
     out = _run(["--quick", "--shapes", "64x256"], hide_torch=True).stdout
     assert re.search(r"lnedu/naive" + RATIO, out), out
+    assert re.search(r"lnedu/lnedu-ref" + RATIO, out) and re.search(r"lnedu-ref/naive" + RATIO, out), out
     assert "lnedu/torch     skipped (torch not installed)" in out
     assert "torch: not installed" in out
     assert not re.search(r"lnedu/torch" + RATIO, out)

@@ -28,7 +28,7 @@ __all__ = ["MIN_SIZE", "layer_norm", "layer_norm_backward", "rms_norm", "rms_nor
 _BLOCK_BYTES = 1 << 19  # 512 KiB of a block's rows; with its temporaries it stays within the CPU's caches
 
 #: arrays with fewer elements take the reference (measured with benchmarks/bench_norms.py --shapes ...)
-MIN_SIZE = 1 << 16
+MIN_SIZE = 1 << 15
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

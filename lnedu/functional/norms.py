@@ -22,6 +22,7 @@ as in the paper's released code (the paper itself has no eps).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -79,7 +80,7 @@ def standardize(x, eps, *, axis: int = -1):
     m = xc.mean(axis=axis, keepdims=True)
     xc -= m  # x - mean, with mean = k + m
     var = (xc * xc).mean(axis=axis, keepdims=True)  # biased: divides by n
-    if not bool(xp.isfinite(var).all()):  # the squares overflowed (or x holds NaN/inf)
+    if not math.isfinite(var.sum()):  # the squares overflowed (or x holds NaN/inf)
         return _standardize_rescaled(x, eps, axis)
     rstd = 1.0 / xp.sqrt(var + eps)
     xc *= rstd  # xhat, in place
@@ -88,9 +89,7 @@ def standardize(x, eps, *, axis: int = -1):
 
 def _first(x, axis):
     """The first entry of ``x`` along ``axis``, with ``axis`` kept (a view)."""
-    index = [slice(None)] * x.ndim
-    index[axis] = slice(0, 1)
-    return x[tuple(index)]
+    return x[(slice(None),) * (axis % x.ndim) + (slice(0, 1),)]
 
 
 def _exponents(x, axis):
@@ -152,11 +151,11 @@ def _rows_of(dy, cache):
     """``(xhat, rstd)`` of a layer-norm or RMSNorm cache in the shape of ``dy`` (a fused kernel's cache keeps
     them as 2-d rows); ``dy`` must have the shape of the forward's input."""
     xhat, rstd = cache.xhat, cache.rstd
-    if tuple(dy.shape) != tuple(xhat.shape):
+    if dy.shape != xhat.shape:
         if dy.ndim < 1 or dy.size != xhat.size or dy.shape[-1] != xhat.shape[-1]:
             check_shape("dy", dy, xhat.shape)
-        xhat = xhat.reshape(dy.shape)
-    return xhat, rstd.reshape(dy.shape[:-1] + (1,))
+        xhat, rstd = xhat.reshape(dy.shape), rstd.reshape(dy.shape[:-1] + (1,))
+    return xhat, rstd
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,7 +307,7 @@ def rms_norm(x, gain, eps: float = 1e-5, *, check_finite: bool = False):
         return fast(x, gain, eps)
     xp = get_array_module(x)
     ms = (x * x).mean(axis=-1, keepdims=True)  # the mean square of each row
-    if bool(xp.isfinite(ms).all()):
+    if math.isfinite(ms.sum()):
         rstd = 1.0 / xp.sqrt(ms + eps)
         xhat = x * rstd
     else:  # the squares overflowed: scale each row by a power of two first (see standardize)
