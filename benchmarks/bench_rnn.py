@@ -13,7 +13,9 @@ model is built from lnedu's initial weights, and a float64 cross-check confirms 
 same loss and gradients before anything is timed.
 
 Timing interleaves the contenders round-robin (``benchmarks/_timing.py``) and reports the median ms per
-step and the ratio lnedu/torch (below 1: lnedu is faster). Memory per step:
+step and the ratio lnedu/torch (below 1: lnedu is faster). ``lnedu-ref`` is the same lnedu step under
+``lnedu.functional.use_reference()`` (the reference bodies only, no cache-blocked layer norm of the big
+input term), and ``lnedu/lnedu-ref`` what the registered CPU fast path buys. Memory per step:
 
 * lnedu: the peak of NumPy allocations during one step (``tracemalloc``, which sees NumPy's buffers), and
   the bytes the layer keeps for its backward (its caches after ``forward``);
@@ -41,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _timing import compare, environment, format_environment, format_table, write_json  # noqa: E402
 
+from lnedu.functional import use_reference  # noqa: E402
 from lnedu.nn import GRU, LSTM  # noqa: E402
 from lnedu.optim import Adam  # noqa: E402
 
@@ -307,10 +310,17 @@ def run(sizes, *, rounds, min_time, use_torch, seed=0):
             contenders["torch"] = make_torch_step(model, tx, ty)
         step = make_lnedu_step(layer, x, y)
         res["lnedu_peak_bytes"], res["lnedu_kept_bytes"] = lnedu_memory(layer, make_lnedu_step(layer, x, y))
-        contenders = {"lnedu": step, **contenders}
+        reference_step = make_lnedu_step(cls(D, H, ln="appendix", rng=seed, dtype=np.float32), x, y)
+
+        def lnedu_reference(reference_step=reference_step):  # the reference bodies only (no blocked NumPy)
+            with use_reference():
+                return reference_step()
+
+        contenders = {"lnedu": step, "lnedu-ref": lnedu_reference, **contenders}
         timings = compare(contenders, rounds=rounds, min_time=min_time)
         title = f"{name}: one training step (forward, BPTT, Adam), float32, T={T} B={B} D={D} H={H}"
-        print(format_table(title, timings, ratios=[("lnedu", "torch")]))
+        print(format_table(title, timings, ratios=[("lnedu", "torch"), ("lnedu", "lnedu-ref")]))
+        res["ratio_lnedu_over_reference"] = timings["lnedu"].median / timings["lnedu-ref"].median
         for k, t in timings.items():
             res[k] = t.as_dict()
         if use_torch:
