@@ -92,7 +92,7 @@ def test_run_and_report_write_summary_table_and_plot(tmp_path):
     experiments.run(mnist_mlp, config=CFG, seeds=(0, 1), variants=["bn-bs4", "ln-bs4", "bn-bs128", "ln-bs128"],
                     out=runs, progress=False)
     summary = json.loads((runs / "mnist" / "summary.json").read_text())
-    assert summary["held"] in (True, False)
+    assert summary["held"] in (True, False, None)  # None: undecided, within seed noise (the shared verdict rule)
     assert "bs4:" in summary["our_figure"]
     from lnedu.experiments.report import write_report
 
