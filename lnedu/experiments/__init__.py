@@ -110,14 +110,23 @@ def notebook_run(name: str, *, jobs: int | None = None, **kwargs):
     after ``python -m lnedu run NAME`` shows those runs instead of training again.
     ``jobs``: for a grid experiment (``GRID = True``), run that many runs at once on local cores
     (:func:`lnedu.experiments.sweep.run_grid`); the results are the same as one after another.
+    The seeds are the experiment's own for the preset (:func:`lnedu.experiments.verdicts.seeds_for`: more where
+    runs are cheap) unless ``seeds`` is given, or ``$LNEDU_SEEDS`` (``"5 6 7"``) is set.
     Returns ``(module, preset, results)``.
     """
     from pathlib import Path
+
+    from .verdicts import seeds_for
 
     exp = get(name)
     preset = default_preset()
     out = Path(os.environ.get("LNEDU_RUNS", "../runs")) / preset
     kwargs.setdefault("resume", True)
+    env_seeds = os.environ.get("LNEDU_SEEDS", "").split()
+    if not all(s.isdigit() for s in env_seeds):
+        raise ValueError(f"LNEDU_SEEDS: expected non-negative integers separated by spaces, got "
+                         f"{os.environ['LNEDU_SEEDS']!r}")
+    kwargs.setdefault("seeds", tuple(int(s) for s in env_seeds) if env_seeds else seeds_for(exp, preset))
     if jobs is not None and getattr(exp, "GRID", False):
         from .sweep import run_grid
 
