@@ -34,22 +34,31 @@ from hypothesis import strategies as st  # noqa: E402
 import lnedu.functional as F  # noqa: E402
 from lnedu.gradcheck import numerical_gradient  # noqa: E402
 
-settings.register_profile("default", max_examples=60, derandomize=True, database=None, deadline=None,
+# examples per parametrized case (each test runs once per dtype and scale, so the edges are always visited)
+settings.register_profile("default", max_examples=6, derandomize=True, database=None, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("explore", max_examples=1200, database=None, deadline=None,
+settings.register_profile("explore", max_examples=150, database=None, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
 
 DTYPES = (np.float16, np.float32, np.float64)
+# log10 of the inputs' scale: the edges where squares underflow (1e-20) or overflow (float32 past ~1e19), and
+# the middle; float16 holds only up to ~6e4, so its scales stop there
+SCALES = (-30, -20, -6, 0, 6, 19, 25, 30)
+HALF_SCALES = (-30, -6, 0, 3)
+FULL = [(d, s) for d in (np.float32, np.float64) for s in SCALES]
+HALF_CASES = [(np.float16, s) for s in HALF_SCALES]
+ALL = FULL + HALF_CASES
 
 # properties that fail only because the numerics fix of issue 20 items 1, 2 and 5 (lnedu/functional/norms.py,
 # recurrent.py) has not landed yet; remove the mark once they pass
 AWAITING_HALF_BN = pytest.mark.xfail(reason="awaiting issue 20 item 2: float16 batch_norm computed in float32 on "
                                             "the CPU (it rounds in float16 today)", strict=False)
+AWAITING_HUGE_BN = pytest.mark.xfail(reason="awaiting issue 20 item 1: float32 batch_norm returns zeros once a "
+                                            "column's sum of squares overflows (~1e19)", strict=False)
 AWAITING_EMPTY_ROWS = pytest.mark.xfail(reason="awaiting issue 20 items 1/5: a (N, 0) input to layer_norm/rms_norm "
                                                "raises NumPy's 'zero-size array' error naming no argument",
                                         strict=False)
-HALF = (np.float16,)
 
 
 def _u(dtype) -> float:
@@ -71,17 +80,17 @@ def _profile(test):
 
 
 @st.composite
-def arrays(draw, shape, dtype, *, headroom=1.0, min_log_scale=-30.0, max_log_scale=30.0, offset=True):
-    """``scale * (offset + z)`` with ``z`` standard normal, sometimes a constant row, cast to ``dtype``; the
-    scale is log-uniform in [1e-30, 1e30], capped so the values fit ``dtype`` ``headroom`` times over."""
+def arrays(draw, shape, dtype, log_scale, *, headroom=1.0, offset=True):
+    """``10**s * (offset + z)`` with ``z`` standard normal (now and then a constant row), cast to ``dtype``;
+    ``s`` within 1 of ``log_scale``, capped so that the values fit ``dtype`` ``headroom`` times over."""
     off = draw(st.sampled_from([0.0, 0.0, 1.0, -3.0, 100.0, 1e4])) if offset else 0.0
     cap = math.log10(float(np.finfo(dtype).max) / (abs(off) + 6.0) / headroom) - 0.5
-    log_scale = draw(st.floats(min_log_scale, min(max_log_scale, cap)))
+    s = min(max(log_scale + draw(st.floats(-1.0, 1.0)), -30.0), cap)
     seed = draw(st.integers(0, 2**32 - 1))
     z = np.random.default_rng(seed).standard_normal(shape)
-    if draw(st.integers(0, 9)) == 0 and z.size:  # now and then a constant row: variance exactly 0
+    if draw(st.integers(0, 9)) == 0 and z.size:  # a constant row: variance exactly 0
         z[...] = z.flat[0]
-    return ((10.0 ** log_scale) * (off + z)).astype(dtype)
+    return ((10.0 ** s) * (off + z)).astype(dtype)
 
 
 @st.composite
@@ -129,10 +138,9 @@ def _apply_affine(y_hat, g, b):
 
 
 @st.composite
-def norm_case(draw, dtypes=DTYPES, min_size=1):
-    dtype = draw(st.sampled_from(dtypes))
+def norm_case(draw, dtype, log_scale, min_size=1):
     N, H = draw(st.integers(0, 4)), draw(st.integers(min_size, 48))
-    x = draw(arrays((N, H), dtype))
+    x = draw(arrays((N, H), dtype, log_scale))
     g, b = draw(affine(H, dtype))
     eps = draw(st.sampled_from([1e-5, 1e-5, 1e-12, 0.1]))
     return x, g, b, eps
@@ -161,16 +169,18 @@ def _check_layer_norm(x, g, b, eps):
     _close(y, _apply_affine(y_hat, g, b), _affine_bound(core, y_hat, g, b, x.dtype), "layer_norm")
 
 
+@pytest.mark.parametrize("dtype, log_scale", FULL)
 @_profile
-@given(norm_case(dtypes=(np.float32, np.float64)))
-def test_layer_norm_is_right_or_refuses(case):
-    _check_layer_norm(*case)
+@given(data=st.data())
+def test_layer_norm_is_right_or_refuses(dtype, log_scale, data):
+    _check_layer_norm(*data.draw(norm_case(dtype, log_scale)))
 
 
+@pytest.mark.parametrize("dtype, log_scale", HALF_CASES)
 @_profile
-@given(norm_case(dtypes=HALF))
-def test_layer_norm_of_float16_is_computed_in_float32(case):
-    _check_layer_norm(*case)
+@given(data=st.data())
+def test_layer_norm_of_float16_is_computed_in_float32(dtype, log_scale, data):
+    _check_layer_norm(*data.draw(norm_case(dtype, log_scale)))
 
 
 def _check_rms_norm(x, g, eps):
@@ -187,17 +197,19 @@ def _check_rms_norm(x, g, eps):
     _close(y, _apply_affine(y_hat, g, None), _affine_bound(core, y_hat, g, None, x.dtype), "rms_norm")
 
 
+@pytest.mark.parametrize("dtype, log_scale", FULL)
 @_profile
-@given(norm_case(dtypes=(np.float32, np.float64)))
-def test_rms_norm_is_right_or_refuses(case):
-    x, g, _, eps = case
+@given(data=st.data())
+def test_rms_norm_is_right_or_refuses(dtype, log_scale, data):
+    x, g, _, eps = data.draw(norm_case(dtype, log_scale))
     _check_rms_norm(x, g, eps)
 
 
+@pytest.mark.parametrize("dtype, log_scale", HALF_CASES)
 @_profile
-@given(norm_case(dtypes=HALF))
-def test_rms_norm_of_float16_is_computed_in_float32(case):
-    x, g, _, eps = case
+@given(data=st.data())
+def test_rms_norm_of_float16_is_computed_in_float32(dtype, log_scale, data):
+    x, g, _, eps = data.draw(norm_case(dtype, log_scale))
     _check_rms_norm(x, g, eps)
 
 
@@ -221,17 +233,21 @@ def _check_batch_norm(x, g, b, eps, unbiased):
     _close(y, _apply_affine(y_hat, g, b), _affine_bound(core, y_hat, g, b, x.dtype), "batch_norm")
 
 
+@pytest.mark.parametrize("dtype, log_scale", [
+    pytest.param(d, s, marks=AWAITING_HUGE_BN) if (d, s) in ((np.float32, 19), (np.float32, 25), (np.float32, 30))
+    else (d, s) for d, s in FULL])
 @_profile
-@given(norm_case(dtypes=(np.float32, np.float64)), st.booleans())
-def test_batch_norm_is_right_or_refuses(case, unbiased):
-    _check_batch_norm(*case, unbiased)
+@given(data=st.data(), unbiased=st.booleans())
+def test_batch_norm_is_right_or_refuses(dtype, log_scale, data, unbiased):
+    _check_batch_norm(*data.draw(norm_case(dtype, log_scale)), unbiased)
 
 
 @AWAITING_HALF_BN
+@pytest.mark.parametrize("dtype, log_scale", HALF_CASES)
 @_profile
-@given(norm_case(dtypes=HALF), st.booleans())
-def test_batch_norm_of_float16_is_computed_in_float32(case, unbiased):
-    _check_batch_norm(*case, unbiased)
+@given(data=st.data(), unbiased=st.booleans())
+def test_batch_norm_of_float16_is_computed_in_float32(dtype, log_scale, data, unbiased):
+    _check_batch_norm(*data.draw(norm_case(dtype, log_scale)), unbiased)
 
 
 @AWAITING_EMPTY_ROWS
@@ -259,10 +275,9 @@ def test_norms_of_zero_and_one_sizes_refuse_or_return_the_right_shape(dtype, sha
 
 
 @st.composite
-def ce_case(draw):
-    dtype = draw(st.sampled_from(DTYPES))
+def ce_case(draw, dtype, log_scale):
     N, C = draw(st.integers(0, 6)), draw(st.integers(0, 6))
-    logits = draw(arrays((N, C), dtype, headroom=4.0))
+    logits = draw(arrays((N, C), dtype, log_scale, headroom=4.0))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     targets = rng.integers(0, max(C, 1), N)
     kind = draw(st.sampled_from(["none", "bool", "int", "float", "bad"]))
@@ -277,10 +292,11 @@ def ce_case(draw):
     return logits, targets, mask
 
 
+@pytest.mark.parametrize("dtype, log_scale", ALL)
 @_profile
-@given(ce_case())
-def test_softmax_cross_entropy_is_right_or_refuses(case):
-    logits, targets, mask = case
+@given(data=st.data())
+def test_softmax_cross_entropy_is_right_or_refuses(dtype, log_scale, data):
+    logits, targets, mask = data.draw(ce_case(dtype, log_scale))
     N, C = logits.shape
     try:
         loss, cache = F.softmax_cross_entropy(logits, targets, mask)
@@ -311,12 +327,13 @@ def test_softmax_cross_entropy_is_right_or_refuses(case):
 # gradient-check inputs
 
 
+@pytest.mark.parametrize("log_scale", SCALES)
 @_profile
 @given(st.sampled_from([np.float64, np.float64, np.float32, np.float16, np.int64, np.int32, np.bool_]),
-       st.integers(0, 6), st.floats(-30, 30), st.integers(0, 2**32 - 1))
-def test_numerical_gradient_is_right_or_refuses(dtype, n, log_scale, seed):
+       st.integers(0, 6), st.floats(-1, 1), st.integers(0, 2**32 - 1))
+def test_numerical_gradient_is_right_or_refuses(log_scale, dtype, n, jitter, seed):
     with np.errstate(over="ignore", invalid="ignore"):  # 1e30 as an int or float16: refused below anyway
-        x = (10.0 ** log_scale * np.random.default_rng(seed).standard_normal(n)).astype(dtype)
+        x = (10.0 ** (log_scale + jitter) * np.random.default_rng(seed).standard_normal(n)).astype(dtype)
     c = np.linspace(-1.0, 2.0, n)  # f(x) = sum(c x + x^2 / 2): gradient c + x, no overflow at 1e30
 
     def f():
@@ -345,16 +362,16 @@ def _sigmoid(a):
 
 
 @st.composite
-def step_case(draw, k):
-    """``a_x`` (B, kH) at any scale; ``h_prev`` in (-1, 1) as a cell's output is; ``c_prev`` at any scale;
-    ``W_h`` (H, kH) at any scale."""
-    dtype = draw(st.sampled_from(DTYPES))
+def step_case(draw, k, dtype, log_scale):
+    """``a_x`` (B, kH), ``c_prev`` and ``W_h`` (H, kH) at the given scale; ``h_prev`` in (-1, 1), as a cell's
+    output is."""
     B, H = draw(st.integers(0, 3)), draw(st.integers(1, 5))
     head = 8.0 * (H + 1)  # a_x + h W_h must fit the dtype too
-    a_x = draw(arrays((B, k * H), dtype, headroom=head))
-    h_prev = np.tanh(draw(arrays((B, H), np.float64, max_log_scale=2, offset=False))).astype(dtype)
-    c_prev = draw(arrays((B, H), dtype, headroom=head))
-    W_h = draw(arrays((H, k * H), dtype, headroom=head, offset=False))
+    a_x = draw(arrays((B, k * H), dtype, log_scale, headroom=head))
+    h_prev = np.tanh(draw(arrays((B, H), np.float64, draw(st.sampled_from([-3, 0, 2])), offset=False)))
+    h_prev = h_prev.astype(dtype)
+    c_prev = draw(arrays((B, H), dtype, log_scale, headroom=head))
+    W_h = draw(arrays((H, k * H), dtype, log_scale, headroom=head, offset=False))
     return a_x, h_prev, c_prev, W_h
 
 
@@ -365,10 +382,11 @@ def _a_bound(a_x, h_prev, W_h):
     return 4 * (H + 2) * _u_compute(a_x.dtype) * (mag + 1)
 
 
+@pytest.mark.parametrize("dtype, log_scale", ALL)
 @_profile
-@given(step_case(4))
-def test_lstm_step_is_right_or_refuses(case):
-    a_x, h_prev, c_prev, W_h = case
+@given(data=st.data())
+def test_lstm_step_is_right_or_refuses(dtype, log_scale, data):
+    a_x, h_prev, c_prev, W_h = data.draw(step_case(4, dtype, log_scale))
     try:
         h, c, _ = F.lstm_step(a_x, h_prev, c_prev, W_h)
     except (ValueError, TypeError) as exc:
@@ -386,10 +404,11 @@ def test_lstm_step_is_right_or_refuses(case):
     _close(h, h_ref, ea + e_c + 2 * _u(a_x.dtype) + 4 * _u_compute(a_x.dtype), "h_t")
 
 
+@pytest.mark.parametrize("dtype, log_scale", ALL)
 @_profile
-@given(step_case(1))
-def test_rnn_step_is_right_or_refuses(case):
-    a_x, h_prev, _, W_h = case
+@given(data=st.data())
+def test_rnn_step_is_right_or_refuses(dtype, log_scale, data):
+    a_x, h_prev, _, W_h = data.draw(step_case(1, dtype, log_scale))
     try:
         h, _ = F.rnn_step(a_x, h_prev, W_h)
     except (ValueError, TypeError) as exc:
@@ -400,12 +419,13 @@ def test_rnn_step_is_right_or_refuses(case):
     _close(h, h_ref, _a_bound(a_x, h_prev, W_h) + 2 * _u(a_x.dtype) + 4 * _u_compute(a_x.dtype), "h_t")
 
 
+@pytest.mark.parametrize("dtype, log_scale", ALL)
 @_profile
-@given(step_case(3), st.sampled_from(["after", "before"]))
-def test_gru_step_agrees_with_its_float64_self_or_refuses(case, reset):
+@given(data=st.data(), reset=st.sampled_from(["after", "before"]))
+def test_gru_step_agrees_with_its_float64_self_or_refuses(dtype, log_scale, data, reset):
     """The GRU reference is the same step in float64 (its float64 formula is checked in
     tests/test_recurrent_cells.py); here: every dtype and scale gives that answer within rounding."""
-    a_x, h_prev, _, W_h = case
+    a_x, h_prev, _, W_h = data.draw(step_case(3, dtype, log_scale))
     try:
         h, _ = F.gru_step(a_x, h_prev, W_h, reset=reset)
     except (ValueError, TypeError) as exc:
