@@ -90,7 +90,7 @@ def test_blocked_agrees_with_the_reference(dtype, rtol, small_blocks, rng):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * float(np.abs(want).max()))
 
 
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 4e-15), (np.float32, 2e-6)])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 2e-15), (np.float32, 1e-6)])  # measured 3e-16, 1.5e-7
 def test_blocked_statistics_match_the_float64_formula(dtype, tol, small_blocks, rng):
     """The cache's ``rstd`` and ``xhat`` (and RMSNorm's) against Eq. 3 in float64 on the same inputs."""
     x = rng.normal(rng.uniform(-5, 5), rng.uniform(0.5, 3), size=(17, 9)).astype(dtype)
@@ -116,7 +116,7 @@ def test_float32_offset_rows_across_blocks(mean, std, monkeypatch, rng):
     want = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
     y, _ = F.layer_norm(x, None, None)
     assert y.dtype == np.float32
-    assert np.abs(y - want).max() < 2e-6  # measured 4.8e-7: a few float32 roundings of O(1) values
+    assert np.abs(y - want).max() < 2e-6  # measured 5.5e-7 (20 seeds): a few float32 roundings of O(1) values
 
 
 def test_huge_and_constant_rows_across_blocks(small_blocks, rng):
