@@ -129,9 +129,10 @@ class SequenceCrossEntropy(Module):
     .. math:: L = -\frac{1}{\sum_{t,b} m_{tb}} \sum_{t,b} m_{tb} \log \mathrm{softmax}(z_{tb})[y_{tb}]
 
     ``logits`` z: (T, B, C) (any leading shape works); ``targets`` y: integers of shape (T, B) in
-    ``[0, C)``; ``mask`` m (optional, (T, B), 1 for real steps and 0 for padding): padded steps neither
-    count in the mean nor receive gradient. ``forward`` returns the loss (a Python float, in nats; divide
-    by ``ln 2`` for bits per character) and ``backward(dloss=1.0)`` returns
+    ``[0, C)``; ``mask`` m (optional, (T, B), 1 for real steps and 0 for padding; bool or only 0/1, as
+    :meth:`LSTM.forward` takes it, anything else is refused): padded steps neither count in the mean nor
+    receive gradient. An empty batch or an all-zero mask is an error, not a loss of 0. ``forward`` returns
+    the loss (a Python float, in nats; divide by ``ln 2`` for bits per character) and ``backward(dloss=1.0)`` returns
     ``dz = dloss * m / sum(m) * (softmax(z) - onehot(y))``. No parameters.
     """
 
