@@ -26,6 +26,7 @@ __all__ = [
     "get_array_module",
     "asarray",
     "to_numpy",
+    "synchronize",
     "gpu_available",
     "available_backends",
 ]
@@ -125,6 +126,13 @@ def to_numpy(a):
     if callable(get) and type(a).__module__.startswith("cupy"):
         return get()
     return np.asarray(a)
+
+
+def synchronize() -> None:
+    """Wait until the GPU has finished the work queued so far (CuPy launches kernels asynchronously); nothing to
+    wait for on NumPy. Call it before reading a clock, or the time of queued work lands in the next reading."""
+    if _current is not np:
+        _current.cuda.Device().synchronize()
 
 
 _env = os.environ.get("LNEDU_BACKEND", "").strip().lower()

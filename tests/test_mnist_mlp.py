@@ -35,3 +35,81 @@ def test_a_run_killed_inside_an_epoch_resumes_from_the_configured_checkpoint(tmp
     assert saved.t == 20  # the config's checkpoint_every, inside the first epoch (before: none, the epoch was lost)
     resumed = run_one(mnist_mlp, cfg, "bn-bs4", 1, tmp_path / "b", resume=True, progress=False)
     assert resumed.train == whole.train and resumed.eval == whole.eval
+
+
+# ---- batch norm's placement and evaluation statistics (issue 19 item 4) ----------------------------------
+
+
+def test_bn_sits_where_ln_sits_unless_asked_for_the_logits():
+    import numpy as np
+
+    from lnedu import nn
+
+    rng = np.random.default_rng(0)
+    for variant in ("bn-bs4", "bn-bs128", "ln-bs4"):
+        mods = list(mnist_mlp.build_model(variant, 64, 10, 16, 2, rng))
+        assert isinstance(mods[-1], nn.Linear) and "b" in mods[-1].params  # the logits: a biased Linear, no norm
+        norms = [m for m in mods if isinstance(m, (nn.BatchNorm, nn.LayerNorm))]
+        assert len(norms) == 2  # one per hidden layer
+    mods = list(mnist_mlp.build_model("bn-bs4", 64, 10, 16, 2, rng, bn_logits=True))
+    assert isinstance(mods[-1], nn.BatchNorm) and mods[-1].unbiased and "b" not in mods[-2].params
+    assert mnist_mlp.PRESETS["small"].bn_logits is False and mnist_mlp.PRESETS["paper"].bn_logits is False
+
+
+def _direct_test_metrics(task):
+    import numpy as np
+
+    from lnedu import functional as F
+
+    task.model.eval()
+    logits = task.model.forward(task._xte)
+    nll, _ = F.softmax_cross_entropy(logits, task._yte)
+    err = float(np.mean(logits.argmax(axis=-1) != task._yte))
+    task.model.train()
+    return nll, err
+
+
+def test_bn_at_batch_4_is_evaluated_with_population_statistics_and_the_run_keeps_its_own():
+    import numpy as np
+
+    from lnedu.experiments.common import population_statistics
+
+    cfg = dataclasses.replace(CFG, epochs=0.05)
+    task = mnist_mlp.build(cfg, "bn-bs4", 3)
+    assert task.bn_eval == "population"
+    for _ in range(15):
+        task.step()
+    before = {k: v.copy() for k, v in task.model.state_dict().items()}
+    running_nll, running_err = _direct_test_metrics(task)
+    out = task.evaluate()
+    after = task.model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # evaluating changed nothing the run keeps
+    assert out["test_nll_running"] == pytest.approx(running_nll, rel=1e-6)
+    assert out["test_error_running"] == pytest.approx(running_err)
+    population_statistics(task.model, task._xtr, 4)  # now by hand: the training set's batches of 4
+    pop_nll, pop_err = _direct_test_metrics(task)
+    assert out["test_nll"] == pytest.approx(pop_nll, rel=1e-6) and out["test_error"] == pytest.approx(pop_err)
+    assert out["test_nll"] != pytest.approx(out["test_nll_running"], rel=1e-3)  # the two estimates differ
+
+
+def test_running_statistics_on_request_and_nothing_extra_without_bn():
+    cfg = dataclasses.replace(CFG, epochs=0.05, bn_eval="running")
+    task = mnist_mlp.build(cfg, "bn-bs4", 3)
+    for _ in range(5):
+        task.step()
+    out = task.evaluate()
+    assert "test_error_running" not in out
+    assert out["test_nll"] == pytest.approx(_direct_test_metrics(task)[0], rel=1e-6)
+    ln = mnist_mlp.build(dataclasses.replace(CFG, epochs=0.05), "ln-bs4", 3)
+    assert "test_error_running" not in ln.evaluate()
+    with pytest.raises(ValueError, match="bn_eval"):
+        mnist_mlp.build(dataclasses.replace(CFG, bn_eval="batch"), "bn-bs4", 3)
+
+
+def test_every_update_logs_its_gradient_norm():
+    task = mnist_mlp.build(CFG, "baseline-bs128", 0)
+    rec = task.step()
+    import numpy as np
+
+    direct = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for _, _, g in task.model.named_parameters()))
+    assert rec["grad_norm"] == pytest.approx(direct, rel=1e-6) and rec["grad_norm"] > 0

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,7 +62,8 @@ from ..nn import BNLSTM, LSTM, Module
 from ..nn.seq import Embedding
 from ..viz.experiments import plot_band, seed_curves
 from . import verdicts as V
-from .common import CheckpointedTask, epoch_batches
+from .common import CheckpointedTask, epoch_batches, lr_for
+from .diagnostics import due, stats_record, train_mode_forward
 from .runner import load_task
 from .verdicts import Verdict
 
@@ -98,6 +99,8 @@ class Config:
     steps: int = 1000
     eval_every: int = 50
     checkpoint_every: int = 250
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune attentive_reader`
+    lr_by_variant: dict = field(default_factory=dict)
 
 
 PRESETS = {
@@ -314,19 +317,38 @@ class ReaderTask(CheckpointedTask):
         error = float(to_numpy((logits.argmax(axis=-1) != ans).mean()))
         return {"loss": loss, "error": error, "grad_norm": self.opt.last_grad_norm}
 
-    def evaluate(self) -> dict:
-        self.model.eval()
+    def _score(self, batch: int) -> tuple:
+        """``(nll, error)`` over the validation questions in batches of ``batch``, in the model's current mode."""
         n = len(self.data.valid)
         nll = err = 0.0
-        for i in range(0, n, self.eval_batch):
-            idx = np.arange(i, min(n, i + self.eval_batch))
+        for i in range(0, n - n % batch if self.model.training else n, batch):  # train mode: whole batches only
+            idx = np.arange(i, min(n, i + batch))
             doc, dm, q, qm, ans, cand = self._arrays(self.data.valid, idx)
             logits = self.model.forward(doc, dm, q, qm, cand)
             loss, _ = F.softmax_cross_entropy(logits, ans)
             nll += loss * len(idx)
             err += float(to_numpy((logits.argmax(axis=-1) != ans).sum()))
+        m = n - n % batch if self.model.training else n
+        return nll / m, err / m
+
+    def evaluate(self) -> dict:
+        """``valid_nll``, ``valid_error`` (eval mode: batch norm with its running statistics); for a model with
+        batch norm also ``valid_error_batchstats`` / ``valid_nll_batchstats``, the same questions with each
+        batch's own statistics (batches of the training size), whose gap to ``valid_error`` is what the running
+        statistics cost; and at a few points of the run (:func:`~lnedu.experiments.diagnostics.due`) the
+        per-time-step statistics of both LSTMs on the first validation batch (``diag/doc/...``, ``diag/query/...``,
+        :func:`~lnedu.experiments.diagnostics.recurrent_stats`). Nothing the run keeps is changed."""
+        self.model.eval()
+        nll, err = self._score(self.eval_batch)
+        out = {"valid_nll": nll, "valid_error": err}
+        if any("running_" in k for k, _ in self.model.named_buffers()):
+            out["valid_nll_batchstats"], out["valid_error_batchstats"] = train_mode_forward(
+                self.model, lambda: self._score(self.config.batch_size))
+        if due(self.t, self.steps, self.eval_every):
+            first = self._arrays(self.data.valid, np.arange(min(len(self.data.valid), self.config.batch_size)))
+            out.update(stats_record(self.model, lambda: self.model.forward(*first[:4], first[5])))
         self.model.train()
-        return {"valid_nll": nll / n, "valid_error": err / n}
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -339,7 +361,7 @@ def build(config: Config, variant: str, seed: int) -> ReaderTask:
                         max_steps=(data.train.docs.shape[1], data.train.queries.shape[1]))
     if backend.current() != "numpy":
         model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip)
+    opt = optim.Adam(model, lr=lr_for(config, variant), clip=config.clip)
     return ReaderTask(model, opt, data, config, seed)
 
 

@@ -46,7 +46,7 @@ inflate. Times depend on the machine; compare them within one run, never across 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -109,6 +109,8 @@ class Config:
     steps: int = 250
     eval_every: int = 25
     checkpoint_every: int = 125
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune charlm`
+    lr_by_variant: dict = field(default_factory=dict)
 
 
 PRESETS = {

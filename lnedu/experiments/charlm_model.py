@@ -27,7 +27,8 @@ from ..backend import get_array_module
 from ..data.text import BPTTStream, CharVocab, load_text_corpus
 from ..nn import Linear, Module
 from ..nn.recurrent import RecurrentLayer
-from .common import CheckpointedTask
+from .common import CheckpointedTask, lr_for
+from .diagnostics import due, stats_record, train_mode_forward
 
 __all__ = ["LN2", "CharLM", "load_lm_data", "data_choice", "BlasThreads", "LMTask", "build_task",
            "seconds_per_epoch", "final_bpc"]
@@ -189,10 +190,12 @@ class LMTask(CheckpointedTask):
         return {"loss": loss, "bpc": loss / LN2, "seconds": seconds, "cpu_seconds": cpu,
                 "grad_norm": self.opt.last_grad_norm}
 
-    def bpc(self, stream: BPTTStream) -> float:
-        """Bits per character of the model on ``stream`` (eval mode, the state carried across windows)."""
+    def bpc(self, stream: BPTTStream, *, eval_mode: bool = True) -> float:
+        """Bits per character of the model on ``stream`` (eval mode, the state carried across windows;
+        ``eval_mode=False``: in the model's current mode, for batch norm's train-mode figure)."""
         xp = self._xp()
-        self.model.eval()
+        if eval_mode:
+            self.model.eval()
         state, nats, count = None, 0.0, 0
         for x, y in stream.epoch(0):
             logits, state = self.model.forward(xp.asarray(x), state)
@@ -205,6 +208,14 @@ class LMTask(CheckpointedTask):
     def evaluate(self) -> dict:
         with BlasThreads(self.config.blas_threads):
             out = {key: self.bpc(s) for key, s in self.eval_streams.items()}
+            valid = [k for k in self.eval_streams if k.startswith("valid")]
+            batch_norm = any("running_" in k for k, _ in self.model.named_buffers())
+            if valid and batch_norm:  # batch norm's train-vs-eval gap
+                out[f"{valid[0]}_batchstats"] = train_mode_forward(
+                    self.model, lambda: self.bpc(self.eval_streams[valid[0]], eval_mode=False))
+            if valid and due(self.t, self.steps, self.eval_every):  # per-time-step statistics, first window
+                x, _ = next(iter(self.eval_streams[valid[0]].epoch(0)))
+                out.update(stats_record(self.model, lambda: self.model.forward(self._xp().asarray(x), None)))
         out["epoch"] = self.t / self.steps_per_epoch
         out["updates_per_epoch"] = self.steps_per_epoch
         return out
@@ -232,7 +243,7 @@ def build_task(config, variant: str, seed: int, build_layer, real: str) -> LMTas
     model = CharLM(build_layer(config, variant, len(vocab), rng), len(vocab), rng=rng)
     if backend.current() != "numpy":
         model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip, lr_decay=config.lr_decay)
+    opt = optim.Adam(model, lr=lr_for(config, variant), clip=config.clip, lr_decay=config.lr_decay)
     return LMTask(model, opt, ids, config, seed)
 
 

@@ -15,14 +15,14 @@ LN normalizes each example over all C*H*W units with a per-channel gain and bias
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import nn, optim
 from ..data import load_digits_dataset
 from . import verdicts as V
-from .common import ClassifierTask
+from .common import ClassifierTask, hold_out, lr_for
 from .verdicts import Verdict
 
 NAME = "convnet"
@@ -41,6 +41,9 @@ class Config:
     data: str = "auto"
     eval_per_epoch: int = 2  # evaluations per epoch (the schedule counts epochs)
     checkpoint_every: int = 100  # updates between checkpoints
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune convnet`
+    lr_by_variant: dict = field(default_factory=dict)
+    holdout: int = 0  # > 0: evaluate on this many held-out training images instead of the test set (tuning)
 
 
 PRESETS = {
@@ -95,10 +98,11 @@ class _ImageView:
 
 
 def build(config: Config, variant: str, seed: int) -> ClassifierTask:
-    data = load_digits_dataset(config.data)
+    data = hold_out(load_digits_dataset(config.data), config.holdout)
     rng = np.random.default_rng(seed)
     model = build_model(variant, data.image_shape, data.num_classes, config.channels, rng)
-    return ClassifierTask(model, optim.Adam(model, lr=config.lr), _ImageView(data), batch_size=config.batch_size,
+    opt = optim.Adam(model, lr=lr_for(config, variant))
+    return ClassifierTask(model, opt, _ImageView(data), batch_size=config.batch_size,
                           epochs=config.epochs, seed=seed, eval_per_epoch=config.eval_per_epoch,
                           checkpoint_every=config.checkpoint_every)
 

@@ -31,7 +31,7 @@ not the paper's 2x2 read on images this small).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -51,7 +51,7 @@ from ..functional.vae import (  # noqa: F401 (bernoulli_nll, gaussian_kl: also i
     reparameterize_backward,
 )
 from . import verdicts as V
-from .common import CheckpointedTask, epoch_batches, epoch_schedule
+from .common import CheckpointedTask, epoch_batches, epoch_schedule, hold_out, lr_for
 from .runner import load_task
 from .verdicts import Verdict
 
@@ -100,6 +100,9 @@ class Config:
     binarization: str = "threshold"  # "threshold" or "stochastic" (fixed by a seed)
     eval_per_epoch: int = 1  # evaluations per epoch (the schedule counts epochs)
     checkpoint_every: int = 100  # updates between checkpoints
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune draw`
+    lr_by_variant: dict = field(default_factory=dict)
+    holdout: int = 0  # > 0: evaluate on this many held-out training images instead of the test set (tuning)
 
 
 # small: sized for 8x8 digits and about two minutes for 3 variants x 3 seeds on 2 CPU cores. A 2x2 read of an
@@ -563,11 +566,11 @@ class DrawTask(CheckpointedTask):
 def build(config: Config, variant: str, seed: int) -> DrawTask:
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
-    data = binarized_digits(config.data, config.binarization)
+    data = hold_out(binarized_digits(config.data, config.binarization), config.holdout)
     model = DRAW(data.image_shape, steps=config.glimpses, hidden=config.hidden, latent=config.latent,
                  read_size=config.read_size, write_size=config.write_size, attention=config.attention,
                  cell=variant, rng=np.random.default_rng(seed))
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip)
+    opt = optim.Adam(model, lr=lr_for(config, variant), clip=config.clip)
     return DrawTask(model, opt, data.x_train, data.x_test, batch_size=config.batch_size, epochs=config.epochs,
                     seed=seed, eval_per_epoch=config.eval_per_epoch, checkpoint_every=config.checkpoint_every)
 

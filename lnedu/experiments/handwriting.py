@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from ..functional.mdn import mdn_nll, mdn_nll_backward, mdn_sample, mdn_size
 from ..nn import LSTM, Linear, Module
 from ..viz.experiments import COLORS, plot_band, seed_curves
 from . import verdicts as V
-from .common import CheckpointedTask
+from .common import CheckpointedTask, hold_out, lr_for
+from .diagnostics import due, stats_record
 from .runner import load_task
 from .verdicts import Verdict
 
@@ -66,6 +67,9 @@ class Config:
     steps: int = 600
     eval_every: int = 10
     checkpoint_every: int = 200
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune handwriting`
+    lr_by_variant: dict = field(default_factory=dict)
+    holdout: int = 0  # > 0: evaluate on this many held-out training lines instead of the test set (tuning)
 
 
 PRESETS = {
@@ -224,6 +228,9 @@ class HandwritingTask(CheckpointedTask):
         out = {}
         for split, (xs, ys, mask) in self._eval.items():
             out[f"{split}_nll"], _ = mdn_nll(self.model.forward(xs), ys, mask)
+        if due(self.t, self.steps, self.eval_every):  # per-time-step statistics on the first test windows
+            xs = self._eval["test"][0][:, : self.config.batch_size]
+            out.update(stats_record(self.model, lambda: self.model.forward(xs)))
         self.model.train()
         return out
 
@@ -233,11 +240,12 @@ class HandwritingTask(CheckpointedTask):
 
 
 def build(config: Config, variant: str, seed: int) -> HandwritingTask:
-    data = _data(config.data, config.n_train, config.n_test, config.max_lines)
+    data = hold_out(_data(config.data, config.n_train, config.n_test, config.max_lines), config.holdout,
+                    train="train", labels=None, test="test")
     model = build_model(config, variant, np.random.default_rng(seed))
     if backend.current() != "numpy":
         model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip)
+    opt = optim.Adam(model, lr=lr_for(config, variant), clip=config.clip)
     return HandwritingTask(model, opt, data, config, seed)
 
 

@@ -18,7 +18,7 @@ test metrics, so Table 2's "test at the best validation model" is read from the 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,7 +29,8 @@ from ..functional import ranking as R
 from ..nn import GRU, Embedding, Linear, Module
 from ..viz.experiments import plot_band, seed_curves
 from . import verdicts as V
-from .common import CheckpointedTask
+from .common import CheckpointedTask, lr_for
+from .diagnostics import due, stats_record
 from .verdicts import Verdict
 
 NAME = "order_embeddings"
@@ -59,6 +60,8 @@ class Config:
     steps: int = 600
     eval_every: int = 50
     checkpoint_every: int = 200
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune order_embeddings`
+    lr_by_variant: dict = field(default_factory=dict)
 
 
 PRESETS = {
@@ -233,6 +236,9 @@ class RetrievalTask(CheckpointedTask):
             S = m.scores(s_all[backend.asarray(cap_idx)], im_all[backend.asarray(img_idx)])
             folds.append(retrieval_metrics(S, d.caption_image["test"][cap_idx] - img_idx[0], "test_"))
         out.update({k: float(np.mean([f[k] for f in folds])) for k in folds[0]})
+        if due(self.t, self.steps, self.eval_every):  # per-time-step statistics of the caption GRU, 64 captions
+            x, mask = pad_batch(self._ids["dev"][:64], max_len=self.config.max_len)
+            out.update(stats_record(m, lambda: m.encode_captions(backend.asarray(x), backend.asarray(mask))))
         m.train()
         return out
 
@@ -251,7 +257,7 @@ def build(config: Config, variant: str, seed: int) -> RetrievalTask:
                                 method="cosine" if variant == "sym-gru" else "order", rng=seed)
     if backend.current() != "numpy":
         model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip)
+    opt = optim.Adam(model, lr=lr_for(config, variant), clip=config.clip)
     return RetrievalTask(model, opt, data, vocab, config, seed)
 
 

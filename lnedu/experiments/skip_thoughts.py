@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,8 @@ from ..data.download import DataUnavailable
 from ..nn import GRU, Embedding, Linear, Module
 from ..viz.experiments import plot_band, seed_curves
 from . import verdicts as V
-from .common import CheckpointedTask
+from .common import CheckpointedTask, lr_for
+from .diagnostics import due, stats_record
 from .verdicts import Verdict
 
 NAME = "skip_thoughts"
@@ -65,6 +66,8 @@ class Config:
     steps: int = 300
     eval_every: int = 30
     checkpoint_every: int = 100
+    # learning rate per variant (the others use lr), chosen on validation by `python -m lnedu tune skip_thoughts`
+    lr_by_variant: dict = field(default_factory=dict)
 
 
 PRESETS = {
@@ -336,6 +339,8 @@ class SkipThoughtTask(CheckpointedTask):
         (s_tr, y_tr), (s_te, y_te) = self._probe["train"], self._probe["test"]
         out["probe_acc"] = ridge_probe(self.features(s_tr), y_tr, self.features(s_te), y_te,
                                        ridge=self.config.probe_ridge, classes=self.config.probe_topics)
+        if due(self.t, self.steps, self.eval_every):  # per-time-step statistics: encoder and decoders, 64 triples
+            out.update(stats_record(self.model, lambda: self._loss(self._eval_valid[:64])))
         self.model.train()
         return out
 
@@ -353,7 +358,7 @@ def build(config: Config, variant: str, seed: int) -> SkipThoughtTask:
                          rng=seed)
     if backend.current() != "numpy":
         model.to_backend()
-    opt = optim.Adam(model, lr=config.lr, clip=config.clip)
+    opt = optim.Adam(model, lr=lr_for(config, variant), clip=config.clip)
     return SkipThoughtTask(model, opt, corpus, vocab, config, seed)
 
 
