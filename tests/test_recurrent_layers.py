@@ -119,6 +119,13 @@ CASES = {
     "NormProp-eq22": lambda: NormPropLSTM(3, 3, rng=1),
     "NormProp-eq9": lambda: NormPropLSTM(3, 3, variance="eq9", forget_bias=0.5, rng=1),
     "Stacked-LSTM-GRU": lambda: StackedRNN([LSTM(3, 3, ln="appendix", rng=1), GRU(3, 4, ln="eq4", rng=2)]),
+    # the published variants (issue 16): every new switch of LNConfig through BPTT
+    **{f"LSTM-{name}": (lambda name=name: LSTM(3, 3, ln=name, rng=1))
+       for name in ("kiros-theano", "kiros-torch", "haste", "tfa", "tf-contrib", "keras-per-gate", "pytorch-fastrnns")},
+    "LSTM-std+eps-both-uncentered": lambda: LSTM(3, 3, ln=LNConfig(denominator="std+eps", input_bias="both",
+                                                                     center=False, carry="LN(c)"), rng=1),
+    "GRU-uncentered-bias-before": lambda: GRU(3, 3, ln=LNConfig(center=False, input_bias="before"), rng=1),
+    "MGU-bias-both-per-gate": lambda: MGU(3, 3, ln=LNConfig(input_bias="both", per_gate=True), rng=1),
 }
 
 

@@ -18,6 +18,8 @@ Where to find what (concept -> file in this package):
   BN-LSTM (Cooijmans et al. Eq. 6-8) -> ``bnlstm.py``: :class:`BNLSTM`;
   NormProp-LSTM (Laurent et al. Eq. 13-15) -> ``normprop.py``: :class:`NormPropLSTM`;
 * layers in a stack -> ``stacked.py``: :class:`StackedRNN`;
+* the published LN-RNN variants by name (``"tfa"``, ``"haste"``, ...), each pinned to its source ->
+  ``variants.py``: :data:`VARIANTS`, :func:`~.variants.build`;
 * one step's equations and its backward -> :mod:`lnedu.functional.recurrent` (``lstm_step``, ``gru_step``, ...).
 
 Every layer is time-major and has the same interface::
@@ -52,6 +54,7 @@ from .mgu import MGU
 from .normprop import NormPropLSTM
 from .rnn import RNN
 from .stacked import StackedRNN
+from .variants import VARIANTS
 
 __all__ = [
     "LNConfig",
@@ -64,6 +67,7 @@ __all__ = [
     "BNLSTM",
     "NormPropLSTM",
     "StackedRNN",
+    "VARIANTS",
     "normprop_variances",
     "WeightNormInput",  # deprecated: LSTM(weight_norm=True) replaces the mixin
 ]

@@ -15,7 +15,8 @@ import numpy as np
 from ... import functional as F
 from ... import init as I
 from ...backend import get_array_module
-from ...functional.recurrent import Norm
+from ...functional.ln_variants import VariantNorm, variant_layer_norm, variant_layer_norm_backward
+from ...functional.recurrent import Norm, NormCache
 
 __all__ = [
     "draw_weights",
@@ -73,14 +74,17 @@ def add_ln_params(layer, cfg, gates: int, *, candidate: bool = False, memory: bo
         if b is not None:
             layer.add_param(b, I.zeros((n,), dtype=dtype))
 
+    def term_bias(name):  # cfg.center=False: the separate input/recurrent LNs scale only (haste)
+        return name if cfg.center else None
+
     if cfg.separate_input:
-        gain_bias("g_x", "b_x", gates * H)
+        gain_bias("g_x", term_bias("b_x"), gates * H)
         if candidate:
-            gain_bias("g_xhat", "b_xhat", H)
+            gain_bias("g_xhat", term_bias("b_xhat"), H)
     if cfg.separate_recurrent:
-        gain_bias("g_h", "b_h", gates * H)
+        gain_bias("g_h", term_bias("b_h"), gates * H)
         if candidate:
-            gain_bias("g_hhat", "b_hhat", H)
+            gain_bias("g_hhat", term_bias("b_hhat"), H)
     if cfg.joint_sum:
         gain_bias("g", None, gates * H)
         if candidate:
@@ -118,7 +122,22 @@ class LNContext(NamedTuple):
 
 
 def _layer_norm(layer, g, b, groups=1):
-    return Norm.layer(layer.params[g], layer.params[b], layer.ln.eps, groups)
+    """The layer norm with gain ``g`` and bias ``b`` (``None`` when the layer has no such parameter): a
+    :class:`Norm` for the paper's norms, a :class:`~lnedu.functional.ln_variants.VariantNorm` for another
+    denominator or carried cell (``LNConfig.classic`` false)."""
+    p, cfg = layer.params, layer.ln
+    if cfg.classic:
+        return Norm.layer(p[g], p.get(b), cfg.eps, groups)
+    return VariantNorm(p[g], p.get(b), cfg.eps, groups, cfg.denominator)
+
+
+def _normalize(a, norm):
+    """``(y, cache)`` of either kind of norm (:func:`_layer_norm`)."""
+    return F.normalize(a, norm) if isinstance(norm, Norm) else variant_layer_norm(a, norm)
+
+
+def _normalize_backward(dy, cache):
+    return F.normalize_backward(dy, cache) if isinstance(cache, NormCache) else variant_layer_norm_backward(dy, cache)
 
 
 def ln_step_context(layer, gates: int, *, candidate: bool = False, memory: bool = False) -> LNContext:
@@ -173,20 +192,23 @@ def ln_input_term(layer, x, gates: int, *, candidate: bool = False):
     X = x.reshape(T * B, D)
     W = xp.concatenate([p["W_x"], p["W_xhat"]], axis=1) if candidate else p["W_x"]
     A = X @ W
+    b = xp.concatenate([p["b"], p["b_hat"]]) if candidate else p["b"]
     caches = None
     if cfg is not None and cfg.separate_input:
+        if cfg.input_bias != "after":  # LN(W_x x + b): the Theano lnlstm_layer, the Keras port
+            A += b
         norm_x = _layer_norm(layer, "g_x", "b_x", gates if cfg.per_gate else 1)
         if candidate:
-            yg, cg = F.normalize(A[:, :kH], norm_x)
-            yc, cc = F.normalize(A[:, kH:], _layer_norm(layer, "g_xhat", "b_xhat"))
+            yg, cg = _normalize(A[:, :kH], norm_x)
+            yc, cc = _normalize(A[:, kH:], _layer_norm(layer, "g_xhat", "b_xhat"))
             A[:, :kH] = yg
             A[:, kH:] = yc
             caches = (cg, cc)
         else:
-            A, cg = F.normalize(A, norm_x)
+            A, cg = _normalize(A, norm_x)
             caches = (cg,)
-    if cfg is None or not cfg.joint_sum:  # with joint_sum, b is the joint LN's bias (inside the step)
-        A += xp.concatenate([p["b"], p["b_hat"]]) if candidate else p["b"]
+    if cfg is None or (not cfg.joint_sum and cfg.input_bias != "before"):
+        A += b  # after the input LN; with joint_sum, b is the joint LN's bias (inside the step)
     return A.reshape(T, B, A.shape[-1]), (X, W, caches)
 
 
@@ -198,21 +220,27 @@ def ln_input_term_backward(layer, dA, icache, gates: int, *, candidate: bool = F
     kH = gates * layer.hidden_size
     dA = dA.reshape(T * B, K)
     cfg, grads = layer.ln, layer.grads
-    if cfg is None or not cfg.joint_sum:
+
+    def add_db(dA):
         db = dA.sum(axis=0)
         grads["b"] += db[:kH]
         if candidate:
             grads["b_hat"] += db[kH:]
+
+    if cfg is None or (not cfg.joint_sum and cfg.input_bias != "before"):
+        add_db(dA)
     if caches is not None:
         if candidate:
-            dg, dgg, dgb = F.normalize_backward(dA[:, :kH], caches[0])
-            dc, dcg, dcb = F.normalize_backward(dA[:, kH:], caches[1])
+            dg, dgg, dgb = _normalize_backward(dA[:, :kH], caches[0])
+            dc, dcg, dcb = _normalize_backward(dA[:, kH:], caches[1])
             dA[:, :kH] = dg
             dA[:, kH:] = dc
             add_norm_grads(grads, ("g_x", "b_x", "g_xhat", "b_xhat"), (dgg, dgb, dcg, dcb))
         else:
-            dA, dgg, dgb = F.normalize_backward(dA, caches[0])
+            dA, dgg, dgb = _normalize_backward(dA, caches[0])
             add_norm_grads(grads, ("g_x", "b_x"), (dgg, dgb))
+        if cfg.input_bias != "after":  # b inside the input LN
+            add_db(dA)
     dW = X.T @ dA
     grads["W_x"] += dW[:, :kH]
     if candidate:

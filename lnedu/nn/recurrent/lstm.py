@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import functional as F
 from ... import init as I
+from ...functional.ln_variants import VariantLSTMStepCache, lstm_variant_step, lstm_variant_step_backward
 from ..module import Module
 from . import layer as L
 from .common import (
@@ -40,7 +41,9 @@ class LSTM(Module):
 
     with ``N`` the identity (``ln=None``) or layer norms (``ln="appendix"``: Eq. 20-22, the N's over all 4H
     stacked gates; ``"eq4"``: one LN of the sum, ``LN(W_h h + W_x x; g, b)``; ``"cell"``: only ``N_c``, DRAW's
-    Eq. 29-31). The layer norm of ``c`` is on the output path only; the carried cell is not normalized.
+    Eq. 29-31). The layer norm of ``c`` is on the output path only; the carried cell is not normalized
+    (unless ``LNConfig(carry="LN(c)")``; the variants of released code are ``ln="tfa"``, ``"haste"``, ...:
+    :data:`lnedu.nn.recurrent.variants.VARIANTS`).
 
     Gate order f, i, o, g along the 4H axis (the paper's Eq. 17). Parameters: ``W_x`` (D, 4H), ``W_h``
     (H, 4H), ``b`` (4H,) with ``forget_bias`` in its forget block; with layer norm ``g_x, b_x`` (4H,)
@@ -118,12 +121,19 @@ class LSTM(Module):
         return ctx
 
     def step(self, t, a_t, state, ctx: LNContext):
+        if self.ln is not None and not self.ln.classic:  # another LN denominator, or LN(c) carried
+            h, c, cache = lstm_variant_step(a_t, state[0], state[1], ctx.W_hh, norm_h=ctx.norm_h,
+                                            norm_a=ctx.norm_a, norm_c=ctx.norm_c, carry=self.ln.carry)
+            return (h, c), cache
         h, c, cache = F.lstm_step(a_t, state[0], state[1], ctx.W_hh, norm_h=ctx.norm_h, norm_a=ctx.norm_a,
                                   norm_c=ctx.norm_c)
         return (h, c), cache
 
     def step_backward(self, t, dstate, cache, ctx: LNContext, out):
-        g = F.lstm_step_backward(dstate[0], dstate[1], cache, weight_grad=False, out=out)
+        if isinstance(cache, VariantLSTMStepCache):
+            g = lstm_variant_step_backward(dstate[0], dstate[1], cache, weight_grad=False, out=out)
+        else:
+            g = F.lstm_step_backward(dstate[0], dstate[1], cache, weight_grad=False, out=out)
         add_ln_step_grads(self, g)
         return (g.h_prev, g.c_prev), g.a_h
 
