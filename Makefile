@@ -13,7 +13,7 @@ JOBS   ?= 2
 # multi-threaded BLAS on small matrices spends its time fighting for them (10x slower, measured)
 SERIAL := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test lint unit nbval browser browser-deps binder reproduce lab bench bench-gpu notebooks clean
+.PHONY: install test lint unit nbval browser browser-deps binder reproduce lab bench bench-gpu notebooks clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,20 @@ bench-gpu: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -c '$(TORCH_CUDA_CHECK)'
 	$(BIN)/python benchmarks/bench_gpu.py
+
+# Mutation testing (mutmut; installed here only, never in CI) over lnedu/functional, theory/invariance.py and
+# gradcheck.py, with the test files listed in pyproject.toml's [tool.mutmut]. It runs in a copy of the tracked
+# files, so its mutants/ folder never lands in the repository. MUTATE narrows it to some mutants by name, e.g.
+#   make mutation MUTATE='lnedu.gradcheck*'        (then: cd $(MUTATION_DIR) && mutmut show NAME)
+MUTATION_DIR ?= $(or $(TMPDIR),/tmp)/lnedu-mutation
+MUTATE       ?=
+mutation: install
+	$(BIN)/python -m pip install -q "mutmut>=3.8,<4"
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	git ls-files -z --cached --others --exclude-standard | \
+	  xargs -0 -I{} sh -c 'test ! -e "$$1" || cp --parents "$$1" "$$2"' _ {} $(MUTATION_DIR)
+	cd $(MUTATION_DIR) && $(SERIAL) PATH="$(CURDIR)/$(BIN):$$PATH" mutmut run --max-children $(JOBS) $(MUTATE)
+	cd $(MUTATION_DIR) && PATH="$(CURDIR)/$(BIN):$$PATH" mutmut results
 
 notebooks: install
 	$(SERIAL) $(BIN)/python -m lnedu notebooks --execute-in-place
