@@ -11,11 +11,15 @@ reference alone.
 """
 
 from . import _blocked, dispatch
+from .axes import *  # noqa: F401,F403
+from .axes import __all__ as _axes_all
 from .basic import *  # noqa: F401,F403
 from .basic import __all__ as _basic_all
 from .conv import *  # noqa: F401,F403
 from .conv import __all__ as _conv_all
 from .dispatch import use_reference
+from .ln_variants import *  # noqa: F401,F403
+from .ln_variants import __all__ as _ln_variants_all
 from .norms import *  # noqa: F401,F403
 from .norms import __all__ as _norms_all
 from .recurrent import *  # noqa: F401,F403
@@ -23,4 +27,5 @@ from .recurrent import __all__ as _recurrent_all
 
 _blocked.register()
 
-__all__ = ["dispatch", "use_reference"] + list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)
+__all__ = (["dispatch", "use_reference"] + list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)
+           + list(_axes_all) + list(_ln_variants_all))
