@@ -7,11 +7,14 @@ Commands:
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
 * ``list``: the experiments, with the paper's claim each one tests.
 * ``run NAME [--preset tiny|small|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
-  [--resume] [--restart-damaged] [--jobs N] [--scheduler ADDR]``: train every variant x seed of one experiment;
+  [--resume] [--restart-damaged] [--jobs N] [--scheduler ADDR]``: train every variant x seed of one experiment
+  into ``OUT/PRESET/NAME`` (``runs/small/mnist``: the folder the notebooks read, so a notebook opened afterwards
+  shows these runs instead of training again); the seeds default to the experiment's own for the preset;
   checkpoints make ``--resume`` lose nothing, and a run whose files are damaged is refused (naming the file)
   unless ``--restart-damaged`` starts it over. A grid experiment (``GRID = True``) runs N runs at once with
   ``--jobs``, or on a Dask cluster with ``--scheduler``.
-* ``report [--runs DIR] [--out DIR]``: the claims table and the plots of the finished experiments.
+* ``report [--runs DIR] [--preset NAME] [--out DIR]``: the claims table and the plots of the finished experiments
+  under ``RUNS/PRESET`` (or ``RUNS`` itself when it holds the experiments' folders).
 * ``data fetch NAME``: download a real data set (with its checksum) into the cache.
 * ``info``: versions, the array backend and whether a GPU is usable.
 * ``exercises build [--teacher --out DIR] [--check]``: write the exercise sheets (student versions, solutions
@@ -74,11 +77,16 @@ def _cmd_list(args) -> int:
 def _cmd_run(args) -> int:
     from . import backend, experiments
     from .experiments.runner import check_seeds
+    from .experiments.verdicts import seeds_for, word_of
 
     exp = experiments.get(args.name)
-    args.seeds = check_seeds(args.seeds)
+    if args.seeds is not None:
+        args.seeds = check_seeds(args.seeds)
     if args.preset not in exp.PRESETS:
         raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
+    if args.seeds is None:
+        args.seeds = list(seeds_for(exp, args.preset))
+    out = Path(args.out) / args.preset  # one layout: the notebooks read runs/PRESET/NAME too
     if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
         raise ValueError(f"--jobs: expected a positive number of workers or -1 (every core), got {args.jobs}")
     if args.device == "gpu":
@@ -94,19 +102,21 @@ def _cmd_run(args) -> int:
         if args.restart_damaged:
             raise ValueError("--restart-damaged: expected a run one after another; for a grid experiment, delete "
                              "the damaged run's folder instead")
-        run_grid(exp, args.preset, seeds=args.seeds, out=args.out, n_jobs=jobs, scheduler=args.scheduler,
+        run_grid(exp, args.preset, seeds=args.seeds, out=out, n_jobs=jobs, scheduler=args.scheduler,
                  variants=args.variants, resume=args.resume)
     else:
-        experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=args.out,
+        experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=out,
                         resume=args.resume, restart_damaged=args.restart_damaged)
-    summary = Path(args.out) / exp.NAME / "summary.json"
+    summary = out / exp.NAME / "summary.json"
     import json
+    from types import SimpleNamespace
 
     s = json.loads(summary.read_text(encoding="utf-8"))
-    verdict = {True: "held", False: "did not hold", None: "undecided"}[s["held"]]
+    verdict = word_of(SimpleNamespace(outcome=s.get("verdict", ""), held=s["held"]))
     print(f"{exp.TITLE}: {s['claim']}")
     print(f"  ours ({args.preset}): {s['our_figure']}")
-    print(f"  verdict: {verdict}. {s['note']}")
+    axis = f" (on {s['axis']})" if s.get("axis") else ""
+    print(f"  verdict: {verdict}{axis}. {s['note']}")
     print(f"  results: {summary.parent}")
     return 0
 
@@ -114,9 +124,12 @@ def _cmd_run(args) -> int:
 def _cmd_report(args) -> int:
     from .experiments.report import write_report
 
-    rows = write_report(args.runs, args.out)
+    runs = Path(args.runs) / args.preset
+    if not runs.is_dir():  # RUNS itself holds the experiments' folders (an older layout, or a preset folder)
+        runs = Path(args.runs)
+    rows = write_report(runs, args.out)
     if not rows:
-        print(f"lnedu: runs: no finished experiments under {args.runs}; run `python -m lnedu run NAME` first",
+        print(f"lnedu: runs: no finished experiments under {runs}; run `python -m lnedu run NAME` first",
               file=sys.stderr)
         return 2
     print(Path(args.out, "claims.md").read_text(encoding="utf-8"))
@@ -208,10 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("run", help="run one experiment (every variant x seed)")
     u.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help=f"one of: {', '.join(EXPERIMENTS)}")
     u.add_argument("--preset", default="small", help="tiny (seconds), small (default, minutes) or paper (GPU)")
-    u.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    u.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the experiment's own for the preset)")
     u.add_argument("--variants", nargs="+", help="a subset of the experiment's variants (default: all)")
     u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu runs on CuPy")
-    u.add_argument("--out", default="runs", help="results folder (default: runs)")
+    u.add_argument("--out", default="runs", help="results folder; runs go to OUT/PRESET/NAME (default: runs)")
     u.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
     u.add_argument("--restart-damaged", action="store_true",
                    help="start a run whose checkpoint, log or result is damaged over (default: refuse it)")
@@ -221,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=_cmd_run)
 
     o = sub.add_parser("report", help="claims table and plots of the finished experiments")
-    o.add_argument("--runs", default="runs", help="results folder (default: runs)")
+    o.add_argument("--runs", default="runs", help="results folder (default: runs), read at RUNS/PRESET")
+    o.add_argument("--preset", default="small", help="the preset whose runs to report (default: small)")
     o.add_argument("--out", default="reports", help="output folder (default: reports)")
     o.set_defaults(func=_cmd_report)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._io import atomic_write_text
 from .experiments import default_preset
-from .experiments.report import write_report
+from .experiments.report import claims_markdown, write_report
 from .notebooks import check_timeout, execute_notebook, find_notebooks, require_lab
 
 __all__ = ["reproduce"]
@@ -32,11 +32,10 @@ def _summary_markdown(runs, claims=()) -> str:
         lines.append(f"| {r.path.name} | {r.title} | {status} | {r.seconds:.1f} |")
     total = sum(r.seconds for r in runs)
     lines += ["", f"{sum(r.ok for r in runs)} of {len(runs)} notebooks ran without error in {total:.1f} s."]
-    if claims:
-        lines += ["", "## Claims", "", "| experiment | paper | our figure | verdict |", "|---|---|---|---|"]
-        verdict = {True: "held", False: "did not hold", None: "undecided"}
-        lines += [f"| {c['title']} | {c['paper']} | {c['our_figure']} | {verdict[c['held']]} |" for c in claims]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if claims:  # the claims table of claims.md: paper's numbers, per-seed values, verdict with axis, why, note
+        text += "\n" + claims_markdown(claims, title="## Claims")
+    return text
 
 
 def _index_html(runs, claims=()) -> str:

@@ -92,8 +92,13 @@ def test_run_and_report_write_summary_table_and_plot(tmp_path):
     experiments.run(mnist_mlp, config=CFG, seeds=(0, 1), variants=["bn-bs4", "ln-bs4", "bn-bs128", "ln-bs128"],
                     out=runs, progress=False)
     summary = json.loads((runs / "mnist" / "summary.json").read_text())
-    assert summary["held"] in (True, False, None)  # None: undecided, within seed noise (the shared verdict rule)
-    assert "bs4:" in summary["our_figure"]
+    from lnedu.experiments import verdicts as V
+
+    v = mnist_mlp.verdict(experiments.load_results(runs, "mnist"))
+    assert summary["verdict"] == V.word_of(v) and summary["held"] == V.held_of(summary["verdict"])
+    assert summary["axis"] == v.axis and [p["claim"] for p in summary["parts"]] == [p.claim for p in v.parts]
+    assert summary["paper_numbers"] == mnist_mlp.PAPER_NUMBERS
+    assert "bs4:" in summary["our_figure"] and "(2 seeds)" in summary["our_figure"]
     from lnedu.experiments.report import write_report
 
     rows = write_report(runs, tmp_path / "rep")
@@ -101,6 +106,9 @@ def test_run_and_report_write_summary_table_and_plot(tmp_path):
     assert (tmp_path / "rep" / "mnist.png").stat().st_size > 1000
     md = (tmp_path / "rep" / "claims.md").read_text()
     assert "| Permutation-invariant MNIST | LN §6.6, Figure 6 |" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| Permutation-invariant MNIST"))
+    assert f"| {summary['verdict']} | {summary['axis']} |" in row and mnist_mlp.PAPER_NUMBERS in row
+    assert "(seeds 0, 1)" in row  # the per-seed values of each part
 
 
 def test_unknown_preset_and_variant_are_clear_errors(tmp_path):
@@ -119,7 +127,9 @@ def test_every_experiment_runs_its_tiny_preset_and_decides(name, tmp_path):
     results = experiments.run(exp, "tiny", seeds=(0,), out=tmp_path, progress=False)
     assert set(results) == set(exp.VARIANTS)
     summary = json.loads((tmp_path / name / "summary.json").read_text())
-    assert summary["held"] in (True, False, None) and summary["our_figure"]
+    from lnedu.experiments import verdicts as V
+
+    assert summary["verdict"] == V.word_of(exp.verdict(results)) and summary["our_figure"]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,6 +212,45 @@ def test_schedule_is_read_from_the_task(tmp_path):
     res = _toy(tmp_path)
     assert [r["step"] for r in res.train] == list(range(1, 13))
     assert [r["step"] for r in res.eval] == [0, 4, 8, 12]
+
+
+def test_runner_against_an_independent_count(tmp_path, monkeypatch):
+    """Steps trained, evaluations and checkpoints counted by the task and by the checkpoint writer, not by the
+    runner's own log: 23 steps, an evaluation every 5 (and after the last), a checkpoint every 7 (and after the
+    last); then a run stopped after 10 steps resumes from its checkpoint at 7 and does only what is left."""
+    from lnedu.experiments import runner
+
+    calls = {"step": 0, "evaluate": 0, "saved": []}
+
+    class Counted(ToyTask):
+        steps, eval_every, checkpoint_every = 23, 5, 7
+
+        def step(self):
+            calls["step"] += 1
+            return super().step()
+
+        def evaluate(self):
+            calls["evaluate"] += 1
+            return super().evaluate()
+
+    real_save = runner.save_state
+
+    def save(path, state, *, step, extra):
+        calls["saved"].append(step)
+        return real_save(path, state, step=step, extra=extra)
+    monkeypatch.setattr(runner, "save_state", save)
+    exp = SimpleNamespace(NAME="toy", build=lambda config, variant, seed: Counted(config, seed))
+    res = run_one(exp, ToyConfig(), "v", 0, tmp_path / "a", progress=False)
+    assert calls == {"step": 23, "evaluate": 6, "saved": [7, 14, 21, 23]}
+    assert [r["step"] for r in res.eval] == [0, 5, 10, 15, 20, 23] and len(res.train) == 23
+    calls.update(step=0, evaluate=0, saved=[])
+    with pytest.raises(KeyboardInterrupt):
+        run_one(exp, ToyConfig(), "v", 0, tmp_path / "b", progress=False, stop_after=10)
+    assert calls == {"step": 10, "evaluate": 3, "saved": [7]}
+    calls.update(step=0, evaluate=0, saved=[])
+    resumed = run_one(exp, ToyConfig(), "v", 0, tmp_path / "b", resume=True, progress=False)
+    assert calls == {"step": 16, "evaluate": 4, "saved": [14, 21, 23]}
+    assert resumed.train == res.train and resumed.eval == res.eval
 
 
 def test_toy_resume_is_exact(tmp_path):

@@ -33,7 +33,7 @@ from lnedu.experiments.runner import run_one
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["run", "mnist", "--preset", "tiny", "--seeds", "0", "--variants", "ln-bs4"]
-RUN = Path("mnist") / "ln-bs4-seed0"
+RUN = Path("tiny") / "mnist" / "ln-bs4-seed0"  # the CLI writes OUT/PRESET/NAME
 FILES = ("checkpoint.npz", "metrics.jsonl", "result.json", "lock")
 RNG_SEED = 20  # every random choice below (kill points, signals, garbled bytes) comes from this
 
@@ -52,7 +52,7 @@ def _snapshot(out) -> dict:
         "files": sorted(p.name for p in folder.iterdir()),
         "metrics.jsonl": (folder / "metrics.jsonl").read_bytes(),
         "result.json": (folder / "result.json").read_bytes(),
-        "summary.json": (Path(out) / "mnist" / "summary.json").read_bytes(),
+        "summary.json": (Path(out) / "tiny" / "mnist" / "summary.json").read_bytes(),
         "checkpoint": (step, state, extra),
     }
 

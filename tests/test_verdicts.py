@@ -142,6 +142,19 @@ def test_speed_rule_target_censoring_and_seconds():
     assert sec.values["fast"][0] == pytest.approx(3.0 * sp3.updates["fast"][0])
 
 
+def test_speed_reads_the_runners_cumulative_wall_clock():
+    def clocked(variant, seed, per):
+        r = _run(variant, seed, loss=_decay(3.0, 1.0, 2 if variant == "fast" else 6))
+        for e in r.eval:
+            e["wall_seconds"] = per * e["step"]
+        return r
+    res = {"fast": [clocked("fast", s, 5.0) for s in SEEDS], "slow": [clocked("slow", s, 1.0) for s in SEEDS]}
+    sp = V.speed(res, ("fast", "slow"), "loss")
+    assert sp.seconds["fast"][0] == 5.0 * sp.updates["fast"][0]
+    up, sec = V.speed_parts(sp, "fast", "slow", "fast is faster")
+    assert (up.outcome, sec.outcome) == (V.HELD, V.NOT_HELD) and sec.axis == "training seconds to the target"
+
+
 def test_censored_slow_arm_cannot_make_did_not_hold():
     fast = [_run("a", s, loss=np.r_[_decay(3.0, 1.0, 8)[:20], 1.0]) for s in SEEDS]
     slow = [_run("b", s, loss=_decay(3.0, 1.0, 1)) for s in SEEDS]

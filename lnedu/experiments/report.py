@@ -3,6 +3,10 @@
 Reads ``RUNS/NAME/summary.json`` and the per-run metrics that :func:`lnedu.experiments.run` wrote, draws each
 experiment's figure with its own ``plot(results)``, and writes ``OUT/claims.md``, ``OUT/claims.html`` and
 ``OUT/NAME.png`` (all atomically).
+
+Per claim the table gives the paper's own numbers where the paper has them (``PAPER_NUMBERS`` of the module,
+cited), ours as mean ± sd (n seeds) per arm, each part's per-seed values, the verdict word of the one rule
+(:mod:`lnedu.experiments.verdicts`) with the axis it was decided on, and a short why.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from pathlib import Path
 from .._io import atomic_write_bytes, atomic_write_text, read_json
 from . import EXPERIMENTS, get, load_results
 
-__all__ = ["collect", "write_report"]
+__all__ = ["collect", "write_report", "verdict_word", "claims_markdown", "per_seed_lines"]
+
+COLUMNS = ("experiment", "paper", "claim", "our figure (preset, seeds)", "verdict", "decided on", "why",
+           "per seed", "the paper's numbers", "note")
 
 
 def collect(runs="runs") -> list[dict]:
@@ -27,8 +34,43 @@ def collect(runs="runs") -> list[dict]:
     return rows
 
 
-def _held(v) -> str:
-    return {True: "held", False: "did not hold", None: "undecided"}[v]
+def verdict_word(row: dict) -> str:
+    """The verdict word of a summary: the rule's (``verdict``), else from ``held`` (older summaries)."""
+    return row.get("verdict") or {True: "held", False: "did not hold", None: "undecided (within seed noise)"}[
+        row["held"]]
+
+
+_held = verdict_word  # the old private name
+
+
+def per_seed_lines(row: dict) -> list[str]:
+    """One line per part of the claim: its word and every seed's value of both arms."""
+    out = []
+    for part in row.get("parts", []):
+        seeds = sorted({int(s) for v in part["values"].values() for s in v})
+        arms = "; ".join(f"{arm}: " + ", ".join(f"{vals[str(s)]:.4g}" if str(s) in vals else "-" for s in seeds)
+                         for arm, vals in part["values"].items())
+        out.append(f"{part['claim']} ({part['axis']}): {part['outcome']}. {arms} (seeds {', '.join(map(str, seeds))})")
+    return out
+
+
+def _cells(r: dict) -> list[str]:
+    ours = f"{r['our_figure']} ({r['preset']}, seeds {', '.join(map(str, r['seeds']))})"
+    return [r["title"], r["paper"], r["claim"], ours, verdict_word(r), r.get("axis", ""), r.get("why", ""),
+            "\n".join(per_seed_lines(r)), r.get("paper_numbers", ""), r["note"]]
+
+
+def claims_markdown(rows, title: str = "# Claims: the paper's and our small runs'") -> str:
+    """The claims table as Markdown (``summary.md`` of ``reproduce`` uses it too)."""
+    def md(text):
+        return str(text).replace("|", "\\|").replace("\n", "<br>")
+    lines = [title, "", "Verdicts: one rule for every claim (`lnedu.experiments.verdicts`): held when the per-seed "
+             "difference favours the claim by more than 2 standard errors with n-1 seeds agreeing, did not hold when "
+             "the same test passes the other way, undecided (within seed noise) otherwise, not tested when an arm "
+             "never improved on its first evaluation.", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(md(c) for c in _cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _save_png_atomic(fig, path: Path) -> None:
@@ -47,34 +89,33 @@ def write_report(runs="runs", out="reports") -> list[dict]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = collect(runs)
-    md = [
-        "# Claims: the paper's and our small runs'",
-        "",
-        "| experiment | paper | claim | our figure (preset, seeds) | verdict | note |",
-        "|---|---|---|---|---|---|",
-    ]
     trs = []
     for r in rows:
         exp = get(r["name"])
         fig = exp.plot(load_results(runs, r["name"]))
         _save_png_atomic(fig, out / f"{r['name']}.png")
         plt.close(fig)
-        ours = f"{r['our_figure']} ({r['preset']}, seeds {', '.join(map(str, r['seeds']))})"
-        md.append(f"| {r['title']} | {r['paper']} | {r['claim']} | {ours} | {_held(r['held'])} | {r['note']} |")
+        cells = _cells(r)
+        word = verdict_word(r)
         trs.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (r["title"], r["paper"], r["claim"], ours))
-            + f"<td class='{_held(r['held']).replace(' ', '-')}'>{_held(r['held'])}</td>"
-            + f"<td>{html.escape(r['note'])}</td></tr>"
-            + f"<tr><td colspan='6'><img src='{html.escape(r['name'])}.png' alt='{html.escape(r['title'])}'></td></tr>"
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells[:4])
+            + f"<td class='{word.split(' (')[0].replace(' ', '-')}'>{html.escape(word)}</td>"
+            + "".join(f"<td>{html.escape(str(c)).replace(chr(10), '<br>')}</td>" for c in cells[5:]) + "</tr>"
+            + f"<tr><td colspan='{len(COLUMNS)}'><img src='{html.escape(r['name'])}.png' "
+            f"alt='{html.escape(r['title'])}'></td></tr>"
         )
-    atomic_write_text(out / "claims.md", "\n".join(md) + "\n")
+    atomic_write_text(out / "claims.md", claims_markdown(rows))
     atomic_write_text(
         out / "claims.html",
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>lnedu claims</title>"
-        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+        "<style>body{font-family:sans-serif;max-width:90em;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}.held{color:#070}"
-        ".did-not-hold{color:#a00}img{max-width:100%}</style></head><body><h1>Claims</h1>"
-        "<table id='claims'><thead><tr><th>experiment</th><th>paper</th><th>claim</th><th>our figure</th>"
-        "<th>verdict</th><th>note</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table></body></html>\n",
+        ".did-not-hold{color:#a00}.undecided,.not-tested{color:#666}img{max-width:100%}</style></head><body>"
+        "<h1>Claims</h1><p>One rule for every claim (<code>lnedu.experiments.verdicts</code>): held when the per-seed "
+        "difference favours the claim by more than 2 standard errors with n-1 seeds agreeing, did not hold when the "
+        "same test passes the other way, undecided (within seed noise) otherwise, not tested when an arm never "
+        "improved on its first evaluation.</p>"
+        "<table id='claims'><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+        + "</tr></thead><tbody>" + "".join(trs) + "</tbody></table></body></html>\n",
     )
     return rows

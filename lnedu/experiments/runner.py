@@ -365,13 +365,19 @@ def load_task(exp, out, config, variant: str, seed: int):
     return task
 
 
-def run(exp, preset: str = "small", *, seeds=(0, 1, 2), variants=None, out="runs", resume: bool = False,
+def run(exp, preset: str = "small", *, seeds=None, variants=None, out="runs", resume: bool = False,
         progress: bool = True, config=None, restart_damaged: bool = False) -> dict:
     """Run every variant x seed of experiment module ``exp``; returns ``{variant: [RunResult, ...]}``.
 
-    Writes ``OUT/NAME/summary.json`` (the verdict and the config) atomically when all runs are done.
-    ``restart_damaged``: start a run whose files are damaged over, instead of refusing it.
+    ``seeds``: default the experiment's own for the preset (``exp.SEEDS[preset]``, else 0, 1, 2). Writes
+    ``OUT/NAME/summary.json`` (the verdict word with its axis, its parts with their per-seed values, the paper's
+    numbers and the config) atomically when all runs are done. ``restart_damaged``: start a run whose files are
+    damaged over, instead of refusing it. (The command line and the notebooks pass ``OUT = runs/PRESET``.)
     """
+    if seeds is None:
+        from .verdicts import seeds_for
+
+        seeds = seeds_for(exp, preset)
     seeds = check_seeds(seeds)
     config, variants = resolve(exp, preset, config, variants)
     results = {v: [run_one(exp, config, v, s, Path(out), resume=resume, progress=progress,
@@ -389,8 +395,11 @@ def run(exp, preset: str = "small", *, seeds=(0, 1, 2), variants=None, out="runs
         "held": verdict.held,
         "our_figure": verdict.our_figure,
         "note": verdict.note,
+        "paper_numbers": getattr(exp, "PAPER_NUMBERS", ""),
         "config": dataclasses.asdict(config),
     }
+    if hasattr(verdict, "to_json"):  # the rule's word, axis, why and per-seed parts (lnedu.experiments.verdicts)
+        summary.update(verdict.to_json())
     atomic_write_text(Path(out) / exp.NAME / "summary.json", json.dumps(summary, indent=2))
     return results
 

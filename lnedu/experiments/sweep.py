@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import backend
 from .._io import atomic_write_text
-from .runner import RunResult, resolve, run, run_one
+from .runner import RunResult, check_seeds, resolve, run, run_one
 
 __all__ = ["run_grid", "connect"]
 
@@ -64,7 +64,7 @@ def _store(out: Path, exp, config, result: RunResult) -> None:
     atomic_write_text(done, json.dumps({"config": config_json, "train": result.train, "eval": result.eval}))
 
 
-def run_grid(exp, preset: str = "small", seeds=(0, 1, 2), out="runs", n_jobs: int = 2, scheduler=None, *,
+def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2, scheduler=None, *,
              variants=None, resume: bool = False, config=None, verbose: int = 0) -> dict:
     """Run every ``variant x seed`` of experiment module ``exp`` in parallel; returns ``{variant: [RunResult]}``.
 
@@ -75,6 +75,9 @@ def run_grid(exp, preset: str = "small", seeds=(0, 1, 2), out="runs", n_jobs: in
     """
     from joblib import Parallel, delayed, parallel_config
 
+    from .verdicts import seeds_for
+
+    seeds = check_seeds(seeds_for(exp, preset) if seeds is None else seeds)
     config, variants = resolve(exp, preset, config, variants)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs: expected a positive number of workers or -1 (every core), got {n_jobs!r}")

@@ -20,12 +20,12 @@ target, ...). Each arm gives one figure per seed. The rule (:func:`compare`):
 A claim with several parts (:func:`combine`) held when every part held, did not hold when any part did not,
 was not tested when a part was not tested, and is undecided otherwise.
 
-**Faster** (:func:`speed`) has one rule too: each arm's updates (and seconds, when its train records carry the
-time of each update) to first reach a *target* that every compared arm's mean curve reaches: the worst arm's
-best level, moved back by ``1 - fraction`` (10%) of the smallest improvement any arm made. A seed that never
-reaches it is **censored**: its time is only known to exceed the run, it counts as the run's length, and a
-comparison it would flatter is not called (held needs the claimed-faster arm uncensored on every seed; did
-not hold needs the same of the other arm).
+**Faster** (:func:`speed`) has one rule too: each arm's updates (and training wall-clock seconds, when its
+records carry them: the runner's cumulative ``wall_seconds``) to first reach a *target* that every compared
+arm's mean curve reaches: the worst arm's best level, moved back by ``1 - fraction`` (10%) of the smallest
+improvement any arm made. A seed that never reaches it is **censored**: its time is only known to exceed the
+run, it counts as the run's length, and a comparison it would flatter is not called (held needs the
+claimed-faster arm uncensored on every seed; did not hold needs the same of the other arm).
 
 Figures are written ``mean ± sd (n seeds)``, sd the sample standard deviation across seeds.
 """
@@ -289,11 +289,16 @@ def describe_parts(verdict) -> str:
 # "faster": one rule
 
 
-TIME_KEYS = ("wall", "seconds")  # per-update wall seconds in a train record (first one present)
+CUMULATIVE_TIME = "wall_seconds"  # the runner's training wall clock so far, on every record
+TIME_KEYS = ("wall", "seconds")  # else: per-update wall seconds in each train record (first one present)
 
 
 def _time_at(run, steps) -> np.ndarray | None:
-    """Cumulative training seconds at each of ``steps`` (from the train records' per-update time), or None."""
+    """Training seconds (wall clock, evaluations excluded) at each of ``steps``: the runner's cumulative
+    ``wall_seconds`` on the eval records, else the sum of the train records' per-update time; None if neither."""
+    ev = {e["step"]: e[CUMULATIVE_TIME] for e in run.eval if CUMULATIVE_TIME in e}
+    if ev and all(s in ev for s in steps):
+        return np.array([ev[s] for s in steps], dtype=float)
     key = next((k for k in TIME_KEYS if run.train and all(k in r for r in run.train)), None)
     if key is None:
         return None
