@@ -96,6 +96,7 @@ class Variant:
     eps: float
     forget_bias: float
     disagreement: str  # where the source's documentation (or the paper) and its code disagree; "" when none
+    cell_bias: bool = True  # whether the source has the cell's bias b (lnedu's layer always has it)
 
     @property
     def ln(self) -> LNConfig:
@@ -148,20 +149,24 @@ VARIANTS = {v.name: v for v in (
             "i, f, g, o", "LN(W_ih x) + LN(W_hh h), no cell bias; c = LN(c)", "joint", "all three", "LN(c)",
             "sqrt(var+eps)", 1e-5, 0.0,
             "script_lnlstm 'mimics a PyTorch native LSTM' and asserts bias, but the cell has no bias and "
-            "carries the normalized cell; decompose_layernorm=True divides by the std with no eps"),
+            "carries the normalized cell; decompose_layernorm=True divides by the std with no eps",
+            cell_bias=False),
 )}
 
 
 def build(name: str, input_size: int, hidden_size: int, *, rng=None, dtype=np.float32, **kwargs):
     """The layer of variant ``name`` (a key of :data:`VARIANTS`): ``RNN`` or ``LSTM`` with its LN
-    configuration and (LSTM) its source's initial forget-gate bias; ``kwargs`` go to the layer."""
+    configuration and (LSTM) its source's initial forget-gate bias; ``kwargs`` go to the layer. A source
+    without the cell's bias (``cell_bias=False``: PyTorch's fastrnns) still gets lnedu's ``b``, starting at 0:
+    the same functions (it adds where the LN biases add), one more parameter to train."""
     if name not in VARIANTS:
         raise ValueError(f"name: expected one of {sorted(VARIANTS)}, got {name!r}")
     v = VARIANTS[name]
+    kwargs.update(rng=rng, dtype=dtype)
     if v.cell == "RNN":
-        return RNN(input_size, hidden_size, ln=name, rng=rng, dtype=dtype, **kwargs)
+        return RNN(input_size, hidden_size, ln=name, **kwargs)
     kwargs.setdefault("forget_bias", v.forget_bias)
-    return LSTM(input_size, hidden_size, ln=name, rng=rng, dtype=dtype, **kwargs)
+    return LSTM(input_size, hidden_size, ln=name, **kwargs)
 
 
 def variant_rows():
@@ -169,4 +174,5 @@ def variant_rows():
     cell, denominator, eps, and the disagreement between documentation and code."""
     return [dict(variant=v.name, cell=v.cell, source=f"{v.repo}: {v.file}", gate_order=v.gate_order,
                  where=v.where, stats=v.stats, beta=v.beta, carried=v.carried, denominator=v.denominator,
-                 eps=v.eps, forget_bias=v.forget_bias, doc_vs_code=v.disagreement) for v in VARIANTS.values()]
+                 eps=v.eps, forget_bias=v.forget_bias, cell_bias=v.cell_bias, doc_vs_code=v.disagreement)
+            for v in VARIANTS.values()]
