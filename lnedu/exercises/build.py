@@ -6,8 +6,12 @@ An exercise is two cells:
 
 * a **solution cell**, with the cell metadata ``{"nbgrader": {"solution": true, "grade": false, "locked": false,
   "task": false, "grade_id": ID, "schema_version": 3}}``. The solution sits between a ``### BEGIN SOLUTION`` and a
-  ``### END SOLUTION`` line; what is outside (the ``def`` line, the docstring) stays in the student version.
-  ``### HINT: ...`` lines inside the region are the hint the student gets instead;
+  ``### END SOLUTION`` line; what is outside (the ``def`` line, the docstring, the hint as ``# Hint: ...``
+  comment lines just above ``### BEGIN SOLUTION``) stays in the student version, in this builder's sheets and in
+  nbgrader's ``generate_assignment`` alike. (Older notebooks put ``### HINT: ...`` lines *inside* the region;
+  :func:`strip_solutions` still turns them into the stub's hint, but nbgrader drops every line of the region,
+  so :func:`build` refuses them.) A pen-and-paper question is a solution cell too: ``answer = None`` above the
+  region, the worked answer inside;
 * a **checker cell** right after it, nbgrader's autograded-test cell (``"grade": true, "solution": false,
   "locked": true, "points": 1``), calling a checker such as
   ``exercises.check_layer_norm_forward(my_layer_norm)``.
@@ -133,6 +137,11 @@ def _check_marks(nb, name: str) -> None:
         if grade_id in seen:
             raise ValueError(f"{name}: cell {k}: expected a unique grade_id, got {grade_id!r} twice")
         seen.add(grade_id)
+        region = cell.source.partition(BEGIN_SOLUTION)[2].partition(END_SOLUTION)[0]
+        if any(line.strip().startswith(HINT) for line in region.splitlines()):
+            raise ValueError(f"{name}: cell {k} ({grade_id}): expected the hint above {BEGIN_SOLUTION!r} as "
+                             f"'# Hint: ...' comment lines, got {HINT!r} lines inside the solution region (nbgrader's "
+                             "generate_assignment drops every line of the region, hints included)")
         if cell.cell_type == "code" and (k + 1 >= len(nb.cells) or not is_checker_cell(nb.cells[k + 1])):
             raise ValueError(f"{name}: cell {k} ({grade_id}): expected a checker cell (nbgrader grade: true) right "
                              "after the solution cell, got none")

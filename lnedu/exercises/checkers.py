@@ -8,7 +8,9 @@ path left out, statistics over the wrong axis, a forgotten gain, ...), a hint ab
 shows the right numbers or the right code.
 
 A student's stub still raises ``NotImplementedError``; the checker turns that into "exercise not done yet"
-rather than a traceback, so that an exercise notebook runs from top to bottom.
+rather than a traceback, so that an exercise notebook runs from top to bottom. Under a grader (nbgrader sets
+``NBGRADER_EXECUTION``; see :mod:`.grading`) a result that did not pass raises ``AssertionError`` with the same
+words instead, so that the graded cell scores 0; ``result.assert_passed()`` asks for that in any setting.
 
 The checkers run on NumPy host arrays whatever lnedu's backend, since students write NumPy.
 """
@@ -27,6 +29,7 @@ import numpy as np
 from .. import functional as F
 from .._checks import check_one_of
 from ..gradcheck import check_gradients, relative_error
+from .grading import graded, under_grader
 
 __all__ = [
     "CheckResult",
@@ -80,6 +83,24 @@ class CheckResult:
     def _repr_pretty_(self, p, cycle):  # IPython shows the feedback, not a dataclass repr
         p.text(str(self))
 
+    def assert_passed(self) -> CheckResult:
+        """``self`` if the exercise passed, else ``AssertionError`` carrying the feedback (for a graded cell)."""
+        if not self.passed:
+            raise AssertionError("\n" + str(self))
+        return self
+
+    def __getattr__(self, name):
+        # nbgrader reads a graded cell's *value* as partial credit; under a grader the feedback is shown as display
+        # output instead (IPython asks for _ipython_display_ first), so a passed cell keeps its full points
+        if name == "_ipython_display_" and under_grader():
+            return self._display_as_output
+        raise AttributeError(name)
+
+    def _display_as_output(self):
+        from IPython.display import display
+
+        display({"text/plain": str(self)}, raw=True)
+
 
 class _Verdict(Exception):
     """Raised inside a checker to stop at the first problem found, with the words for the student."""
@@ -95,11 +116,13 @@ def _fail(*lines):
 
 
 def _run(exercise: str, body) -> CheckResult:
+    """The result of ``body`` (its lines: passed; a :class:`_Verdict`: failed or not done), passed through
+    :func:`.grading.graded`, which raises under a grader unless it passed."""
     try:
         lines = body()
     except _Verdict as v:
-        return CheckResult(exercise, v.status, tuple(v.lines))
-    return CheckResult(exercise, PASSED, tuple(lines))
+        return graded(CheckResult(exercise, v.status, tuple(v.lines)))
+    return graded(CheckResult(exercise, PASSED, tuple(lines)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -281,8 +304,13 @@ class _LNCase(NamedTuple):
     eps: float
 
 
+_LARGE_OFFSET = "(rows with a large common offset: mean 1e6 to 1e7, spread 1)"
+
+
 def _ln_cases() -> list:
-    """Rows with different offsets and spreads, a batch of one, a row whose variance is below eps, another eps."""
+    """Rows with different offsets and spreads, a batch of one, a row whose variance is below eps, another eps,
+    and float64 rows with means of 1e6 to 1e7: there the one-pass variance E[x^2] - E[x]^2 loses 5 to 9 digits
+    (relative error 6e-5 to 1e-2 in y) while a two-pass one keeps y to 1e-10 (review of notebook 01, N1-1)."""
     rng = np.random.default_rng(_SEED)
     cases = []
     for (n, h), eps, spread in [((4, 8), 1e-5, 1.0), ((1, 6), 1e-5, 1.0), ((5, 7), 1e-5, 1e-3), ((3, 5), 1e-2, 1.0)]:
@@ -294,6 +322,11 @@ def _ln_cases() -> list:
         if spread < 1:
             text += " (rows with a variance below eps)"
         cases.append(_LNCase(f"Test case {len(cases) + 1}: {text}.", x, gain, bias, eps))
+    n, h = 4, 16
+    x = 10.0 ** rng.uniform(6.0, 7.0, (n, 1)) + rng.standard_normal((n, h))
+    gain, bias = rng.normal(1.0, 0.3, h), rng.normal(0.0, 0.3, h)
+    cases.append(_LNCase(f"Test case {len(cases) + 1}: x of shape {(n, h)}, random gain and bias, eps = 1e-05 "
+                         f"{_LARGE_OFFSET}.", x, gain, bias, 1e-5))
     return cases
 
 
@@ -337,6 +370,12 @@ def check_layer_norm_forward(fn) -> CheckResult:
             if _close(y, want):
                 continue
             xs, g, b = case.x, case.gain, case.bias
+            if _LARGE_OFFSET in case.text:
+                _fail(case.text, *_what_is_wrong("y", y, want),
+                      "Hint: your function is right on the ordinary rows but not on rows whose mean is huge next to "
+                      "their spread. The one-pass variance E[x^2] - E[x]^2 subtracts two numbers of about 1e13 that "
+                      "agree in almost all their digits (catastrophic cancellation; section 5). Centre the row "
+                      "first, then average the squares: ((x - mu)**2).mean(...).")
             slips = [
                 (_standardized(xs, eps, axis=0) * g + b if xs.shape[0] > 1 else None,
                  "you took the mean and variance over the cases (axis 0), one per unit: that is batch norm. "
@@ -359,7 +398,8 @@ def check_layer_norm_forward(fn) -> CheckResult:
             ]
             _fail(case.text, *_what_is_wrong("y", y, want), _first_match(y, slips))
         return [f"Your {_name(fn)} agrees with lnedu.functional.layer_norm on {len(cases)} random test cases "
-                "(batches of one and of several cases, a row with a variance below eps, two values of eps)."]
+                "(batches of one and of several cases, a row with a variance below eps, two values of eps, rows "
+                "with a large common offset)."]
 
     return _run("Exercise: layer norm forward", body)
 
@@ -429,7 +469,8 @@ def check_layer_norm_backward(fn, kind: str = "compact") -> CheckResult:
 
     def body():
         rng = np.random.default_rng([_SEED, 1])
-        cases = _ln_cases()
+        # central differences cannot resolve rows of 1e7: the large-offset case is for the forward only
+        cases = [c for c in _ln_cases() if _LARGE_OFFSET not in c.text]
         for case in cases:
             x, g, b, eps = case.x, case.gain, case.bias, case.eps
             y, cache = forward(x, g, b, eps)
@@ -461,6 +502,9 @@ def check_layer_norm_backward(fn, kind: str = "compact") -> CheckResult:
                      "dx is missing the factor 1/sigma (rstd) that xhat = xc / sigma puts on every path."),
                     (_ln_dx_variant(dy, xhat, rstd, g, with_rstd=False) / rstd,
                      "dx should be multiplied by 1/sigma (rstd), not by sigma."),
+                    (g * _ln_dx_variant(dy, xhat, rstd, g, with_gain=False),
+                     "multiply dy by the gain *before* taking the row means: dxhat = dy * gain, then the means of "
+                     "dxhat and of dxhat * xhat."),
                 ]
                 hint = _first_match(dx, slips) or _path_hint(dx, want[0], xhat, hints)
                 _fail(case.text, *_what_is_wrong("dx", dx, want[0]), hint)
@@ -489,16 +533,20 @@ def check_layer_norm_backward(fn, kind: str = "compact") -> CheckResult:
 # a row of the invariance table (Table 1)
 
 
+_SMALL_INPUTS = 1e-3  # the summed inputs' scale of the third layer of each kind: real changes of h are small there
+
+
 def _invariance_layers():
-    """``(label, norm, layer_fn, x, W)`` for every normalization, at two sizes: the student's function
-    has to measure, since the same answer does not fit every layer."""
+    """``(label, norm, layer_fn, x, W)`` for every normalization, at two sizes and once with small inputs
+    (scale 1e-3, where weight norm's "No" changes h by only about 1e-3 relatively, so that a loose tolerance
+    such as 0.1 fails): the student's function has to measure, since the same answer does not fit every layer."""
     from ..theory import invariance as I
 
     rng = np.random.default_rng([_SEED, 2])
     out = []
     for norm in ("layer", "batch", "weight", "rms", "none"):
-        for n_cases, n_inputs, n_units in ((16, 10, 8), (6, 5, 7)):
-            x, W, g, b = I.random_layer(n_cases, n_inputs, n_units, seed=rng)
+        for n_cases, n_inputs, n_units, scale in ((16, 10, 8, 1.0), (6, 5, 7, 1.0), (12, 6, 5, _SMALL_INPUTS)):
+            x, W, g, b = I.random_layer(n_cases, n_inputs, n_units, input_scale=scale, seed=rng)
 
             def layer(x, W, _norm=norm, _g=g, _b=b):
                 return I.layer_output(_norm, I.Layer(x, W, _g, _b), eps=0.0)
@@ -526,6 +574,16 @@ _TOLERANCE_HINT = ("compare the outputs with a tolerance relative to their size,
 _MISSED_CHANGE = ("your measurement missed a real change: is the factor far from 1 (or the shift comparable to the "
                   "data), and the tolerance tight enough? A real change of h is of order 0.1 to 1.")
 
+_LOOSE_TOLERANCE = ("a real change can be small: with small inputs (scale 1e-3) a layer that is not invariant "
+                    "changes h by only about 1e-3 of its size. Use a tolerance near rounding (about 1e-9 relative), "
+                    "not 0.1.")
+
+_NEGATIVE_FACTOR = ("every re-scaling that should leave h unchanged changes it in your measurement: is your factor "
+                    "negative? A re-scaling multiplies by delta > 0; a negative factor flips the sign of every "
+                    "normalized value (LN(delta a) = sign(delta) LN(a)).")
+
+_RESCALINGS = ("weight_rescale", "weight_vector_rescale", "data_rescale", "case_rescale")
+
 _LAYER_LABELS = {"layer": "layer-norm", "batch": "batch-norm", "weight": "weight-norm", "rms": "RMSNorm",
                  "none": "unnormalized"}
 
@@ -550,6 +608,8 @@ def check_invariance_row(fn) -> CheckResult:
         expected, said = [], []  # one row of six verdicts per layer
         for label, norm, layer, x, W in layers:
             text = f"The {label} layer, x of shape {x.shape} and W of shape {W.shape}."
+            if np.abs(x).max() < 100 * _SMALL_INPUTS:
+                text = text[:-1] + f", small inputs (scale {_SMALL_INPUTS:g})."
             x_in, W_in = x.copy(), W.copy()
             got = _call(fn, text, layer, x_in, W_in)
             if not (np.array_equal(x_in, x) and np.array_equal(W_in, W)):
@@ -560,30 +620,48 @@ def check_invariance_row(fn) -> CheckResult:
         expected, said = np.array(expected), np.array(said)
         if (said == expected).all():
             return [f"Your {_name(fn)} measures the right row for all {len(layers)} layers it was given "
-                    "(batch, weight, layer and RMS normalization and none, each at two sizes)."]
+                    "(batch, weight, layer and RMS normalization and none, each at two sizes and with small inputs)."]
         if said.all():
             _fail("Your function says every layer is invariant to every transformation.",
                   "Hint: does each transformation really change x or W (a factor far from 1, a shift comparable "
-                  "to the data)? Is your tolerance too loose? A real change of h is of order 0.1 to 1.")
+                  "to the data)? Is your tolerance too loose? A real change of h is of order 0.1 to 1, or 1e-3 "
+                  "with small inputs.")
         if not said.any():
             _fail("Your function says no layer is invariant to anything.", "Hint: " + _TOLERANCE_HINT)
-        wrong = {}  # (layer, transformation) -> should it be invariant; the two sizes count once
+        wrong = {}  # (layer, transformation) -> should it be invariant; the sizes count once
+        small = np.array([np.abs(x).max() < 100 * _SMALL_INPUTS for _, _, _, x, _ in layers])
         for i, j in zip(*np.nonzero(said != expected)):
             wrong.setdefault((layers[i][0], I.TRANSFORMATIONS[j]), bool(expected[i, j]))
         lines = [f"{int((said != expected).sum())} of the {said.size} verdicts are wrong, among them:"]
-        hints = []
         for (label, t), should in list(wrong.items())[:3]:
             claim = "changes" if should else "does not change"
             lines.append(f"- {I.TRANSFORMATION_LABELS[t].lower()}: for the {label} layer your function says the "
                          f"output {claim}; a careful measurement disagrees.")
-            hint = _SHOULD_BE_INVARIANT[t] if should else _MISSED_CHANGE
-            if hint not in hints:
-                hints.append(hint)
-        if any(wrong.values()):
-            hints.append(_TOLERANCE_HINT)
-        _fail(*lines, *("Hint: " + h for h in hints))
+        _fail(*lines, *("Hint: " + h for h in _invariance_hints(said, expected, small, wrong, I.TRANSFORMATIONS)))
 
     return _run("Exercise: a row of Table 1, measured", body)
+
+
+def _invariance_hints(said, expected, small, wrong, transformations) -> list:
+    """Only the hints that the pattern of wrong verdicts points to: a negative factor (every re-scaling that
+    should be invariant is called a change, and nothing else is wrong), a loose tolerance (changes missed only
+    on the small-input layers), the convention of the transformations that are wrong, and the tolerance of the
+    comparison only when the verdicts on the invariant cells are wrong for most transformations."""
+    missed = (said != expected) & ~expected  # said invariant, is not
+    false_alarm = (said != expected) & expected  # said it changes, is invariant
+    rescale = np.array([t in _RESCALINGS for t in transformations])
+    if false_alarm.any() and not missed.any() and not false_alarm[:, ~rescale].any() and \
+            false_alarm[:, rescale].sum() == expected[:, rescale].sum():
+        return [_NEGATIVE_FACTOR]
+    hints = []
+    if missed.any():
+        hints.append(_LOOSE_TOLERANCE if missed[small].any() and not missed[~small].any() else _MISSED_CHANGE)
+    bad = [t for k, t in enumerate(transformations) if false_alarm[:, k].any()]
+    if len(bad) >= 4:  # most invariant cells look changed: the comparison itself, not a convention
+        hints.append(_TOLERANCE_HINT)
+    else:
+        hints += [_SHOULD_BE_INVARIANT[t] for t in bad]
+    return hints
 
 
 def _verdicts(got, fn, transformations) -> list:
@@ -867,11 +945,13 @@ def _check_step(fn, exercise, kind, names, truth, reference, slips, blocks, sign
             right = [names[k] for k in range(len(names)) if k not in wrong]
             lines.append(f"Wrong: {', '.join(names[k] for k in wrong)}. "
                          + (f"Right: {', '.join(right)}." if right else "None is right yet."))
-            for flags, hint in slips:
-                alternative = reference(case, cache, want, **flags)
-                if all(_close(g, a) for g, a in zip(got, alternative)):
-                    lines.append("Hint: " + hint)
-                    break
+            alternatives = [(reference(case, cache, want, **flags), hint) for flags, hint in slips]
+            hint = next((h for alt, h in alternatives if all(_close(g, a) for g, a in zip(got, alt))), None)
+            if hint is None:  # a half-done answer: the slip whose value matches the first wrong output
+                hint = next((h for alt, h in alternatives if alt[first] is not None and _close(got[first], alt[first])),
+                            None)
+            if hint is not None:
+                lines.append("Hint: " + hint)
             _fail(*lines)
         return [f"Your {_name(fn)} gives all {len(names)} gradients ({', '.join(names)}) equal to lnedu's, "
                 f"themselves checked against finite differences, on {len(cases)} random test cases."]
