@@ -16,7 +16,7 @@ import pytest
 
 from lnedu.functional.ln_variants import DENOMINATORS, VariantNorm, variant_layer_norm, variant_layer_norm_backward
 from lnedu.gradcheck import check_function
-from lnedu.nn import LSTM, RNN, LNConfig
+from lnedu.nn import GRU, LSTM, RNN, LNConfig
 from lnedu.nn.recurrent.variants import VARIANTS, build, variant_rows
 
 ag = pytest.importorskip("autograd", reason="the conformance tests need HIPS autograd (pip install autograd)")
@@ -205,6 +205,23 @@ def pytorch_fastrnns(P, x, h, c):
     return anp.stack(outs), h, c
 
 
+def kiros_theano_gru(P, x, h, c=None):
+    """ryankiros/layer-norm layers.py::lngru_layer: state_below_ = dot(x, W) + b, state_belowx = dot(x, Wx) + bx
+    before the scan; in the step x_ = ln(x_, b1, s1), xx_ = ln(xx_, b2, s2), preact = ln(dot(h, U), b3, s3) + x_,
+    r, u = slices 0, 1; preactx = ln(dot(h, Ux), b4, s4) * r + xx_; h = u h + (1 - u) tanh(preactx)."""
+    below = anp.einsum("tbd,dk->tbk", x, P["W"]) + P["b"]
+    belowx = anp.einsum("tbd,dk->tbk", x, P["Wx"]) + P["bx"]
+    n = P["Ux"].shape[0]
+    outs = []
+    for x_, xx_ in zip(below, belowx):
+        preact = aln(h @ P["U"], P["s3"], P["b3"]) + aln(x_, P["s1"], P["b1"])
+        r, u = asig(preact[:, :n]), asig(preact[:, n:])
+        preactx = aln(h @ P["Ux"], P["s4"], P["b4"]) * r + aln(xx_, P["s2"], P["b2"])
+        h = u * h + (1.0 - u) * anp.tanh(preactx)
+        outs.append(h)
+    return anp.stack(outs), h, None
+
+
 def tfa_simple_rnn(P, x, h, c=None):
     """tensorflow/addons LayerNormSimpleRNNCell.call: net = x kernel + h recurrent_kernel; output =
     tanh(layernorm(net) + bias), the LayerNormalization with center=False (gamma only), eps 1e-5."""
@@ -308,6 +325,20 @@ def to_source(name, p, rng):
                                  b_x=unblocks(g["layernorm_i.bias"], o), g_h=unblocks(g["layernorm_h.weight"], o),
                                  b_h=unblocks(g["layernorm_h.bias"], o), g_c=g["layernorm_c.weight"],
                                  b_c=g["layernorm_c.bias"])
+    if name == "kiros-theano-gru":
+        def ru(a, sign=1.0):  # lnedu's (z, r) blocks as the source's (r, u), u = 1 - z: the z block negated
+            return np.concatenate([a[..., H:], sign * a[..., :H]], axis=-1)
+
+        def zr(a, sign=1.0):
+            return np.concatenate([sign * a[..., H:], a[..., :H]], axis=-1)
+
+        P = dict(W=ru(p["W_x"]), b=ru(p["b"]), U=ru(p["W_h"]), Wx=p["W_xhat"], bx=p["b_hat"], Ux=p["W_hhat"],
+                 s1=ru(p["g_x"], -1.0), b1=ru(p["b_x"], -1.0), s3=ru(p["g_h"], -1.0), b3=ru(p["b_h"], -1.0),
+                 s2=p["g_xhat"], b2=p["b_xhat"], s4=p["g_hhat"], b4=p["b_hhat"])
+        return P, lambda g: dict(W_x=zr(g["W"]), b=zr(g["b"]), W_h=zr(g["U"]), W_xhat=g["Wx"], b_hat=g["bx"],
+                                 W_hhat=g["Ux"], g_x=zr(g["s1"], -1.0), b_x=zr(g["b1"], -1.0),
+                                 g_h=zr(g["s3"], -1.0), b_h=zr(g["b3"], -1.0), g_xhat=g["s2"], b_xhat=g["b2"],
+                                 g_hhat=g["s4"], b_hhat=g["b4"])
     if name == "ba2016-eq4":
         P = dict(kernel=p["W_x"], recurrent_kernel=p["W_h"], gamma=p["g"], bias=p["b"])
         return P, lambda g: dict(W_x=g["kernel"], W_h=g["recurrent_kernel"], g=g["gamma"], b=g["bias"])
@@ -316,14 +347,15 @@ def to_source(name, p, rng):
 
 SOURCES = {"ba2016-eq4": tfa_simple_rnn, "ba2016-appendix": paper_appendix, "kiros-theano": kiros_theano,
            "kiros-torch": kiros_torch, "haste": haste, "tfa": tfa, "tf-contrib": tf_contrib,
-           "keras-per-gate": keras_per_gate, "pytorch-fastrnns": pytorch_fastrnns}
+           "keras-per-gate": keras_per_gate, "pytorch-fastrnns": pytorch_fastrnns,
+           "kiros-theano-gru": kiros_theano_gru}
 
 
 def _random_layer(name, rng):
     layer = build(name, D, H, rng=rng, dtype=np.float64)
     for k, p in layer.params.items():  # every gain off 1, every bias off 0, so each one matters
         if k.startswith("g"):
-            p[...] = rng.uniform(0.6, 1.4, p.shape)
+            p[...] = rng.uniform(0.6, 1.4, p.shape) * np.sign(p)  # keeps the Theano GRU's -1 gains negative
         elif k.startswith("b"):
             p[...] = rng.normal(0, 0.5, p.shape)
     if name == "pytorch-fastrnns":
@@ -380,6 +412,18 @@ def test_variant_matches_its_source_forward_state_and_every_gradient(name):
     assert set(expected) == set(layer.grads), (sorted(expected), sorted(layer.grads))
     for k, g in expected.items():
         np.testing.assert_allclose(layer.grads[k], g, rtol=0, atol=TIGHT, err_msg=f"{name}: d{k}")
+
+
+def test_the_theano_gru_variant_starts_as_the_theano_cell():
+    """build() starts the update block's gains at -1, so lnedu's (1 - z) h + z h_hat is the source's
+    u h + (1 - u) h_hat at initialization (gains 1, biases 0 in the source)."""
+    rng = np.random.default_rng(4)
+    layer = build("kiros-theano-gru", D, H, rng=rng, dtype=np.float64)
+    assert isinstance(layer, GRU) and np.all(layer.params["g_x"][:H] == -1) and np.all(layer.params["g_x"][H:] == 1)
+    P, _ = to_source("kiros-theano-gru", layer.params, rng)
+    assert all(np.all(P[k] == 1) for k in ("s1", "s2", "s3", "s4")) and all(np.all(P[k] == 0) for k in ("b1", "b3"))
+    x, h0 = rng.normal(size=(T, B, D)), rng.normal(size=(B, H))
+    np.testing.assert_allclose(layer.forward(x, (h0,))[0], kiros_theano_gru(P, x, h0)[0], rtol=0, atol=TIGHT)
 
 
 def test_a_planted_slip_in_a_variant_is_caught_by_its_conformance_check():

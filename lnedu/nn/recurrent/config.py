@@ -120,6 +120,7 @@ LN_PRESETS = {
     "tf-contrib": LNConfig(joint_sum=True, per_gate=True, eps=1e-12, carry="LN(c)"),
     "keras-per-gate": LNConfig(per_gate=True, eps=1e-7, denominator="sqrt(var+eps)+eps", input_bias="before"),
     "pytorch-fastrnns": LNConfig(carry="LN(c)"),
+    "kiros-theano-gru": LNConfig(input_bias="before"),
 }
 
 

@@ -1,7 +1,8 @@
 r"""Which LN-LSTM? Every published layer-norm RNN variant, each pinned to the source file it was read from.
 
-A variant is a cell (``"RNN"`` or ``"LSTM"``), an :class:`~.config.LNConfig` (also in :data:`LN_PRESETS` under
-the variant's name, so ``LSTM(D, H, ln="tfa")`` works) and the initial forget-gate bias of its source. Gate
+A variant is a cell (``"RNN"``, ``"LSTM"`` or ``"GRU"``), an :class:`~.config.LNConfig` (also in
+:data:`LN_PRESETS` under the variant's name, so ``LSTM(D, H, ln="tfa")`` works) and the initial forget-gate
+bias of its source. Gate
 orders differ between sources (lnedu: f, i, o, g); with the LN over all stacked gates the order does not
 change the function, and ``tests/test_variants.py`` maps each source's blocks onto lnedu's.
 
@@ -61,9 +62,16 @@ cell. What each source does (equations, then what its documentation says and its
   code: ``script_lnlstm`` "Returns a ScriptModule that mimics a PyTorch native LSTM" and asserts ``bias``,
   yet its cell has no bias parameter and carries the normalized cell.
 
-Not built (reported, see notebook 15): the Theano LN-GRU (``layers.py::lngru_layer``: the input biases are
-added *before* the input LNs and removed by them; update ``u h + (1 - u) h_hat``, the opposite of lnedu's
-Eq. 28 convention) and haste's ``LayerNormGRU`` (LN over the fused 3H, reset after the product).
+* ``kiros-theano-gru``: ryankiros/layer-norm, ``layers.py::lngru_layer`` (gates r, u): the input terms
+  ``dot(x, W) + b`` and ``dot(x, Wx) + bx`` are formed before the scan and normalized inside the step, so the
+  biases sit *inside* the input LNs (the LN removes their mean) and no bias follows:
+  ``(a_r; a_u) = LN(W x + b; s1, b1) + LN(U h; s3, b3)``, ``h_hat = tanh(LN(Wx x + bx; s2, b2) + r *
+  LN(Ux h; s4, b4))``, ``h = u h + (1 - u) h_hat``. Paper vs code: Eq. 28 writes ``h = (1 - z) h + z h_hat``;
+  lnedu keeps Eq. 28, and ``u = 1 - z`` is the same cell with the update block's LN gains and biases negated
+  (``build`` starts its gains at -1, so at initialization the layer is the Theano cell).
+
+Not built: haste's ``LayerNormGRU`` (``frameworks/pytorch/layer_norm_gru.py``: one LN over the fused 3H of
+the gates and the candidate, which lnedu's GRU, with a separate candidate LN, cannot express).
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import LN_PRESETS, LNConfig
+from .gru import GRU
 from .lstm import LSTM
 from .rnn import RNN
 
@@ -84,7 +93,7 @@ class Variant:
     """One published variant: the cell, its LN configuration, its source, and what the table shows."""
 
     name: str
-    cell: str  # "RNN" or "LSTM"
+    cell: str  # "RNN", "LSTM" or "GRU"
     repo: str  # the source repository (or the paper)
     file: str  # the file read, and the class or function in it
     gate_order: str  # the source's gate order along the stacked axis
@@ -145,6 +154,11 @@ VARIANTS = {v.name: v for v in (
             "normalize_layer_seperately is stored as a tuple, so it is always true (per gate whatever the "
             "flag); 'input' normalizes the recurrent products; gains start at 0 and biases at 1; "
             "hard_sigmoid gates by default"),
+    Variant("kiros-theano-gru", "GRU", "ryankiros/layer-norm", "layers.py::lngru_layer", "r, u (lnedu: z, r)",
+            "LN(W x + b) + LN(U h); h_hat = tanh(LN(Wx x + bx) + r LN(Ux h))", "joint", "all four", "h",
+            "sqrt(var+eps)", 1e-5, 0.0,
+            "Eq. 28 updates h = (1 - z) h + z h_hat, the code u h + (1 - u) h_hat (z = 1 - u); Eq. 26-27 add no "
+            "bias, the code adds b and bx inside the input LNs, which remove their mean"),
     Variant("pytorch-fastrnns", "LSTM", "pytorch/pytorch", "benchmarks/fastrnns/custom_lstms.py::LayerNormLSTMCell",
             "i, f, g, o", "LN(W_ih x) + LN(W_hh h), no cell bias; c = LN(c)", "joint", "all three", "LN(c)",
             "sqrt(var+eps)", 1e-5, 0.0,
@@ -155,7 +169,7 @@ VARIANTS = {v.name: v for v in (
 
 
 def build(name: str, input_size: int, hidden_size: int, *, rng=None, dtype=np.float32, **kwargs):
-    """The layer of variant ``name`` (a key of :data:`VARIANTS`): ``RNN`` or ``LSTM`` with its LN
+    """The layer of variant ``name`` (a key of :data:`VARIANTS`): ``RNN``, ``LSTM`` or ``GRU`` with its LN
     configuration and (LSTM) its source's initial forget-gate bias; ``kwargs`` go to the layer. A source
     without the cell's bias (``cell_bias=False``: PyTorch's fastrnns) still gets lnedu's ``b``, starting at 0:
     the same functions (it adds where the LN biases add), one more parameter to train."""
@@ -165,6 +179,12 @@ def build(name: str, input_size: int, hidden_size: int, *, rng=None, dtype=np.fl
     kwargs.update(rng=rng, dtype=dtype)
     if v.cell == "RNN":
         return RNN(input_size, hidden_size, ln=name, **kwargs)
+    if v.cell == "GRU":  # the Theano LN-GRU: u = 1 - z, so the update block's gains start at -1
+        layer = GRU(input_size, hidden_size, ln=name, reset="after", **kwargs)
+        H = layer.hidden_size
+        layer.params["g_x"][:H] = -1.0
+        layer.params["g_h"][:H] = -1.0
+        return layer
     kwargs.setdefault("forget_bias", v.forget_bias)
     return LSTM(input_size, hidden_size, ln=name, **kwargs)
 
