@@ -478,6 +478,31 @@ def test_tensorflow_addons_test_cell_output_numbers():
     assert np.abs(c_raw - expected_c).max() > 0.1
 
 
+def test_tensorflow_contrib_layer_norm_basic_lstm_cell_test_numbers():
+    """tensorflow/tensorflow tensorflow/contrib/rnn/python/kernel_tests/rnn_cell_test.py
+    LayerNormBasicLSTMCellTest.testBasicLSTMCell: two stacked LayerNormBasicLSTMCell(2), kernel 0.5, the LN gains 1
+    and shifts 0, forget_bias 1, x = ones, (c, h) states 0.1 [0, 1], 0.1 [2, 3] and 0.1 [4, 5], 0.1 [6, 7];
+    expected h of both [-0.38079708, 0.38079708] and carried c [-1, 1], rtol 1e-5; then one cell with input
+    size 3: the same."""
+    expected_h, expected_c = np.array([[-0.38079708, 0.38079708]]), np.array([[-1.0, 1.0]])
+
+    def cell(D_in):
+        layer = build("tf-contrib", D_in, 2, dtype=np.float64)  # g = 1, b = 0 except the forget block: 1
+        layer.params["W_x"][...] = 0.5
+        layer.params["W_h"][...] = 0.5
+        assert np.all(layer.params["b"] == [1, 1, 0, 0, 0, 0, 0, 0]) and np.all(layer.params["g"] == 1)
+        return layer
+
+    x = np.ones((1, 1, 2))
+    out0, (h0, c0) = cell(2).forward(x, (0.1 * np.array([[2.0, 3.0]]), 0.1 * np.array([[0.0, 1.0]])))
+    out1, (h1, c1) = cell(2).forward(out0, (0.1 * np.array([[6.0, 7.0]]), 0.1 * np.array([[4.0, 5.0]])))
+    for got, want in ((out1[0], expected_h), (h0, expected_h), (c0, expected_c), (h1, expected_h), (c1, expected_c)):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    out, (h, c) = cell(3).forward(np.ones((1, 1, 3)), (0.1 * np.array([[2.0, 3.0]]), 0.1 * np.array([[0.0, 1.0]])))
+    np.testing.assert_allclose(h, expected_h, rtol=1e-5)
+    np.testing.assert_allclose(c, expected_c, rtol=1e-5)
+
+
 # --------------------------------------------------------------------------------------------------
 # the variants' layer norm, and the cells' new switches, against finite differences
 
