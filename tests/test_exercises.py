@@ -520,3 +520,172 @@ def test_a_float32_answer_gets_a_dtype_hint():
 
     assert "Hint: your da_x is float32" in _feedback(E.check_lstm_step_backward(lstm_in_float32))
 
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 14: grading under nbgrader, stronger checkers, new exercises and questions
+
+
+def test_under_a_grader_a_checker_raises_with_its_feedback_and_interactively_it_does_not(monkeypatch):
+    for name in ("NBGRADER_EXECUTION", "LNEDU_GRADING"):
+        monkeypatch.delenv(name, raising=False)
+    quiet = E.check_layer_norm_forward(_stub)  # interactive: a result, no exception, shown as the cell's value
+    assert quiet.status == "not done" and not hasattr(quiet, "_ipython_display_")
+    with pytest.raises(AssertionError, match="NOT YET RIGHT"):
+        E.check_layer_norm_forward(ln_unbiased).assert_passed()
+    assert E.check_layer_norm_forward(ln_right).assert_passed().passed
+    for name, value in (("NBGRADER_EXECUTION", "autograde"), ("NBGRADER_EXECUTION", "validate"),
+                        ("LNEDU_GRADING", "1")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(AssertionError, match="NOT DONE YET"):
+            E.check_layer_norm_forward(_stub)
+        with pytest.raises(AssertionError, match="divides by H"):  # the feedback, hint included
+            E.check_layer_norm_forward(ln_unbiased)
+        with pytest.raises(AssertionError, match="not answered yet|not done yet"):
+            E.check_answer("ln-entry", _stub)
+        passed = E.check_layer_norm_forward(ln_right)
+        assert passed.passed and callable(passed._ipython_display_)  # not a value nbgrader reads as a score
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LNEDU_GRADING", "0")
+    assert E.check_layer_norm_forward(_stub).status == "not done"
+
+
+def ln_one_pass(x, gain, bias, eps):
+    mu = x.mean(axis=-1, keepdims=True)
+    var = (x * x).mean(axis=-1, keepdims=True) - mu**2  # E[x^2] - E[x]^2
+    return gain * (x - mu) / np.sqrt(var + eps) + bias
+
+
+def test_forward_checker_catches_the_one_pass_variance_and_passes_a_two_pass_one():
+    text = _feedback(E.check_layer_norm_forward(ln_one_pass))
+    assert "NOT YET RIGHT" in text and "large common offset" in text and "one-pass variance" in text
+    assert E.check_layer_norm_forward(ln_right).passed  # the naive two-pass formula is exact enough at 1e7
+
+
+def test_compact_backward_checker_names_the_gain_applied_after_the_projection():
+    def gain_after(dy, cache):
+        xhat, rstd, gain = cache
+        dx = gain * rstd * (dy - dy.mean(axis=-1, keepdims=True) - xhat * (dy * xhat).mean(axis=-1, keepdims=True))
+        return dx, (dy * xhat).sum(axis=0), dy.sum(axis=0)
+
+    assert "multiply dy by the gain *before* taking the row means" in _feedback(E.check_layer_norm_backward(gain_after))
+
+
+def test_invariance_checker_catches_a_loose_tolerance_and_gives_only_the_relevant_hint():
+    loose = _feedback(E.check_invariance_row(_row_measurer(tol=0.1)))  # passed before the small-input layers
+    assert "NOT YET RIGHT" in loose and "a real change can be small" in loose
+    negative = _feedback(E.check_invariance_row(_row_measurer(delta=-2.0)))
+    assert "is your factor negative?" in negative
+    assert "a training case is one row" not in negative and "not with ==" not in negative
+    rows = _feedback(E.check_invariance_row(_row_measurer(recenter_w="rows")))
+    assert "every column of W" in rows and "not with ==" not in rows  # they did use a tolerance
+
+
+def test_step_checkers_hint_on_a_half_done_answer():
+    def without_recurrent_ln(dh, dc, cache):  # skips LN_h and leaves its gain and bias gradients at zero
+        g = F.lstm_step_backward(dh, dc, cache._replace(norm_h=None))
+        H4 = cache.gates.shape[1]
+        return g.a_x, g.h_prev, g.c_prev, g.W_h, np.zeros(H4), np.zeros(H4), *g.norm_c
+
+    text = _feedback(E.check_lstm_step_backward(without_recurrent_ln))
+    assert "Wrong: dh_prev, dW_h, dg_h, db_h" in text and "Hint: the recurrent term is LN(h_prev W_h" in text
+
+
+def test_the_questions_answers_are_computed_by_lnedu_and_agree_with_the_hand_calculation():
+    by_hand = {"ln-entry": 3 / np.sqrt(3.5), "ln-negative-factor": -1.0,
+               "eps-rescale": np.sqrt((1e-3 + 1e-5) / (1e-3 + 1e-5 * 64)), "wn-quad-form-triple": 1 / 9,
+               "wn-ds-triple": 1 / 3, "forget-carousel": 0.9**10, "tanh-gradient": 0.19}
+    assert set(by_hand) == set(E.QUESTIONS)
+    for qid, value in by_hand.items():
+        assert E.QUESTIONS[qid].answer() == pytest.approx(value, rel=1e-9), qid
+        assert E.check_answer(qid, value).passed and E.check_answer(qid, lambda v=value: v).passed
+        assert E.check_answer(qid, round(value, 3) if value > 0.1 else value * 1.002).passed  # three digits
+        assert not E.check_answer(qid, value * 1.1 + 0.01).passed
+        for slip, hint in E.QUESTIONS[qid].slips():  # every slip differs from the answer and gets its hint
+            assert abs(slip - value) > 1e-3 * abs(value), (qid, slip)
+            assert " ".join(hint.split()) in _feedback(E.check_answer(qid, slip)), (qid, slip)
+
+
+def test_a_question_left_open_is_not_done_and_a_wrong_type_fails():
+    assert E.check_answer("ln-entry", None).status == "not done"
+    assert E.check_answer("ln-entry", _stub).status == "not done"
+    assert "expected one number" in _feedback(E.check_answer("ln-entry", "1.6"))
+    assert "expected one number" in _feedback(E.check_answer("ln-entry", [1.6, 2.0]))
+    with pytest.raises(ValueError, match="question: expected one of"):
+        E.check_answer("no-such-question", 1.0)
+
+
+def wn_fisher_block(X, w, g, b):
+    norm = np.linalg.norm(w)
+    a = X @ w
+    p = 1 / (1 + np.exp(-(g * a / norm + b)))
+    chi = X - np.outer(a / norm**2, w)
+    return (g / norm) ** 2 * (chi * (p * (1 - p))[:, None]).T @ chi / len(X)
+
+
+def test_fisher_block_checker_accepts_the_formula_and_names_each_slip():
+    from lnedu.exercises import theory_checkers as T
+
+    assert E.check_wn_fisher_block(wn_fisher_block).passed
+    assert E.check_wn_fisher_block(_stub).status == "not done"
+    for flags, hint in T._WN_SLIPS:
+        result = E.check_wn_fisher_block(lambda X, w, g, b, f=flags: T._wn_block_variant(X, w, g, b, **f))
+        assert result.status == "failed" and " ".join(hint.split()) in _feedback(result), flags
+
+
+def lstm_bptt(dout, dh_T, dc_T, caches, mask):
+    T = len(caches)
+    dh, dc = dh_T.copy(), dc_T.copy()
+    da_x = np.zeros((T,) + caches[0].gates.shape)
+    dW_h = dg_h = db_h = dg_c = db_c = 0.0
+    for t in reversed(range(T)):
+        m = mask[t][:, None]
+        g = F.lstm_step_backward((dh + dout[t]) * m, dc * m, caches[t])
+        da_x[t] = g.a_x
+        dW_h, dg_h, db_h = dW_h + g.W_h, dg_h + g.norm_h[0], db_h + g.norm_h[1]
+        dg_c, db_c = dg_c + g.norm_c[0], db_c + g.norm_c[1]
+        dh, dc = np.where(m, g.h_prev, dh), np.where(m, g.c_prev, dc)
+    return da_x, dh, dc, dW_h, dg_h, db_h, dg_c, db_c
+
+
+def test_bptt_checker_compares_with_the_layer_and_names_each_slip():
+    from lnedu.exercises import theory_checkers as T
+
+    assert E.check_lstm_bptt(lstm_bptt).passed
+    assert E.check_lstm_bptt(_stub).status == "not done"
+    for flags, hint in T._BPTT_SLIPS:
+        def slipped(dout, dh_T, dc_T, caches, mask, f=flags):
+            return T._bptt_reference(caches, mask, dout, (dh_T, dc_T), **f)
+
+        result = E.check_lstm_bptt(slipped)
+        assert result.status == "failed" and " ".join(hint.split()) in _feedback(result), flags
+
+    def half_done(dout, dh_T, dc_T, caches, mask):  # right gradients of the state, parameter sums not taken
+        out = list(lstm_bptt(dout, dh_T, dc_T, caches, mask))
+        return out[:3] + [g * 0 for g in out[3:]]
+
+    assert "Wrong: dW_h, dg_h, db_h, dg_c, db_c. Right: da_x, dh_0, dc_0." in _feedback(E.check_lstm_bptt(half_done))
+
+
+def test_build_refuses_a_hint_inside_a_solution_region_since_nbgrader_drops_it():
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"},
+                                            "language_info": {"name": "python"}})
+    nb.cells = [nbformat.v4.new_markdown_cell("# 99. Demo"), nbformat.v4.new_code_cell(SOLUTION),
+                nbformat.v4.new_code_cell("check(f)")]
+    nb.cells[1].metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": "sq", "locked": False}
+    nb.cells[2].metadata["nbgrader"] = {"solution": False, "grade": True, "grade_id": "sq-check", "points": 1}
+    with pytest.raises(ValueError, match="expected the hint above '### BEGIN SOLUTION'"):
+        B.student_version(nb, "99-demo.ipynb")
+    nb.cells[1].source = SOLUTION.replace("    ### HINT: square it.\n", "").replace(
+        "    ### BEGIN", "    # Hint: square it.\n    ### BEGIN")
+    sheet = B.student_version(nb, "99-demo.ipynb")
+    assert "# Hint: square it." in sheet.cells[2].source and "x * x" not in sheet.cells[2].source
+
+
+def test_every_theory_notebook_has_an_exercise_or_a_checked_question():
+    for number in ("01", "02", "03", "04"):
+        path = next(NOTEBOOKS.glob(f"{number}-*.ipynb"))
+        nb = nbformat.read(path, as_version=4)
+        checked = [c for c in nb.cells if B.is_checker_cell(c)]
+        assert any("check_answer(" in c.source for c in checked), f"{path.name}: no pen-and-paper question"
+        assert any("check_answer(" not in c.source for c in checked), f"{path.name}: no coding exercise"

@@ -201,7 +201,7 @@ QUESTIONS = {
 
 
 def _as_number(answer):
-    if isinstance(answer, bool) or answer is None:
+    if isinstance(answer, (bool, str, bytes)) or answer is None:
         return None
     try:
         value = float(np.asarray(answer, dtype=np.float64))
@@ -232,7 +232,8 @@ def check_answer(question: str, answer) -> CheckResult:
         right = q.answer()
         if abs(value - right) <= RTOL * abs(right):
             return [f"{value:.4g} is right: {q.text}."]
-        hint = next((h for v, h in q.slips() if abs(value - v) <= RTOL * max(abs(v), 1e-12)), "")
+        near = [(abs(value - v) / max(abs(v), 1e-12), h) for v, h in q.slips()]  # the closest slip, if close
+        hint = min(near)[1] if near and min(near)[0] <= RTOL else ""
         _fail(f"{value:.4g} is not right for {q.text}.",
               "Hint: " + hint if hint else "Check each step of your calculation (three significant digits are "
                                            "enough).")
