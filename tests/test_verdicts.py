@@ -169,6 +169,7 @@ def test_describe_parts_prints_word_axis_and_seeds():
     v = V.Verdict.of([c], "fig", "scale note", axis="final error")
     text = V.describe_parts(v)
     assert "**Verdict: held** (on final error)" in text and "a: 1.000, 1.200, 1.100" in text
+    assert "The paper's numbers: 82.1 nats (§6.4)." in V.describe_parts(v, paper="82.1 nats (§6.4)")
     assert v.held is True and V.word_of(v) == V.HELD and v.to_json()["parts"][0]["values"]["b"]["1"] == 2.3
 
 

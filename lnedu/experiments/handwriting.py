@@ -342,7 +342,7 @@ def verdict(results, *, fraction: float = 0.9, margin: float = 0.05) -> Verdict:
 
 def describe(results) -> str:
     """Markdown for the notebook: the verdict, each part with mean ± sd (n) and the per-seed values."""
-    return V.describe_parts(verdict(results))
+    return V.describe_parts(verdict(results), paper=PAPER_NUMBERS)
 
 
 # ---------------------------------------------------------------------------------------------------------

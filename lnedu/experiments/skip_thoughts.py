@@ -409,7 +409,7 @@ def verdict(results) -> Verdict:
 
 def describe(results) -> str:
     """Markdown for the notebook: the verdict, each part with mean ± sd (n) and the per-seed values."""
-    return V.describe_parts(verdict(results))
+    return V.describe_parts(verdict(results), paper=PAPER_NUMBERS)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -272,14 +272,17 @@ def _num(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def describe_parts(verdict) -> str:
-    """Markdown: the verdict word with its axis, then one bullet per part with the figures and per-seed values."""
+def describe_parts(verdict, paper: str = "") -> str:
+    """Markdown: the verdict word with its axis, then one bullet per part with the figures and per-seed values,
+    then the paper's own numbers (``paper``, with its citation) and the scale note."""
     lines = [f"**Verdict: {word_of(verdict)}**" + (f" (on {verdict.axis})" if getattr(verdict, "axis", "") else "")
              + "."]
     for p in getattr(verdict, "parts", []):
         if isinstance(p, Comparison):
             lines.append(f"- *{p.claim}* ({p.axis}): **{p.outcome}**. {p.figure()}. Per seed: {p.seeds_line()}. "
                          f"{p.why}.")
+    if paper:
+        lines.append(f"\nThe paper's numbers: {paper}.")
     if verdict.note:
         lines.append(f"\nScale: {verdict.note}.")
     return "\n".join(lines)
