@@ -378,7 +378,8 @@ def speed_parts(sp: Speed, fast: str, slow: str, claim: str, *, fmt: str = ".0f"
     if sp.seconds is not None:
         axes.append(("seconds", "training seconds to the target"))
     for axis, label in axes:
-        c = compare(claim, label, fast, sp.filled(fast, axis), slow, sp.filled(slow, axis), better="lower", fmt=fmt)
+        c = compare(claim, label, fast, sp.filled(fast, axis), slow, sp.filled(slow, axis), better="lower",
+                    fmt=fmt if axis == "updates" else ".2f")
         cf, cs = sp.censored(fast), sp.censored(slow)
         if cf or cs:
             c.why += "; censored (never reached the target; counted as the run's length): " + ", ".join(
