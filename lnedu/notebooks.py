@@ -2,6 +2,9 @@
 
 ``python -m lnedu notebooks --execute-in-place`` refreshes the stored outputs after a library change; every
 notebook is written atomically (:mod:`lnedu._io`), so an interrupted run never leaves a half-written one.
+An executed notebook is stored clean (:func:`clean_notebook`): no execution timestamps, widget model ids
+numbered in order, so executing an unchanged notebook again writes the same bytes. Kernels talk to the runner
+over local IPC sockets (no TCP port, and so no "running over TCP without encryption" warning per notebook).
 This module sits below the experiments and imports none of them; :mod:`lnedu.reproduce`, above them, uses it
 to execute copies of the notebooks into an HTML report. Executing needs the ``[lab]`` extra
 (``pip install "lnedu[lab]"``): without it a clear error says so.
@@ -12,13 +15,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import atomic_write_text
 
-__all__ = ["NotebookRun", "find_notebooks", "execute_notebook", "execute_in_place", "require_lab", "check_timeout"]
+__all__ = ["NotebookRun", "find_notebooks", "execute_notebook", "execute_in_place", "require_lab", "check_timeout",
+           "clean_notebook", "write_notebook"]
 
 _NAME = re.compile(r"^(\d\d)-[\w-]+\.ipynb$")
 
@@ -65,11 +70,79 @@ def _title(nb) -> str:
     return ""
 
 
+# per-cell metadata that changes on every run and says nothing about the notebook: nbclient's timestamps
+VOLATILE_CELL_METADATA = ("execution",)
+_WIDGET_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def clean_notebook(nb):
+    """The executed notebook ``nb`` without what changes from run to run, as a new notebook node.
+
+    Removes each cell's ``metadata.execution`` (nbclient's timestamps) and renames the widget models (random
+    UUIDs) ``000...1``, ``000...2``, ... in the order the kernel created them, in the stored widget state and
+    in every output that shows one. Everything else is kept as it ran.
+    """
+    import nbformat
+
+    nb = nbformat.from_dict(nb)  # a copy
+    for cell in nb.cells:
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    if not state:
+        return nb
+    names = {old: f"{i:032x}" for i, old in enumerate(_widget_order(nb, state), start=1)}
+    text = _WIDGET_ID.sub(lambda m: names.get(m.group(0), m.group(0)), nbformat.writes(nb))
+    return nbformat.reads(text, as_version=4)
+
+
+def _widget_order(nb, state) -> list[str]:
+    """The widget model ids in an order that depends on the notebook only: as the outputs show them, depth
+    first through the models they refer to, then any model no output reaches (by kind and content)."""
+    import json
+
+    order, seen = [], set()
+
+    def visit(model_id):
+        if model_id in state and model_id not in seen:
+            seen.add(model_id)
+            order.append(model_id)
+            for ref in re.findall(r"IPY_MODEL_([0-9a-f]{32})", json.dumps(state[model_id], sort_keys=True)):
+                visit(ref)
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            if view:
+                visit(view.get("model_id"))
+    rest = [m for m in state if m not in seen]
+    rest.sort(key=lambda m: (state[m].get("model_name", ""), _WIDGET_ID.sub("", json.dumps(state[m], sort_keys=True))))
+    return order + rest
+
+
+def write_notebook(path, nb) -> None:
+    """Store ``nb`` at ``path`` atomically, clean (:func:`clean_notebook`), in nbformat's own layout."""
+    import nbformat
+
+    atomic_write_text(path, nbformat.writes(clean_notebook(nb)))
+
+
+def _ipc_config(folder: str):
+    """Kernel settings: ZeroMQ over IPC sockets in ``folder`` instead of TCP on localhost."""
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.KernelManager.transport = "ipc"
+    cfg.KernelManager.ip = os.path.join(folder, "kernel")
+    return cfg
+
+
 def execute_notebook(path, *, timeout: int = 900, env: dict | None = None):
     """Execute the notebook at ``path`` (in its own folder) and return ``(notebook, NotebookRun)``.
 
     An error inside the notebook does not raise: the run is marked failed and the partial notebook returned.
-    ``env`` adds environment variables for the kernel.
+    ``env`` adds environment variables for the kernel. The notebook returned is clean (:func:`clean_notebook`).
     """
     check_timeout(timeout)
     require_lab("executing notebooks", "nbclient", "nbformat")
@@ -79,31 +152,38 @@ def execute_notebook(path, *, timeout: int = 900, env: dict | None = None):
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
     start = time.perf_counter()
     ok, error = True, ""
-    try:
-        client.execute(env={**os.environ, **(env or {})})
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:  # a timeout or a dead kernel, too
-        ok, error = False, str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    return nb, NotebookRun(path, _title(nb), time.perf_counter() - start, ok, error)
+    # a short folder of our own: IPC socket paths must stay under ~100 characters
+    with tempfile.TemporaryDirectory(prefix="lnedu-kernel-") as sockets:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}}, config=_ipc_config(sockets))
+        try:
+            client.execute(env={**os.environ, **(env or {})})
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:  # a timeout or a dead kernel, too
+            ok, error = False, str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return clean_notebook(nb), NotebookRun(path, _title(nb), time.perf_counter() - start, ok, error)
 
 
 def execute_in_place(paths, *, timeout: int = 900, progress: bool = True) -> list[NotebookRun]:
-    """Re-execute notebooks and store them with their new outputs (only those that ran without error)."""
+    """Re-execute notebooks and store them with their new outputs (only those that ran without error).
+
+    One progress bar, labelled with the notebook being executed.
+    """
     check_timeout(timeout)
     require_lab("executing notebooks", "nbclient", "nbformat")
-    import nbformat
     from tqdm.auto import tqdm
 
     runs = []
-    for path in tqdm(list(paths), desc="notebooks", disable=not progress):
-        nb, run = execute_notebook(path, timeout=timeout)
-        if run.ok:
-            atomic_write_text(path, nbformat.writes(nb))
-        runs.append(run)
+    paths = list(paths)
+    with tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as bar:
+        for path in paths:
+            bar.set_postfix_str(Path(path).name)
+            nb, run = execute_notebook(path, timeout=timeout)
+            if run.ok:
+                write_notebook(path, nb)
+            runs.append(run)
+            bar.update()
     return runs
 
 

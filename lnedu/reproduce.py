@@ -5,11 +5,20 @@ headless notebook runner it uses, :mod:`lnedu.notebooks`, sits below them. It wr
 page per notebook, ``summary.md`` and ``index.html`` with a table of what ran, and the claims table with the
 experiments' figures. Every file is written atomically (:mod:`lnedu._io`), so an interrupted run never
 leaves a half-written page behind; the stored notebooks are never modified.
+
+The report needs no network: formulas are typeset by a copy of MathJax 2 that the ``jupyter-server-mathjax``
+package ships (in the ``[lab]`` extra), copied into ``reports/mathjax/``; no page loads require.js, Mermaid or
+the widget manager from a CDN; an explorer widget is shown as the still it was left in (its sliders' values and
+its picture), with a line saying that it is interactive in JupyterLab. Links to papers stay links.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.util
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from ._io import atomic_write_text
@@ -17,7 +26,196 @@ from .experiments import default_preset
 from .experiments.report import claims_markdown, write_report
 from .notebooks import check_timeout, execute_notebook, find_notebooks, require_lab
 
-__all__ = ["reproduce"]
+__all__ = ["reproduce", "copy_mathjax", "static_widgets", "offline_exporter", "terminal_summary"]
+
+
+# ---- MathJax, from a package, copied beside the pages ------------------------------------------------------
+
+MATHJAX_FOLDER = "mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configuration nbconvert's own pages ask for
+# what the pages never load: other languages' menus, the SVG output's fonts (the pages use HTML-CSS), MathML 3,
+# the help and font-warning dialogs, and the speech explorer (it would fetch its rules from a CDN when switched on
+# in the menu, which the pages hide); the accessibility menu stays, as the configuration asks for it
+_MATHJAX_SKIP = {"localization", "jax/output/SVG", "extensions/MathML/mml3.js", "extensions/HelpDialog.js",
+                 "extensions/FontWarnings.js"}
+_MATHJAX_KEEP_A11Y = {"accessibility-menu.js"}
+
+
+def _mathjax_ignore(source: Path):
+    def ignore(folder, names):
+        rel = Path(folder).relative_to(source).as_posix()
+        skip = [n for n in names if (f"{rel}/{n}" if rel != "." else n) in _MATHJAX_SKIP]
+        if rel == "extensions/a11y":
+            skip += [n for n in names if n not in _MATHJAX_KEEP_A11Y]
+        return skip
+    return ignore
+
+
+def _mathjax_source() -> Path:
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.origin:
+        raise RuntimeError("reproduce: needs the [lab] extra (jupyter_server_mathjax not installed: it ships the "
+                           "MathJax the report uses offline); install it with `pip install \"lnedu[lab]\"`")
+    return Path(spec.origin).parent / "static"
+
+
+def copy_mathjax(out) -> str:
+    """Copy MathJax (from the ``jupyter-server-mathjax`` package) into ``out/mathjax/``; return the relative
+    address a page in ``out`` loads it from. The copy is made once per package version, atomically."""
+    from importlib.metadata import version
+
+    source, target = _mathjax_source(), Path(out) / MATHJAX_FOLDER
+    stamp = f"jupyter-server-mathjax {version('jupyter-server-mathjax')}\n"
+    marker = target / "FROM"
+    if not (marker.is_file() and marker.read_text(encoding="utf-8") == stamp):
+        tmp = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=out))
+        try:
+            shutil.copytree(source, tmp / "m", ignore=_mathjax_ignore(source))
+            (tmp / "m" / "FROM").write_text(stamp, encoding="utf-8")
+            if target.exists():
+                shutil.rmtree(target)
+            (tmp / "m").rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return f"{MATHJAX_FOLDER}/MathJax.js?config={MATHJAX_CONFIG}"
+
+
+# ---- nbconvert without the CDN --------------------------------------------------------------------------------
+
+# JupyterLab's page, less what it would fetch from the web: require.js (only widgets and old JavaScript outputs
+# need it), the widget manager (widgets are drawn as stills, below) and Mermaid (no notebook draws diagrams);
+# MathJax configured as nbconvert does, with the one web font jupyter-server-mathjax ships (STIX-Web)
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+<script type="text/x-mathjax-config">
+MathJax.Hub.Config({
+  TeX: {equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
+  tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+            processEscapes: true, processEnvironments: true},
+  "HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web", imageFont: null,
+               linebreaks: {automatic: true}},
+  displayAlign: "center", messageStyle: "none", showMathMenu: false
+});
+</script>
+<script src="{{ resources.mathjax_url }}"></script>
+{%- endblock html_head_js_mathjax -%}
+"""
+# the inlined JupyterLab style sheets name their sources' web pages in comments
+_CSS_COMMENT_WITH_URL = re.compile(r"/\*(?:(?!\*/).)*?https?://(?:(?!\*/).)*?\*/", re.S)
+
+
+def offline_exporter(mathjax_url: str):
+    """nbconvert's ``HTMLExporter`` (lab template) loading nothing from the network; MathJax from ``mathjax_url``."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab", template_file="lnedu-offline.html.j2", mathjax_url=mathjax_url,
+                        extra_loaders=[DictLoader({"lnedu-offline.html.j2": _OFFLINE_TEMPLATE})])
+
+
+def _offline_html(body: str) -> str:
+    return _CSS_COMMENT_WITH_URL.sub("/* */", body)
+
+
+# ---- widgets as stills -----------------------------------------------------------------------------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STILL_NOTE = ("A still of an interactive explorer: its controls move in JupyterLab (<code>make lab</code>), on "
+              "Binder or on Colab.")
+
+
+def _widget_html(model_id: str, state: dict, depth: int = 0) -> str:
+    """One widget model (and its children) as plain HTML, as the kernel left it."""
+    model = state.get(model_id)
+    if model is None or depth > 50:
+        return ""
+    name, st = model.get("model_name", ""), model.get("state", {})
+    children = [c.removeprefix("IPY_MODEL_") for c in st.get("children", [])]
+    if name in ("VBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel", "StackModel"):
+        inner = "".join(_widget_html(c, state, depth + 1) for c in children)
+        return f"<div style='display:flex;flex-direction:column;gap:.3em'>{inner}</div>"
+    if name == "HBoxModel":
+        inner = "".join(_widget_html(c, state, depth + 1) for c in children)
+        return f"<div style='display:flex;flex-direction:row;gap:1.5em;align-items:flex-start'>{inner}</div>"
+    if name == "ImageModel":
+        data = next((b["data"] for b in model.get("buffers", []) if b.get("path") == ["value"]), "")
+        fmt = html.escape(st.get("format", "png"))
+        return f"<img src='data:image/{fmt};base64,{data}' alt='the explorer as it was drawn'>" if data else ""
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return f"<div>{st.get('value', '')}</div>"
+    if name == "LabelModel":
+        return f"<div>{html.escape(str(st.get('value', '')))}</div>"
+    if name == "OutputModel":
+        return "".join(_output_html(o) for o in st.get("outputs", []))
+    if name == "ButtonModel":
+        return f"<button disabled>{html.escape(st.get('description', ''))}</button>"
+    value = st.get("value")
+    if "_options_labels" in st and st.get("index") is not None:
+        value = st["_options_labels"][st["index"]]
+    elif isinstance(value, float) and st.get("readout_format"):
+        try:
+            value = format(value, st["readout_format"])
+        except ValueError:
+            pass
+    label = html.escape(str(st.get("description", "")))
+    return f"<div><b>{label}</b> {html.escape(str(value))}</div>" if value is not None else ""
+
+
+def _output_html(out: dict) -> str:
+    data = out.get("data", {})
+    if "image/png" in data:
+        return f"<img src='data:image/png;base64,{data['image/png']}' alt='output'>"
+    if "text/html" in data:
+        return str(data["text/html"])
+    text = data.get("text/plain", out.get("text", ""))
+    return f"<pre>{html.escape(str(text))}</pre>" if text else ""
+
+
+def static_widgets(nb):
+    """``nb`` with each widget output replaced by its still (HTML) and a line saying it is interactive elsewhere;
+    the stored widget state is dropped (nothing on the page would read it)."""
+    import nbformat
+
+    nb = nbformat.from_dict(nb)
+    state = nb.metadata.pop("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view:
+                still = _widget_html(view.get("model_id", ""), state)
+                out.data = {"text/html": f"<div class='lnedu-widget-still'>{still}<p><em>{STILL_NOTE}</em></p></div>",
+                            "text/plain": out.data.get("text/plain", "")}
+    return nb
+
+
+# ---- the terminal ----------------------------------------------------------------------------------------------
+
+def terminal_summary(runs, claims, out, width: int = 100) -> str:
+    """What ``make reproduce`` prints at the end, on one screen: the notebooks that failed (or that all ran),
+    one line per claim (experiment, verdict, our figure), and where the report is."""
+    from .experiments.report import verdict_word
+
+    def cut(text, n):
+        text = " ".join(str(text).split())
+        return text if len(text) <= n else text[: n - 1] + "…"
+
+    ok = sum(r.ok for r in runs)
+    lines = [f"notebooks: {ok} of {len(runs)} ran without error in {sum(r.seconds for r in runs):.0f} s"]
+    lines += [f"  FAILED {r.path.name}: {cut(r.error, width - 12 - len(r.path.name))}" for r in runs if not r.ok]
+    if claims:
+        w_title = min(38, max(len(c["title"]) for c in claims))
+        words = [verdict_word(c) for c in claims]
+        w_word = min(30, max(len(w) for w in words))
+        lines += ["", f"{'claim':<{w_title}}  {'verdict':<{w_word}}  our figure"]
+        for c, word in zip(claims, words):
+            lines.append(f"{cut(c['title'], w_title):<{w_title}}  {cut(word, w_word):<{w_word}}  "
+                         + cut(c["our_figure"], max(20, width - w_title - w_word - 4)))
+    lines += ["", f"report: {Path(out) / 'index.html'}  (details: {Path(out) / 'summary.md'}, "
+              f"{Path(out) / 'claims.html'})"]
+    return "\n".join(lines)
 
 
 def _summary_markdown(runs, claims=()) -> str:
@@ -73,8 +271,7 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
     The stored notebooks are not modified. Returns the list of :class:`NotebookRun`.
     """
     check_timeout(timeout)
-    require_lab("reproduce", "nbconvert", "nbclient", "nbformat")
-    from nbconvert import HTMLExporter
+    require_lab("reproduce", "nbconvert", "nbclient", "nbformat", "jupyter_server_mathjax")
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -89,13 +286,16 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
     if only:
         paths = [p for p in paths if any(o in p.name for o in only)]
     env = {"LNEDU_RUNS": str(Path(runs).resolve())}
-    exporter = HTMLExporter()
+    exporter = offline_exporter(copy_mathjax(out))
     done = []
-    for path in tqdm(paths, desc="reproduce", disable=not progress):
-        nb, run = execute_notebook(path, timeout=timeout, env=env)
-        body, _ = exporter.from_notebook_node(nb)
-        atomic_write_text(out / f"{path.stem}.html", body)
-        done.append(run)
+    with tqdm(total=len(paths), desc="reproduce", unit="nb", disable=not progress) as bar:
+        for path in paths:
+            bar.set_postfix_str(path.name)
+            nb, run = execute_notebook(path, timeout=timeout, env=env)
+            body, _ = exporter.from_notebook_node(static_widgets(nb))
+            atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
+            done.append(run)
+            bar.update()
     claims = write_report(Path(runs) / default_preset(), out)
     atomic_write_text(out / "summary.md", _summary_markdown(done, claims))
     atomic_write_text(out / "index.html", _index_html(done, claims))
