@@ -1,7 +1,8 @@
 """lnedu.functional.dispatch: registered faster versions against the reference, on the same inputs.
 
-* reference, cache-blocked NumPy (lnedu.functional._blocked) and the fused CUDA kernels (run on the CPU
-  through the emulator, tests/cuda_emulator) give the same layer norm, RMSNorm, LSTM and GRU steps;
+* reference, cache-blocked NumPy (lnedu.functional._blocked), the Numba fast path (lnedu.functional._numba,
+  where Numba is installed) and the fused CUDA kernels (run on the CPU through the emulator,
+  tests/cuda_emulator) give the same layer norm, RMSNorm, LSTM and GRU steps;
 * ``use_reference()`` bypasses every registered implementation; the newest registration is asked first
   and ``supported`` decides; 16-bit storage is computed in float32 whatever the switch;
 * ``lnedu.functional`` imports nothing of ``lnedu.cuda`` (the GPU package registers itself from outside).
@@ -18,7 +19,7 @@ import pytest
 import lnedu.functional as F
 from lnedu.cuda import norms as CN
 from lnedu.cuda import recurrent as CR
-from lnedu.functional import _blocked, dispatch
+from lnedu.functional import _blocked, _numba, dispatch
 from lnedu.functional.recurrent import Norm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,13 @@ def test_reference_blocked_and_fused_norms_agree(emulator, monkeypatch, shape, r
         reference = _ln_and_rms(x, g, b, dy)
     monkeypatch.setattr(_blocked, "MIN_SIZE", 0)
     monkeypatch.setattr(_blocked, "_BLOCK_BYTES", 2 * shape[-1] * 8)  # two rows a block
+    monkeypatch.setattr(_numba, "MIN_SIZE", x.size + 1)  # the fast path (asked first) declines
     assert dispatch.lookup(F.layer_norm, x, g, b) is _blocked.layer_norm
     blocked = _ln_and_rms(x, g, b, dy)
+    if _numba.available():  # the [fast] extra; tests/test_fast.py says more when it is absent
+        monkeypatch.setattr(_numba, "MIN_SIZE", 0)
+        assert dispatch.lookup(F.layer_norm, x, g, b) is _numba.layer_norm
+        _close(_ln_and_rms(x, g, b, dy), reference, 1e-13)
     emulator.launches.clear()
     fused = [("layer_norm", CN.layer_norm), ("layer_norm_backward", CN.layer_norm_backward),
              ("rms_norm", CN.rms_norm), ("rms_norm_backward", CN.rms_norm_backward)]
@@ -206,7 +212,7 @@ def test_16_bit_storage_is_computed_in_float32_even_under_use_reference(rng):
 
 def test_the_functional_package_never_imports_the_gpu_package():
     """No import of lnedu.cuda (or any module named cuda) anywhere in lnedu/functional."""
-    mine = {"__init__.py", "dispatch.py", "_blocked.py", "norms.py", "recurrent.py"}
+    mine = {"__init__.py", "dispatch.py", "_blocked.py", "_numba.py", "_numba_kernels.py", "norms.py", "recurrent.py"}
     for path in sorted((ROOT / "lnedu" / "functional").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
@@ -223,4 +229,5 @@ def test_the_functional_package_never_imports_the_gpu_package():
 def test_importing_lnedu_registers_the_fused_kernels():
     labels = dispatch.implementations("layer_norm")
     assert labels[0] == "lnedu.cuda.layer_norm" and "lnedu.functional._blocked.layer_norm" in labels
+    assert ("lnedu.functional._numba.layer_norm" in labels) == _numba.available()
     assert dispatch.lookup(F.layer_norm, np.ones((2, 3)), None, None) is None  # neither takes a small NumPy array

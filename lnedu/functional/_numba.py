@@ -1,0 +1,174 @@
+"""Numba-compiled layer norm and RMSNorm: the CPU fast path, registered with the dispatch when Numba is installed.
+
+The reference bodies in :mod:`lnedu.functional.norms` are what a student reads, and what runs wherever the
+optional ``[fast]`` extra (Numba) is absent, e.g. on Binder or in Pyodide. Each NumPy operation there is one
+pass over the array. The loops below do a row at a time, on all cores (``prange``): the forward reads a row
+twice while it sits in the CPU's cache (its sum, then its squared deviations) and writes ``y`` and ``xhat``
+once; the backward reads ``dy`` and ``xhat`` and writes ``dx`` once, with both row sums of the compact
+formula fused into one loop. Forward + backward thus move about six arrays through main memory, close to the
+four that cannot be avoided (``benchmarks/bench_norms.py`` measures the copy rate and the fraction of it).
+
+Same numerics as the reference (:func:`lnedu.functional.standardize`): *shifted* two-pass statistics
+(each row shifted by its first value, so a constant row is exactly 0 and its output is the bias), with the
+sums accumulated in float64 whatever the storage type. In float64 the squares of float32 values cannot
+overflow, so no rescaling is needed for float32; a float64 row whose squares overflow (past ~1e154), or that
+holds NaN or inf, makes the whole call go to the reference, which rescales it. ``dgain`` and ``dbias`` are
+summed over rows without races: each of a fixed number of row chunks sums into its own float64 row, and those
+partial sums are added at the end (the result does not depend on the number of threads).
+
+Nothing here is compiled, nor Numba imported, when lnedu is imported: :func:`register` only asks whether
+Numba is installed. The kernels compile on their first call above :data:`MIN_SIZE` elements (a few seconds,
+then cached on disk by ``cache=True``; ``benchmarks/bench_norms.py --cold`` measures it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from . import dispatch
+from . import norms as _norms
+from .norms import LayerNormCache, RMSNormCache
+
+__all__ = ["MIN_SIZE", "available", "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
+           "supported", "backward_supported", "register"]
+
+#: arrays with fewer elements take the reference (where the threads' start-up costs more than they save;
+#: measured with benchmarks/bench_norms.py --shapes ...)
+MIN_SIZE = 1 << 13
+
+#: at most this many row chunks hold partial sums of dgain/dbias (fixed, so results do not depend on threads)
+_CHUNKS = 64
+_ROWS_PER_CHUNK = 16  # ... and at least this many rows each
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_kernels = None  # the compiled module's namespace, made on first use
+
+
+def available() -> bool:
+    """Whether Numba is installed (asked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _compiled():
+    """The Numba kernels (imported, and so compiled or loaded from Numba's cache, on the first call)."""
+    global _kernels
+    if _kernels is None:
+        from . import _numba_kernels
+
+        _kernels = _numba_kernels
+    return _kernels
+
+
+def _contiguous(a) -> bool:
+    return type(a) is np.ndarray and a.flags.c_contiguous
+
+
+def supported(x, *params) -> bool:
+    """A C-contiguous NumPy float32/float64 array of at least ``MIN_SIZE`` elements."""
+    return (type(x) is np.ndarray and x.dtype in _DTYPES and x.size >= MIN_SIZE and x.ndim >= 1
+            and x.flags.c_contiguous)
+
+
+def backward_supported(dy, cache) -> bool:
+    """What :func:`supported` asks, of ``dy``, and a cache of C-contiguous NumPy arrays of ``dy``'s dtype."""
+    xhat, rstd = cache.xhat, cache.rstd
+    return (supported(dy) and _contiguous(xhat) and xhat.dtype == dy.dtype and xhat.shape == dy.shape
+            and type(rstd) is np.ndarray and rstd.dtype == dy.dtype and rstd.size * dy.shape[-1] == dy.size)
+
+
+def _params(H, dtype, gain, bias=None):
+    """Gain and bias as contiguous arrays (``None`` -> ones / zeros)."""
+    g = np.ones(H, dtype=dtype) if gain is None else np.ascontiguousarray(gain)
+    b = np.zeros(H, dtype=dtype) if bias is None else np.ascontiguousarray(bias)
+    return g, b
+
+
+def _partials(n, H):
+    """Zeroed float64 partial sums (chunks, H) and the rows per chunk."""
+    chunks = max(1, min(_CHUNKS, n // _ROWS_PER_CHUNK))
+    per = -(-n // chunks)
+    return np.zeros((chunks, H)), per
+
+
+def _via_reference(fn, *args):
+    with dispatch.use_reference():
+        return fn(*args)
+
+
+def layer_norm(x, gain, bias, eps):
+    """:func:`lnedu.functional.layer_norm` (arguments already checked), one compiled pass per row."""
+    H = x.shape[-1]
+    rows = x.reshape(-1, H)
+    n = rows.shape[0]
+    y, xhat, rstd = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype)
+    g, b = _params(H, x.dtype, gain, bias)
+    if _compiled().layer_norm_rows(rows, g, b, float(eps), y, xhat, rstd):
+        return _via_reference(_norms.layer_norm, x, gain, bias, eps)  # squares overflowed, or NaN/inf
+    keep = x.shape[:-1] + (1,)
+    return y.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(keep), gain)
+
+
+def layer_norm_backward(dy, cache):
+    """:func:`lnedu.functional.layer_norm_backward`: both row means and dx in one compiled loop per row."""
+    xhat, rstd, gain = cache
+    H = dy.shape[-1]
+    dy2 = dy.reshape(-1, H)
+    n = dy2.shape[0]
+    g, _ = _params(H, dy.dtype, gain)
+    dx = np.empty_like(dy2)
+    pg, per = _partials(n, H)
+    pb = np.zeros_like(pg)
+    _compiled().layer_norm_backward_rows(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, pb, per)
+    dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
+    return dx.reshape(dy.shape), dgain, pb.sum(axis=0).astype(dy.dtype)
+
+
+def rms_norm(x, gain, eps):
+    """:func:`lnedu.functional.rms_norm` (arguments already checked), one compiled pass per row."""
+    H = x.shape[-1]
+    rows = x.reshape(-1, H)
+    n = rows.shape[0]
+    y, xhat, rstd = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype)
+    g, _ = _params(H, x.dtype, gain)
+    if _compiled().rms_norm_rows(rows, g, float(eps), y, xhat, rstd):
+        return _via_reference(_norms.rms_norm, x, gain, eps)
+    keep = x.shape[:-1] + (1,)
+    return y.reshape(x.shape), RMSNormCache(xhat.reshape(x.shape), rstd.reshape(keep), gain)
+
+
+def rms_norm_backward(dy, cache):
+    """:func:`lnedu.functional.rms_norm_backward` (layer norm's without the mean path)."""
+    xhat, rstd, gain = cache
+    H = dy.shape[-1]
+    dy2 = dy.reshape(-1, H)
+    n = dy2.shape[0]
+    g, _ = _params(H, dy.dtype, gain)
+    dx = np.empty_like(dy2)
+    pg, per = _partials(n, H)
+    _compiled().rms_norm_backward_rows(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, per)
+    dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
+    return dx.reshape(dy.shape), dgain
+
+
+_PAIRS = (("layer_norm", "supported", "layer_norm"), ("layer_norm_backward", "backward_supported",
+                                                        "layer_norm_backward"),
+          ("rms_norm", "supported", "rms_norm"), ("rms_norm_backward", "backward_supported", "rms_norm_backward"))
+
+
+def register() -> bool:
+    """Register the four functions with :mod:`lnedu.functional.dispatch` if Numba is installed (done when
+    lnedu.functional loads; nothing is imported or compiled here). Returns whether they were registered."""
+    if not available():
+        return False
+    for name, ok, fn in _PAIRS:
+        dispatch.register(name, globals()[ok], globals()[fn], label=f"lnedu.functional._numba.{fn}")
+    return True
+
+
+def unregister() -> None:
+    """Undo :func:`register` (for tests and benchmarks)."""
+    for name, _, fn in _PAIRS:
+        if f"lnedu.functional._numba.{fn}" in dispatch.implementations(name):
+            dispatch.unregister(name, globals()[fn])
