@@ -5,7 +5,8 @@
   float32 and float64, with and without gain/bias), and float64 finite differences;
 * the reference's numerics: constant rows are exactly 0, offset float32 rows keep their precision, float32
   rows past 1e19 need no rescaling, float64 rows whose squares overflow and NaN rows go to the reference;
-* dgain/dbias do not depend on the number of threads (per-chunk partial sums, then one reduction);
+* dgain/dbias do not depend on the number of threads (per-chunk partial sums, then one reduction), and the
+  serial and parallel kernels give the same bits;
 * caches are the reference's: a forward on one path and a backward on the other agree.
 
 Where Numba is not installed the tests that need it are skipped with the reason (CI installs it).
@@ -45,10 +46,11 @@ def test_without_numba_nothing_registers(monkeypatch):
     assert dispatch.implementations("layer_norm") == before
 
 
-@pytest.fixture
-def everywhere(monkeypatch):
-    """The fast path for any size (the tests' arrays are small)."""
+@pytest.fixture(params=["serial", "parallel"])
+def everywhere(monkeypatch, request):
+    """The fast path for any size (the tests' arrays are small), on one thread or on all."""
     monkeypatch.setattr(_numba, "MIN_SIZE", 0)
+    monkeypatch.setattr(_numba, "PARALLEL_SIZE", 0 if request.param == "parallel" else 1 << 62)
 
 
 def _case(rng, shape, dtype, offset=1.5):
@@ -159,6 +161,12 @@ def test_gain_and_bias_gradients_do_not_depend_on_the_threads(everywhere, rng):
     finally:
         numba.set_num_threads(threads)
     for a, c in zip((*many, *rms_many), (*one, *rms_one)):
+        assert np.array_equal(a, c)
+    flip = 1 << 62 if _numba.PARALLEL_SIZE == 0 else 0  # the other kernel: serial <-> parallel, same sums
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_numba, "PARALLEL_SIZE", flip)
+        other = F.layer_norm_backward(dy, cache)
+    for a, c in zip(many, other):
         assert np.array_equal(a, c)
     with dispatch.use_reference():
         want = F.layer_norm_backward(*_float64(dy), cache._replace(xhat=cache.xhat.astype(np.float64),

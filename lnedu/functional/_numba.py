@@ -32,11 +32,15 @@ from . import norms as _norms
 from .norms import LayerNormCache, RMSNormCache
 
 __all__ = ["MIN_SIZE", "available", "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
-           "supported", "backward_supported", "register"]
+           "supported", "backward_supported", "register", "PARALLEL_SIZE"]
 
 #: arrays with fewer elements take the reference (where the threads' start-up costs more than they save;
 #: measured with benchmarks/bench_norms.py --shapes ...)
 MIN_SIZE = 1 << 13
+
+#: from this many elements on the kernels run on all of Numba's threads, below it on the calling thread only
+#: (a thread pool's start costs more than it saves on small arrays, and far more on a loaded machine)
+PARALLEL_SIZE = 1 << 18
 
 #: at most this many row chunks hold partial sums of dgain/dbias (fixed, so results do not depend on threads)
 _CHUNKS = 64
@@ -92,6 +96,12 @@ def _partials(n, H):
     return np.zeros((chunks, H)), per
 
 
+def _kernel(name, size):
+    """The compiled kernel ``name``, its parallel version for arrays of ``PARALLEL_SIZE`` elements or more."""
+    k = _compiled()
+    return getattr(k, name if size >= PARALLEL_SIZE else name + "_serial")
+
+
 def _via_reference(fn, *args):
     with dispatch.use_reference():
         return fn(*args)
@@ -104,7 +114,7 @@ def layer_norm(x, gain, bias, eps):
     n = rows.shape[0]
     y, xhat, rstd = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype)
     g, b = _params(H, x.dtype, gain, bias)
-    if _compiled().layer_norm_rows(rows, g, b, float(eps), y, xhat, rstd):
+    if _kernel("layer_norm_rows", rows.size)(rows, g, b, float(eps), y, xhat, rstd):
         return _via_reference(_norms.layer_norm, x, gain, bias, eps)  # squares overflowed, or NaN/inf
     keep = x.shape[:-1] + (1,)
     return y.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(keep), gain)
@@ -120,7 +130,7 @@ def layer_norm_backward(dy, cache):
     dx = np.empty_like(dy2)
     pg, per = _partials(n, H)
     pb = np.zeros_like(pg)
-    _compiled().layer_norm_backward_rows(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, pb, per)
+    _kernel("layer_norm_backward_rows", dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, pb, per)
     dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
     return dx.reshape(dy.shape), dgain, pb.sum(axis=0).astype(dy.dtype)
 
@@ -132,7 +142,7 @@ def rms_norm(x, gain, eps):
     n = rows.shape[0]
     y, xhat, rstd = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype)
     g, _ = _params(H, x.dtype, gain)
-    if _compiled().rms_norm_rows(rows, g, float(eps), y, xhat, rstd):
+    if _kernel("rms_norm_rows", rows.size)(rows, g, float(eps), y, xhat, rstd):
         return _via_reference(_norms.rms_norm, x, gain, eps)
     keep = x.shape[:-1] + (1,)
     return y.reshape(x.shape), RMSNormCache(xhat.reshape(x.shape), rstd.reshape(keep), gain)
@@ -147,7 +157,7 @@ def rms_norm_backward(dy, cache):
     g, _ = _params(H, dy.dtype, gain)
     dx = np.empty_like(dy2)
     pg, per = _partials(n, H)
-    _compiled().rms_norm_backward_rows(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, per)
+    _kernel("rms_norm_backward_rows", dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, per)
     dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
     return dx.reshape(dy.shape), dgain
 

@@ -3,6 +3,12 @@
 Each works on 2-d C-contiguous rows ``(n, H)`` and writes into arrays the caller allocated. Sums are
 accumulated in float64. ``fastmath`` allows only re-association (so that a row sum vectorizes) and
 fused multiply-adds: no assumption that values are finite, so NaN and inf are still seen.
+
+Every kernel comes twice: ``NAME`` runs its ``prange`` loop on all of Numba's threads, ``NAME_serial`` on the
+calling thread only. Starting the threads costs microseconds on a quiet machine, but on a loaded one a
+descheduled thread stalls the whole call for a scheduler tick (milliseconds), so mid-sized arrays take the
+serial kernels (see ``_numba.PARALLEL_SIZE``). Both are cached on disk (``cache=True``); the serial one is a
+cached wrapper around an uncached compile of the same loop, so that the two never share a cache entry.
 """
 
 from __future__ import annotations
@@ -15,8 +21,7 @@ import numpy as np
 _FAST = {"reassoc", "contract"}
 
 
-@nb.njit(parallel=True, cache=True, fastmath=_FAST)
-def layer_norm_rows(x, gain, bias, eps, y, xhat, rstd):
+def _layer_norm_rows(x, gain, bias, eps, y, xhat, rstd):
     """Shifted two-pass layer norm of each row of ``x`` into ``y``, ``xhat``, ``rstd``; returns the number of
     rows whose variance is not finite (their outputs are not to be used)."""
     n, H = x.shape
@@ -44,8 +49,7 @@ def layer_norm_rows(x, gain, bias, eps, y, xhat, rstd):
     return bad
 
 
-@nb.njit(parallel=True, cache=True, fastmath=_FAST)
-def layer_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, pb, per):
+def _layer_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, pb, per):
     """``dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` per row, ``dxhat = dy * gain``;
     chunk ``c`` of ``per`` rows adds its rows' ``dy * xhat`` and ``dy`` into ``pg[c]`` and ``pb[c]``."""
     n, H = dy.shape
@@ -68,8 +72,7 @@ def layer_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, pb, per):
                 dx[i, j] = r * (np.float64(dy[i, j]) * gain[j] - m1 - np.float64(xhat[i, j]) * m2)
 
 
-@nb.njit(parallel=True, cache=True, fastmath=_FAST)
-def rms_norm_rows(x, gain, eps, y, xhat, rstd):
+def _rms_norm_rows(x, gain, eps, y, xhat, rstd):
     """RMSNorm of each row of ``x`` into ``y``, ``xhat``, ``rstd``; returns the number of rows whose mean
     square is not finite."""
     n, H = x.shape
@@ -92,8 +95,7 @@ def rms_norm_rows(x, gain, eps, y, xhat, rstd):
     return bad
 
 
-@nb.njit(parallel=True, cache=True, fastmath=_FAST)
-def rms_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, per):
+def _rms_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, per):
     """``dx = rstd * (dxhat - xhat * mean(dxhat * xhat))`` per row; chunk ``c`` adds ``dy * xhat`` into ``pg[c]``."""
     n, H = dy.shape
     for c in nb.prange(pg.shape[0]):
@@ -108,3 +110,39 @@ def rms_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, per):
             r = np.float64(rstd[i])
             for j in range(H):
                 dx[i, j] = r * (np.float64(dy[i, j]) * gain[j] - np.float64(xhat[i, j]) * m2)
+
+
+layer_norm_rows = nb.njit(parallel=True, cache=True, fastmath=_FAST)(_layer_norm_rows)
+_layer_norm_rows_1 = nb.njit(fastmath=_FAST)(_layer_norm_rows)
+
+
+@nb.njit(cache=True)
+def layer_norm_rows_serial(x, gain, bias, eps, y, xhat, rstd):
+    return _layer_norm_rows_1(x, gain, bias, eps, y, xhat, rstd)
+
+
+layer_norm_backward_rows = nb.njit(parallel=True, cache=True, fastmath=_FAST)(_layer_norm_backward_rows)
+_layer_norm_backward_rows_1 = nb.njit(fastmath=_FAST)(_layer_norm_backward_rows)
+
+
+@nb.njit(cache=True)
+def layer_norm_backward_rows_serial(dy, xhat, rstd, gain, dx, pg, pb, per):
+    _layer_norm_backward_rows_1(dy, xhat, rstd, gain, dx, pg, pb, per)
+
+
+rms_norm_rows = nb.njit(parallel=True, cache=True, fastmath=_FAST)(_rms_norm_rows)
+_rms_norm_rows_1 = nb.njit(fastmath=_FAST)(_rms_norm_rows)
+
+
+@nb.njit(cache=True)
+def rms_norm_rows_serial(x, gain, eps, y, xhat, rstd):
+    return _rms_norm_rows_1(x, gain, eps, y, xhat, rstd)
+
+
+rms_norm_backward_rows = nb.njit(parallel=True, cache=True, fastmath=_FAST)(_rms_norm_backward_rows)
+_rms_norm_backward_rows_1 = nb.njit(fastmath=_FAST)(_rms_norm_backward_rows)
+
+
+@nb.njit(cache=True)
+def rms_norm_backward_rows_serial(dy, xhat, rstd, gain, dx, pg, per):
+    _rms_norm_backward_rows_1(dy, xhat, rstd, gain, dx, pg, per)
