@@ -40,8 +40,6 @@ def _cmd_reproduce(args) -> int:
     if not runs:
         print(f"lnedu: no notebooks matched in {args.notebooks}", file=sys.stderr)
         return 2
-    print((Path(args.out) / "summary.md").read_text(encoding="utf-8"))
-    print(f"report: {Path(args.out) / 'index.html'}")
     return 0 if all(r.ok for r in runs) else 1
 
 

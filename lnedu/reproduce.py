@@ -268,7 +268,8 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
 
     Experiment notebooks train into ``runs/PRESET`` (resuming what is there); afterwards the claims table
     and the experiments' figures are written too (``out/claims.md``, ``out/claims.html``, ``out/NAME.png``).
-    The stored notebooks are not modified. Returns the list of :class:`NotebookRun`.
+    The stored notebooks are not modified. Returns the list of :class:`NotebookRun`. With ``progress``, one
+    progress bar names the notebook running, and a one-screen summary (:func:`terminal_summary`) ends the run.
     """
     check_timeout(timeout)
     require_lab("reproduce", "nbconvert", "nbclient", "nbformat", "jupyter_server_mathjax")
@@ -299,4 +300,6 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
     claims = write_report(Path(runs) / default_preset(), out)
     atomic_write_text(out / "summary.md", _summary_markdown(done, claims))
     atomic_write_text(out / "index.html", _index_html(done, claims))
+    if progress:
+        print(terminal_summary(done, claims, out))
     return done

@@ -124,3 +124,23 @@ def test_a_stale_listing_is_caught():
     assert _stale_listings([cell]) == ["lnedu/functional/norms.py::layer_norm"]
     cell.outputs = []
     assert len(_stale_listings([cell])) == 1
+
+
+# ---- clean files (issue 15 item 4): nothing stored that changes from one execution to the next ----------------
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_no_volatile_metadata(path):
+    """No execution timestamps, widget ids numbered in order: the stored file is what `make notebooks` writes."""
+    from lnedu.notebooks import VOLATILE_CELL_METADATA, clean_notebook
+
+    nb = _read(path)
+    stamped = [i for i, c in enumerate(nb.cells) if any(k in c.metadata for k in VOLATILE_CELL_METADATA)]
+    assert not stamped, f"cells {stamped} store execution timestamps: run `make notebooks`"
+    assert nbformat.writes(clean_notebook(nb)) == nbformat.writes(nb), "volatile metadata stored: run `make notebooks`"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_execution_counts_are_exactly_one_to_n(path):
+    counts = [c.execution_count for c in _read(path).cells if c.cell_type == "code" and c.source.strip()]
+    assert counts == list(range(1, len(counts) + 1)), f"execution counts {counts}: run `make notebooks`"

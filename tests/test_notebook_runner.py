@@ -99,3 +99,57 @@ def test_the_runner_sits_below_the_experiments_and_reproduce_above():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "False"]
+
+
+# ---- clean, quiet re-execution (issue 15 items 4, 5) --------------------------------------------------------
+
+
+def test_clean_notebook_drops_timestamps_and_numbers_widgets_in_order():
+    from lnedu.notebooks import WIDGET_STATE, clean_notebook
+
+    a, b, c = "c" * 32, "a" * 32, "b" * 32  # c: the box shown; b: its child; a: a model no output shows
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("box", execution_count=1, metadata={"execution": {"iopub.status.busy": "x"},
+                                                                         "tags": ["keep"]})
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"application/vnd.jupyter.widget-view+json":
+                                                              {"model_id": a, "version_major": 2}}, execution_count=1)]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {WIDGET_STATE: {"state": {
+        b: {"model_name": "LayoutModel", "state": {}},
+        c: {"model_name": "FloatSliderModel", "state": {"layout": f"IPY_MODEL_{b}"}},
+        a: {"model_name": "VBoxModel", "state": {"children": [f"IPY_MODEL_{c}"]}}}, "version_major": 2}}
+    clean = clean_notebook(nb)
+    assert "execution" in nb.cells[0].metadata, "the notebook given is not changed"
+    assert clean.cells[0].metadata == {"tags": ["keep"]}
+    state = clean.metadata["widgets"][WIDGET_STATE]["state"]
+    one, two = f"{1:032x}", f"{2:032x}"
+    assert clean.cells[0].outputs[0].data["application/vnd.jupyter.widget-view+json"]["model_id"] == one
+    assert state[one]["state"]["children"] == [f"IPY_MODEL_{two}"] and state[two]["model_name"] == "FloatSliderModel"
+    assert state[f"{3:032x}"]["model_name"] == "LayoutModel"
+    assert nbformat.writes(clean_notebook(clean)) == nbformat.writes(clean), "cleaning twice changes nothing"
+
+
+@pytest.mark.slow
+def test_executing_an_unchanged_notebook_again_writes_the_same_bytes_quietly(tmp_path):
+    """Through the CLI, as `make notebooks` does: a plot, an explorer widget and text; run twice -> same bytes,
+    no execution timestamps, counts 1..n, no kernel warning about TCP, one progress bar naming the notebook."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01. Twice"),
+                nbformat.v4.new_code_cell("from lnedu.viz.layernorm import layer_norm_explorer\nlayer_norm_explorer()"),
+                nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\n\nplt.plot([1, 3, 2]);"),
+                nbformat.v4.new_code_cell("print(sum(range(10)))")]
+    path = tmp_path / "01-twice.ipynb"
+    nbformat.write(nb, path)
+    stored = []
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-m", "lnedu", "notebooks", "--execute-in-place", str(path)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert "without encryption" not in res.stderr and "WARNING" not in res.stderr, res.stderr
+        assert "01-twice.ipynb" in res.stderr, "the progress bar names the notebook"
+        stored.append(path.read_bytes())
+    assert stored[0] == stored[1], "re-executing an unchanged notebook changed its file"
+    ran = nbformat.reads(stored[1].decode(), as_version=4)
+    assert [c.execution_count for c in ran.cells if c.cell_type == "code"] == [1, 2, 3]
+    assert not any("execution" in c.metadata for c in ran.cells)
+    assert ran.metadata["widgets"], "the explorer's state is stored (its still is what the report shows)"
