@@ -390,3 +390,100 @@ def test_html_verdicts_match_the_measured_table_cell_by_cell():
     assert [v for _, v, _ in cells] == ["Invariant" if c.invariant else "No" for c in expected]
     assert sum(v == "No" for _, v, _ in cells) >= 8  # the table has "No" cells to get wrong
     assert all((col == "#f4c7c3") == (not c.invariant) for (col, _, _), c in zip(cells, expected))
+
+
+# --------------------------------------------------------------------------------------------------
+# from a mutation run (mutmut, 803 of 888 mutants tried): what the table records and renders is pinned
+
+
+def test_table_records_what_it_measured():
+    t = I.invariance_table(("layer", "batch"), ("weight_recenter", "case_rescale"), trials=3, eps=1e-3,
+                           tol=1e-7, input_scale=0.5, n_cases=7, n_inputs=5, n_units=4, seed=3)
+    assert (t.trials, t.seed, t.eps, t.tol, t.input_scale, t.shape) == (3, 3, 1e-3, 1e-7, 0.5, (7, 5, 4))
+    for (n, tr), cell in t.cells.items():
+        assert (cell.norm, cell.transformation) == (n, tr)
+        assert len(cell.changes) == len(cell.changes_eps) == len(cell.magnitudes) == 3
+    # every normalizer saw the same change in each trial, so the rows differ only by the normalizer
+    assert t["layer", "case_rescale"].magnitudes == t["batch", "case_rescale"].magnitudes
+    # factors log-uniform on [1/8, 1/2] or [2, 8] (never near 1), shifts of 0.5 to 2 typical lengths
+    big = I.invariance_table(("layer",), ("data_rescale", "data_recenter"), trials=40, seed=0)
+    factors = np.array(big["layer", "data_rescale"].magnitudes)
+    assert ((factors >= 1 / 8) & (factors <= 1 / 2) | (factors >= 2) & (factors <= 8)).all()
+    assert (factors < 1).any() and (factors > 1).any() and factors.min() < 0.2 and factors.max() > 5
+    shifts = np.array(big["layer", "data_recenter"].magnitudes)
+    assert ((shifts >= 0.5) & (shifts <= 2.0)).all() and shifts.min() < 0.7 and shifts.max() > 1.7
+
+
+def test_defaults_are_the_documented_ones():
+    t = I.invariance_table(("layer",), ("data_rescale",), trials=1)
+    assert (t.seed, t.input_scale, t.shape, t.eps, t.tol) == (0, 1.0, (16, 10, 8), I.DEFAULT_EPS, I.DEFAULT_TOL)
+    a, b = I.random_layer(), I.random_layer(16, 10, 8, seed=0)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b)) and a.x.shape == (16, 10) and a.W.shape == (10, 8)
+    assert I.random_layer(5, 2, 3, seed=1).W.shape == (2, 3)  # two inputs are enough
+
+
+def test_activation_is_passed_through_to_every_measurement(monkeypatch):
+    seen = []
+    real = I.layer_output
+    monkeypatch.setattr(I, "layer_output", lambda *a, **k: seen.append(k.get("activation")) or real(*a, **k))
+    I.invariance_table(("layer",), ("data_rescale",), trials=1, activation="identity")
+    I.before_after("layer", "data_rescale", 2.0, activation="identity")
+    assert seen and set(seen) == {"identity"}
+
+
+def test_transform_uses_the_given_unit_case_and_direction():
+    layer = I.random_layer(6, 4, 5, seed=2)
+    moved = I.transform("weight_vector_rescale", layer, 3.0, unit=2)
+    np.testing.assert_allclose(moved.W[:, 2], 3 * layer.W[:, 2])
+    np.testing.assert_array_equal(np.delete(moved.W, 2, axis=1), np.delete(layer.W, 2, axis=1))
+    moved = I.transform("case_rescale", layer, 0.25, case=4)
+    np.testing.assert_allclose(moved.x[4], 0.25 * layer.x[4])
+    np.testing.assert_array_equal(np.delete(moved.x, 4, axis=0), np.delete(layer.x, 4, axis=0))
+    gamma = np.array([1.0, -2.0, 0.5, 3.0])
+    typical = np.linalg.norm(layer.W, axis=0).mean()
+    moved = I.transform("weight_recenter", layer, 0.7, direction=gamma)
+    np.testing.assert_allclose(moved.W - layer.W, np.outer(gamma, np.ones(5)) * 0.7 * typical / np.linalg.norm(gamma))
+    typical = np.linalg.norm(layer.x, axis=1).mean()
+    moved = I.transform("data_recenter", layer, 1.5, direction=gamma)
+    np.testing.assert_allclose(moved.x - layer.x, np.outer(np.ones(6), gamma) * 1.5 * typical / np.linalg.norm(gamma))
+
+
+def test_markdown_of_a_scripted_cell_exactly(monkeypatch):
+    t = _scripted_table(monkeypatch, (1e-15, 0.25), (1e-15, 0.5))
+    assert t.to_markdown() == "| | Dataset re-scaling |\n|---|---|\n| Layer norm | No |"
+    assert t.to_markdown(changes=True) == ("| | Dataset re-scaling |\n|---|---|\n"
+                                           "| Layer norm | No (2.5e-01 / 5.0e-01) |")
+    yes = {"layer": (True,) * 6}
+    assert t.to_markdown(reference=yes).endswith("| Layer norm | No **(ref: Invariant)** |")
+    page = t.to_html(reference=yes, reference_name="paper")
+    assert page.startswith('<table style="border-collapse:collapse"><tr><th style=\'border:1px solid #bbb;'
+                           'padding:4px 6px;text-align:center;font-size:90%\'></th>')
+    assert "<i>paper: Invariant (<b>DIFFERS</b>)</i></td></tr></table><p" in page
+    assert page.count("<tr>") == page.count("</tr>") == 2
+    assert "over 2 trials: eps &rarr; 0 / eps = 1e-05. Invariant: below 1e-06 with eps &rarr; 0.</p>" in page
+    no = {"layer": (False,) * 6}
+    assert "<i>paper: No (agrees)</i>" in t.to_html(reference=no)
+    assert t.to_markdown(reference=no) == t.to_markdown()
+
+
+def test_fmt_buckets_rounding_noise_only():
+    assert I._fmt(9.99e-13) == "<1e-12" and I._fmt(1e-12) == "1.0e-12" and I._fmt(0.5) == "5.0e-01"
+
+
+def test_derived_table_with_eps_breaks_the_scale_invariances():
+    assert I.derived_table(eps=False) != I.derived_table(eps=True)
+    assert I.derived_table(eps=True)["layer"] == tuple(I.derive_invariance("layer", t, eps=True)
+                                                        for t in I.TRANSFORMATIONS)
+
+
+def test_more_argument_names():
+    with pytest.raises(ValueError, match="^tol: "):
+        I.invariance_table(tol=0)
+    with pytest.raises(ValueError, match="^seed: "):
+        I.invariance_table(seed=-1)
+    with pytest.raises(ValueError, match="^n_inputs: "):
+        I.random_layer(n_inputs=1)
+    with pytest.raises(ValueError, match="^norms, transformations: expected at least one of each"):
+        I.invariance_table((), ("data_rescale",))
+    with pytest.raises(ValueError, match="^direction: expected a non-zero vector, got all zeros"):
+        I.transform("data_recenter", I.random_layer(seed=0), 1.0, direction=np.zeros(10))
