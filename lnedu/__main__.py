@@ -13,6 +13,10 @@ Commands:
   checkpoints make ``--resume`` lose nothing, and a run whose files are damaged is refused (naming the file)
   unless ``--restart-damaged`` starts it over. A grid experiment (``GRID = True``) runs N runs at once with
   ``--jobs``, or on a Dask cluster with ``--scheduler``.
+* ``tune NAME [--preset P] [--rates ...] [--seeds ...] [--variants ...] [--jobs N] [--out DIR] [--store]``: the
+  per-variant learning-rate sweep (:mod:`lnedu.experiments.tune`): every variant at a few rates on validation
+  data, seeds 100 and up; prints the table, writes it to ``OUT/PRESET/tune/NAME/table.json`` (``--store``: also
+  to ``lnedu/experiments/tuned/``, what notebooks show) and says whether the preset holds the rates chosen.
 * ``report [--runs DIR] [--preset NAME] [--out DIR]``: the claims table and the plots of the finished experiments
   under ``RUNS/PRESET`` (or ``RUNS`` itself when it holds the experiments' folders).
 * ``data fetch NAME``: download a real data set (with its checksum) into the cache.
@@ -116,6 +120,26 @@ def _cmd_run(args) -> int:
     axis = f" (on {s['axis']})" if s.get("axis") else ""
     print(f"  verdict: {verdict}{axis}. {s['note']}")
     print(f"  results: {summary.parent}")
+    return 0
+
+
+def _cmd_tune(args) -> int:
+    from . import experiments
+    from .experiments import tune
+
+    exp = experiments.get(args.name)
+    if args.preset not in exp.PRESETS:
+        raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
+    tab = tune.sweep(exp, args.preset, rates=args.rates, seeds=args.seeds, variants=args.variants, out=args.out,
+                     n_jobs=args.jobs, store=args.store)
+    print(tab.to_markdown())
+    print(f"table: {Path(args.out) / args.preset / 'tune' / exp.NAME / 'table.json'}")
+    got = getattr(exp.PRESETS[args.preset], "lr_by_variant", None) or {}
+    differ = [f"{v}: {got.get(v)} -> {r:g}" for v, r in tab.chosen.items() if got.get(v) != r]
+    if differ:
+        print(f"the {args.preset!r} preset does not hold these choices yet (its lr_by_variant): {'; '.join(differ)}")
+    else:
+        print(f"the {args.preset!r} preset holds every choice")
     return 0
 
 
@@ -230,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--scheduler", metavar="ADDR", help="grid experiments: run on the Dask cluster at ADDR "
                    "(tcp://host:port; needs lnedu[cluster])")
     u.set_defaults(func=_cmd_run)
+
+    t = sub.add_parser("tune", help="choose each variant's learning rate on validation data (a small sweep)")
+    t.add_argument("name", metavar="NAME", help="an experiment with a sweep (see lnedu.experiments.tune.SPECS)")
+    t.add_argument("--preset", default="small", help="whose budget and sizes the sweep uses (default: small)")
+    t.add_argument("--rates", type=float, nargs="+", help="learning rates to try (default: the experiment's own)")
+    t.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the experiment's sweep seeds, 100 and up)")
+    t.add_argument("--variants", nargs="+", help="a subset of the experiment's variants (default: all)")
+    t.add_argument("--jobs", type=_positive_int, default=1, help="runs at once in worker processes (default: 1)")
+    t.add_argument("--out", default="runs", help="results folder (default: runs); runs go to OUT/PRESET/tune/NAME")
+    t.add_argument("--store", action="store_true", help="also write the table into lnedu/experiments/tuned/")
+    t.set_defaults(func=_cmd_tune)
 
     o = sub.add_parser("report", help="claims table and plots of the finished experiments")
     o.add_argument("--runs", default="runs", help="results folder (default: runs), read at RUNS/PRESET")

@@ -186,3 +186,24 @@ def test_synchronize_waits_for_the_device_only_on_cupy(monkeypatch):
     monkeypatch.setattr(backend, "_current", FakeCupy)
     backend.synchronize()
     assert calls == ["sync"]
+
+
+def test_a_tiny_run_logs_its_clocks_and_gradient_norms_resume_included(tmp_path):
+    import dataclasses
+
+    from lnedu.experiments import draw
+    from lnedu.experiments.runner import TIMING, run_one
+
+    cfg = dataclasses.replace(draw.PRESETS["tiny"], epochs=1, checkpoint_every=10)  # no clip, no norm in its step
+    with pytest.raises(KeyboardInterrupt):
+        run_one(draw, cfg, "ln", 0, tmp_path, progress=False, stop_after=15)  # resumes from update 10
+    res = run_one(draw, cfg, "ln", 0, tmp_path, resume=True, progress=False)
+    assert [r["step"] for r in res.train] == list(range(1, len(res.train) + 1))
+    for key in TIMING:
+        clock = [r[key] for r in res.train]
+        assert all(b > a for a, b in zip(clock, clock[1:])), key  # cumulative, across the resume too
+        assert clock[0] > 0
+        at = {r["step"]: r[key] for r in res.train}
+        assert all(e[key] == (at[e["step"]] if e["step"] else 0.0) for e in res.eval)  # eval: the clock so far
+    assert all(r["grad_norm"] > 0 for r in res.train)
+    assert res.untimed().train[0].keys() == res.train[0].keys() - set(TIMING)

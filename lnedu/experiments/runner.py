@@ -31,15 +31,18 @@ import dataclasses
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from .. import backend
 from .._io import DamagedFile, atomic_write_text, folder_lock, read_json, read_jsonl
 from ..backend import to_numpy
 from ..checkpoint import DamagedCheckpoint, load_state, save_state
+from .diagnostics import grad_norm
 
 __all__ = [
     "Task",
@@ -54,7 +57,13 @@ __all__ = [
     "set_rng_state",
     "check_seeds",
     "Diverged",
+    "TIMING",
+    "strip_timing",
 ]
+
+# every record also carries the training time so far, in seconds, cumulative over the run (resumes included),
+# evaluations excluded: wall clock (after a device sync on a GPU) and this process's CPU time
+TIMING = ("wall_seconds", "process_seconds")
 
 
 class Task(Protocol):
@@ -99,6 +108,11 @@ class RunResult:
     train: list
     eval: list
 
+    def untimed(self) -> RunResult:
+        """The same records without their :data:`TIMING` fields: what two runs of the same training share (a
+        resumed run and an uninterrupted one compare equal this way, never with the clocks)."""
+        return RunResult(self.variant, self.seed, strip_timing(self.train), strip_timing(self.eval))
+
     def series(self, key: str, split: str = "eval"):
         """``(steps, values)`` of one metric."""
         recs = [r for r in (self.eval if split == "eval" else self.train) if key in r]
@@ -117,6 +131,12 @@ def rng_state(rng: np.random.Generator) -> np.ndarray:
 
 def set_rng_state(rng: np.random.Generator, state) -> None:
     rng.bit_generator.state = json.loads(str(np.asarray(state)))
+
+
+def strip_timing(records: list) -> list:
+    """The records without their :data:`TIMING` fields, which differ between two runs of the same training (to
+    compare a resumed run with an uninterrupted one)."""
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
 
 
 class Diverged(RuntimeError):
@@ -277,20 +297,30 @@ def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, r
         digest.update(line.encode())
 
     steps, eval_every, checkpoint_every = _schedule(exp, task)
+    # training time so far (cumulative, evaluations excluded), carried on from the log when resuming
+    last = [r for r in _read_log(log) if r["split"] == "train"][-1:] if start and log.exists() else []
+    clock = {k: float(last[0].get(k, 0.0)) if last else 0.0 for k in TIMING}
     bar = tqdm(total=steps, initial=start, desc=f"{exp.NAME} {variant} s{seed}", disable=not progress, leave=False)
     try:
         if start == 0:
-            write({"step": 0, "split": "eval", **_jsonable(task.evaluate())})
+            write({"step": 0, "split": "eval", **_jsonable(task.evaluate()), **clock})
         saved_at = start
         for step in range(start + 1, steps + 1):
+            backend.synchronize()  # on a GPU, queued work must not land in this update's time
+            wall, cpu = time.perf_counter(), time.process_time()
             record = _jsonable(task.step())
+            backend.synchronize()
+            clock["wall_seconds"] += time.perf_counter() - wall
+            clock["process_seconds"] += time.process_time() - cpu
+            if record.get("grad_norm") is None and (norm := grad_norm(task)) is not None:
+                record["grad_norm"] = norm  # every run logs it, clipped or not
             bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:  # stop before anything of this step is kept
                 raise Diverged(f"{exp.NAME} {variant} seed {seed}: step {step}: {bad[0]} = {record[bad[0]]} (training "
                                f"diverged; its last checkpoint is from step {saved_at}; try a smaller learning rate)")
-            write({"step": step, "split": "train", **record})
+            write({"step": step, "split": "train", **record, **clock})
             if step % eval_every == 0 or step == steps:
-                write({"step": step, "split": "eval", **_jsonable(task.evaluate())})
+                write({"step": step, "split": "eval", **_jsonable(task.evaluate()), **clock})
             if step % checkpoint_every == 0 or step == steps:
                 save_state(ckpt, dict(task.state_dict()), step=step,
                            extra={"config": config_json, "log_sha256": digest.hexdigest()})
