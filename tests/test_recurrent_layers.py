@@ -126,6 +126,9 @@ CASES = {
                                                                      center=False, carry="LN(c)"), rng=1),
     "GRU-uncentered-bias-before": lambda: GRU(3, 3, ln=LNConfig(center=False, input_bias="before"), rng=1),
     "MGU-bias-both-per-gate": lambda: MGU(3, 3, ln=LNConfig(input_bias="both", per_gate=True), rng=1),
+    "GRU-haste-fused-candidate": lambda: GRU(3, 3, ln="haste-gru", rng=1),
+    "GRU-fused-candidate-uncentered": lambda: GRU(3, 3, ln=LNConfig(fuse_candidate=True, center=False,
+                                                                    input_bias="both"), rng=1),
 }
 
 

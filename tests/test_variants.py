@@ -227,6 +227,23 @@ def kiros_theano_gru(P, x, h, c=None):
     return anp.stack(outs), h, None
 
 
+def haste_gru(P, x, h, c=None):
+    """lmnt-com/haste frameworks/pytorch/layer_norm_gru.py::LayerNormGRUScript: Wx = layer_norm(x kernel, 3H,
+    weight=gamma[0]) + bias; per step Rh = layer_norm(h recurrent_kernel, 3H, weight=gamma[1]) +
+    recurrent_bias; z = sigmoid(vx0 + vh0), r = sigmoid(vx1 + vh1), g = tanh(vx2 + r vh2); h = z h + (1 - z) g."""
+    n = P["recurrent_kernel"].shape[0]
+    outs = []
+    for x_t in x:
+        vx = aln(x_t @ P["kernel"], P["gamma"][0]) + P["bias"]
+        vh = aln(h @ P["recurrent_kernel"], P["gamma"][1]) + P["recurrent_bias"]
+        z = asig(vx[:, :n] + vh[:, :n])
+        r = asig(vx[:, n:2 * n] + vh[:, n:2 * n])
+        g = anp.tanh(vx[:, 2 * n:] + r * vh[:, 2 * n:])
+        h = z * h + (1.0 - z) * g
+        outs.append(h)
+    return anp.stack(outs), h, None
+
+
 def tfa_simple_rnn(P, x, h, c=None):
     """tensorflow/addons LayerNormSimpleRNNCell.call: net = x kernel + h recurrent_kernel; output =
     tanh(layernorm(net) + bias), the LayerNormalization with center=False (gamma only), eps 1e-5."""
@@ -344,6 +361,25 @@ def to_source(name, p, rng):
                                  W_hhat=g["Ux"], g_x=zr(g["s1"], -1.0), b_x=zr(g["b1"], -1.0),
                                  g_h=zr(g["s3"], -1.0), b_h=zr(g["b3"], -1.0), g_xhat=g["s2"], b_xhat=g["b2"],
                                  g_hhat=g["s4"], b_hhat=g["b4"])
+    if name == "haste-gru":
+        def neg_z(a):  # haste's z is lnedu's 1 - z: the update block's gains and biases change sign
+            return np.concatenate([-a[..., :H], a[..., H:]], axis=-1)
+
+        P = dict(kernel=np.concatenate([p["W_x"], p["W_xhat"]], 1),
+                 recurrent_kernel=np.concatenate([p["W_h"], p["W_hhat"]], 1),
+                 gamma=np.stack([np.concatenate([neg_z(p["g_x"]), p["g_xhat"]]),
+                                 np.concatenate([neg_z(p["g_h"]), p["g_hhat"]])]),
+                 bias=np.concatenate([neg_z(p["b_x"] + p["b"]), p["b_xhat"] + p["b_hat"]]),
+                 recurrent_bias=np.concatenate([neg_z(p["b_h"]), p["b_hhat"]]))
+
+        def back(g):
+            k, rk, gm, bias, rb = (g[n] for n in ("kernel", "recurrent_kernel", "gamma", "bias", "recurrent_bias"))
+            b2 = neg_z(bias[:2 * H])  # b_x and b add to one pre-activation: the same gradient
+            return dict(W_x=k[:, :2 * H], W_xhat=k[:, 2 * H:], W_h=rk[:, :2 * H], W_hhat=rk[:, 2 * H:],
+                        g_x=neg_z(gm[0][:2 * H]), g_xhat=gm[0][2 * H:], g_h=neg_z(gm[1][:2 * H]),
+                        g_hhat=gm[1][2 * H:], b_x=b2, b=b2, b_xhat=bias[2 * H:], b_hat=bias[2 * H:],
+                        b_h=neg_z(rb[:2 * H]), b_hhat=rb[2 * H:])
+        return P, back
     if name == "ba2016-eq4":
         P = dict(kernel=p["W_x"], recurrent_kernel=p["W_h"], gamma=p["g"], bias=p["b"])
         return P, lambda g: dict(W_x=g["kernel"], W_h=g["recurrent_kernel"], g=g["gamma"], b=g["bias"])
@@ -353,7 +389,7 @@ def to_source(name, p, rng):
 SOURCES = {"ba2016-eq4": tfa_simple_rnn, "ba2016-appendix": paper_appendix, "kiros-theano": kiros_theano,
            "kiros-torch": kiros_torch, "haste": haste, "tfa": tfa, "tf-contrib": tf_contrib,
            "keras-per-gate": keras_per_gate, "pytorch-fastrnns": pytorch_fastrnns,
-           "kiros-theano-gru": kiros_theano_gru}
+           "kiros-theano-gru": kiros_theano_gru, "haste-gru": haste_gru}
 
 
 def _random_layer(name, rng):
@@ -430,6 +466,22 @@ def test_the_theano_gru_variant_starts_as_the_theano_cell():
     assert all(np.all(P[k] == 1) for k in ("s1", "s2", "s3", "s4")) and all(np.all(P[k] == 0) for k in ("b1", "b3"))
     x, h0 = rng.normal(size=(T, B, D)), rng.normal(size=(B, H))
     np.testing.assert_allclose(layer.forward(x, (h0,))[0], kiros_theano_gru(P, x, h0)[0], rtol=0, atol=TIGHT)
+
+
+def test_gru_step_refuses_a_fused_recurrent_norm_it_cannot_apply():
+    from lnedu.functional import gru_step
+    from lnedu.functional.recurrent import Norm
+    a_x, h, W = np.zeros((2, 9)), np.zeros((2, 3)), np.zeros((3, 9))
+    with pytest.raises(ValueError, match="norm_hh"):
+        gru_step(a_x, h, W, reset="before", norm_hh=Norm.layer())
+    with pytest.raises(ValueError, match="norm_hh"):
+        gru_step(a_x, h, W, norm_h=Norm.layer(), norm_hh=Norm.layer())
+    with pytest.raises(ValueError, match="fuse_candidate"):
+        GRU(3, 3, ln="haste-gru", reset="before")
+    from lnedu.cuda import recurrent as CR  # the fused GPU step declines it (and is never asked: see gru_step)
+    assert CR.gru_config(4, norm_hh=Norm.layer()) is None and CR.gru_config(4) is not None
+    with pytest.raises(ValueError, match="GRU option"):
+        LSTM(3, 3, ln=LNConfig(fuse_candidate=True))
 
 
 def test_a_planted_slip_in_a_variant_is_caught_by_its_conformance_check():

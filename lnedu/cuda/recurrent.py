@@ -117,10 +117,10 @@ def lstm_config(H: int, *, norm_h=None, norm_a=None, norm_c=None, out_scale=None
     return _config(H, _layer_groups(norm_h, (1, 4)), _layer_groups(norm_c, (1,)))
 
 
-def gru_config(H: int, *, reset: str = "after", norm_h=None, norm_hc=None, norm_a=None, norm_ac=None):
+def gru_config(H: int, *, reset: str = "after", norm_h=None, norm_hc=None, norm_a=None, norm_ac=None, norm_hh=None):
     """The :class:`StepConfig` of a GRU step (``gru_step``'s arguments), or ``None`` when the kernels do
-    not take it (the reset before ``U``, ``norm_a``, ``norm_ac``, other norms than layer norm)."""
-    if reset != "after" or norm_a is not None or norm_ac is not None:
+    not take it (the reset before ``U``, ``norm_a``, ``norm_ac``, ``norm_hh``, other norms than layer norm)."""
+    if reset != "after" or norm_a is not None or norm_ac is not None or norm_hh is not None:
         return None
     return _config(H, _layer_groups(norm_h, (1, 2)), _layer_groups(norm_hc, (1,)))
 
@@ -149,8 +149,12 @@ def lstm_supported(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c
                        [(norm_h, 4 * H), (norm_c, H)])
 
 
-def gru_supported(a_x, h_prev, W_hh, *, reset="after", norm_h=None, norm_hc=None, norm_a=None, norm_ac=None) -> bool:
-    """Whether :func:`gru_step` takes these arguments (see :func:`lstm_supported`)."""
+def gru_supported(a_x, h_prev, W_hh, *, reset="after", norm_h=None, norm_hc=None, norm_a=None, norm_ac=None,
+                  norm_hh=None) -> bool:
+    """Whether :func:`gru_step` takes these arguments (see :func:`lstm_supported`); never with ``norm_hh``
+    (haste's one LN of the whole 3H product, which the kernels do not implement)."""
+    if norm_hh is not None:
+        return False
     xp = get_array_module(a_x)
     if xp is np or not fused_enabled() or a_x.dtype not in DTYPES or getattr(h_prev, "ndim", 0) != 2:
         return False

@@ -416,6 +416,7 @@ class GRUStepCache(NamedTuple):
     norm_hc: object
     norm_a: object
     norm_ac: object
+    norm_hh: object = None  # the NormCache of one LN over the whole [W_h h | U h] (haste's fused 3H LN)
 
 
 class GRUStepGrads(NamedTuple):
@@ -427,9 +428,11 @@ class GRUStepGrads(NamedTuple):
     norm_a: object
     norm_ac: object
     a_hh: object  # (B, 3H): gradients of h_prev W_h and of (h_prev or r*h_prev) W_hc
+    norm_hh: object = None  # (dgain, dbias) (3H each) of norm_hh, or None
 
 
-def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=None, norm_a=None, norm_ac=None):
+def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=None, norm_a=None, norm_ac=None,
+             norm_hh=None):
     r"""One GRU step (LN paper, appendix Eq. 23-28; gate order z, r), the reset after or before ``U``.
 
     .. math::
@@ -446,17 +449,25 @@ def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=No
     ``[W_h | W_hc]``, the gates' recurrent weights and the candidate's ``U`` side by side, so the "after" form
     takes one product per step. LN paper: ``norm_h``, ``norm_hc`` are LN(.; alpha_1, beta_1) and
     LN(.; alpha_4, beta_4) (Eq. 26-27); Eq. 4's placement uses ``norm_a`` and ``norm_ac``.
-    Returns ``(h_t, cache)``. A registered faster version (the fused GPU step) may run instead.
+    ``norm_hh`` ("after" only, instead of ``norm_h`` and ``norm_hc``): one norm of the whole 3H product
+    ``[W_h h | U h]``, statistics over the gates and the candidate together (haste's ``LayerNormGRU``).
+    Returns ``(h_t, cache)``. A registered faster version (the fused GPU step) may run instead (not with
+    ``norm_hh``, which only this reference body implements).
     """
     check_one_of("reset", reset, ("after", "before"))
-    _check_step(3, a_x, h_prev, W_hh, "W_hh", norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
-    if (fast := dispatch.lookup(gru_step, a_x, h_prev, W_hh, reset=reset, norm_h=norm_h, norm_hc=norm_hc,
-                                norm_a=norm_a, norm_ac=norm_ac)) is not None:
+    _check_step(3, a_x, h_prev, W_hh, "W_hh", norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac,
+                norm_hh=norm_hh)
+    if norm_hh is not None and (reset != "after" or norm_h is not None or norm_hc is not None):
+        raise ValueError("norm_hh: one norm of the whole [W_h h | U h] needs reset='after' and replaces norm_h and "
+                         f"norm_hc, got reset={reset!r}, norm_h={norm_h is not None}, norm_hc={norm_hc is not None}")
+    if norm_hh is None and (fast := dispatch.lookup(gru_step, a_x, h_prev, W_hh, reset=reset, norm_h=norm_h,
+                                                    norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)) is not None:
         return fast(a_x, h_prev, W_hh, reset=reset, norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
     xp = get_array_module(a_x)
     H = h_prev.shape[-1]
+    cache_hh = None
     if reset == "after":
-        a_hh = h_prev @ W_hh  # [W_h h | U h] in one product
+        a_hh, cache_hh = _norm(h_prev @ W_hh, norm_hh)  # [W_h h | U h] in one product (one norm: haste)
         a_h, cache_h = _norm(a_hh[:, : 2 * H], norm_h)
         u, cache_hc = _norm(a_hh[:, 2 * H:], norm_hc)  # N_hc(U h_{t-1})
     else:
@@ -474,7 +485,7 @@ def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=No
     s, cache_ac = _norm(s, norm_ac)
     h_hat = xp.tanh(s)
     h = h_prev + z * (h_hat - h_prev)  # Eq. 28: (1 - z) h_{t-1} + z h_hat
-    return h, GRUStepCache(h_prev, W_hh, reset, gates, u, rh, h_hat, cache_h, cache_hc, cache_a, cache_ac)
+    return h, GRUStepCache(h_prev, W_hh, reset, gates, u, rh, h_hat, cache_h, cache_hc, cache_a, cache_ac, cache_hh)
 
 
 def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=None) -> GRUStepGrads:
@@ -488,7 +499,7 @@ def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=
     if (fast := dispatch.lookup(gru_step_backward, dh, cache, weight_grad=weight_grad, out=out)) is not None:
         return fast(dh, cache, weight_grad=weight_grad, out=out)
     _check_backward(dh, cache, GRUStepCache, "gru_step")
-    h_prev, W_hh, reset, gates, u, rh, h_hat, cache_h, cache_hc, cache_a, cache_ac = cache
+    h_prev, W_hh, reset, gates, u, rh, h_hat, cache_h, cache_hc, cache_a, cache_ac, cache_hh = cache
     xp = get_array_module(dh)
     H = h_prev.shape[-1]
     z, r = gates[:, :H], gates[:, H:]
@@ -505,7 +516,7 @@ def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=
         dh_prev = dh_prev + drh * r
     da_zr, d_norm_a = _norm_back(xp.concatenate([dz, dr], axis=1) * gates * (1 - gates), cache_a)  # through sigma
     da_h, d_norm_h = _norm_back(da_zr, cache_h)
-    da_hh = xp.concatenate([da_h, da_c], axis=1)
+    da_hh, d_norm_hh = _norm_back(xp.concatenate([da_h, da_c], axis=1), cache_hh)
     if reset == "after":
         dh_prev = dh_prev + da_hh @ W_hh.T
         dW = h_prev.T @ da_hh if weight_grad else None
@@ -513,7 +524,7 @@ def gru_step_backward(dh, cache: GRUStepCache, *, weight_grad: bool = True, out=
         dh_prev = dh_prev + da_h @ W_hh[:, : 2 * H].T
         dW = xp.concatenate([h_prev.T @ da_h, rh.T @ da_c], axis=1) if weight_grad else None
     da_x = _into(out, xp.concatenate([da_zr, ds], axis=1))
-    return GRUStepGrads(da_x, dh_prev, dW, d_norm_h, d_norm_hc, d_norm_a, d_norm_ac, da_hh)
+    return GRUStepGrads(da_x, dh_prev, dW, d_norm_h, d_norm_hc, d_norm_a, d_norm_ac, da_hh, d_norm_hh)
 
 
 # --------------------------------------------------------------------------------------------------

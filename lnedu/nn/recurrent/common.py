@@ -28,6 +28,7 @@ __all__ = [
     "ln_input_term_backward",
     "add_norm_grads",
     "add_ln_step_grads",
+    "add_fused_norm_grads",
     "add_weight_norm_lengths",
     "weight_norm_input_term",
     "weight_norm_input_term_backward",
@@ -119,6 +120,7 @@ class LNContext(NamedTuple):
     norm_ac: Norm | None  # GRU/MGU: LN of the candidate's sum (g_hat, b_hat)
     wcache: object  # weight norm's cache of W_h (LSTM(weight_norm=True)), else None
     own_da_h: bool  # the recurrent product's gradient differs from the input term's (a norm or a candidate)
+    norm_hh: Norm | None = None  # GRU, LNConfig.fuse_candidate: one LN of [W_h h | W_hhat h] (g_h|g_hhat, b_h|b_hhat)
 
 
 def _layer_norm(layer, g, b, groups=1):
@@ -145,8 +147,10 @@ def ln_step_context(layer, gates: int, *, candidate: bool = False, memory: bool 
     p, cfg = layer.params, layer.ln
     xp = get_array_module(p["W_h"])
     W_hh = xp.concatenate([p["W_h"], p["W_hhat"]], axis=1) if candidate else p["W_h"]
-    norm_h = norm_a = norm_c = norm_hc = norm_ac = None
-    if cfg is not None:
+    norm_h = norm_a = norm_c = norm_hc = norm_ac = norm_hh = None
+    if cfg is not None and cfg.fuse_candidate:  # one LN of the gates' and the candidate's recurrent products
+        norm_hh = _fused_norm(layer, "g_h", "b_h", "g_hhat", "b_hhat")
+    elif cfg is not None:
         groups = gates if cfg.per_gate else 1  # per gate: statistics over each gate's H units
         if cfg.separate_recurrent:
             norm_h = _layer_norm(layer, "g_h", "b_h", groups)
@@ -158,7 +162,25 @@ def ln_step_context(layer, gates: int, *, candidate: bool = False, memory: bool 
                 norm_ac = _layer_norm(layer, "g_hat", "b_hat")
         if cfg.cell and memory:
             norm_c = _layer_norm(layer, "g_c", "b_c")
-    return LNContext(W_hh, norm_h, norm_a, norm_c, norm_hc, norm_ac, None, candidate or norm_h is not None)
+    return LNContext(W_hh, norm_h, norm_a, norm_c, norm_hc, norm_ac, None, candidate or norm_h is not None, norm_hh)
+
+
+def _fused_norm(layer, g, b, g_hat, b_hat):
+    """One layer norm over the gates and the candidate (``LNConfig.fuse_candidate``): the gains ``[g | g_hat]``
+    and biases ``[b | b_hat]`` of the separate LNs side by side (``None`` without biases)."""
+    p, xp = layer.params, get_array_module(layer.params[g])
+    bias = xp.concatenate([p[b], p[b_hat]]) if b in p else None
+    return Norm.layer(xp.concatenate([p[g], p[g_hat]]), bias, layer.ln.eps)
+
+
+def add_fused_norm_grads(layer, pair, names=("g_h", "b_h", "g_hhat", "b_hhat")):
+    """Split the (3H) gradients of a fused norm (:func:`_fused_norm`) into the gates' and the candidate's."""
+    if pair is None:
+        return
+    kH = 2 * layer.hidden_size
+    dg, db = pair
+    add_norm_grads(layer.grads, names, (dg[:kH], None if db is None else db[:kH],
+                                        dg[kH:], None if db is None else db[kH:]))
 
 
 def add_norm_grads(grads, names, pair):
@@ -198,7 +220,10 @@ def ln_input_term(layer, x, gates: int, *, candidate: bool = False):
         if cfg.input_bias != "after":  # LN(W_x x + b): the Theano lnlstm_layer, the Keras port
             A += b
         norm_x = _layer_norm(layer, "g_x", "b_x", gates if cfg.per_gate else 1)
-        if candidate:
+        if candidate and cfg.fuse_candidate:  # one LN of [W_x x | W_xhat x] (haste's GRU)
+            A, cg = F.normalize(A, _fused_norm(layer, "g_x", "b_x", "g_xhat", "b_xhat"))
+            caches = ("fused", cg)
+        elif candidate:
             yg, cg = _normalize(A[:, :kH], norm_x)
             yc, cc = _normalize(A[:, kH:], _layer_norm(layer, "g_xhat", "b_xhat"))
             A[:, :kH] = yg
@@ -230,7 +255,10 @@ def ln_input_term_backward(layer, dA, icache, gates: int, *, candidate: bool = F
     if cfg is None or (not cfg.joint_sum and cfg.input_bias != "before"):
         add_db(dA)
     if caches is not None:
-        if candidate:
+        if caches[0] == "fused":
+            dA, dgg, dgb = F.normalize_backward(dA, caches[1])
+            add_fused_norm_grads(layer, (dgg, dgb), ("g_x", "b_x", "g_xhat", "b_xhat"))
+        elif candidate:
             dg, dgg, dgb = _normalize_backward(dA[:, :kH], caches[0])
             dc, dcg, dcb = _normalize_backward(dA[:, kH:], caches[1])
             dA[:, :kH] = dg

@@ -42,7 +42,10 @@ class LNConfig:
     * ``input_bias``: where the cell's bias ``b`` enters the input term, ``"after"`` the input LN
       (``LN(W_x x) + b``, the paper), ``"before"`` it (``LN(W_x x + b)``: the LN removes b's mean; the Keras
       port) or ``"both"`` (``LN(W_x x + b) + b``: the paper's Theano ``lnlstm_layer``); needs a separate
-      input LN.
+      input LN;
+    * ``fuse_candidate``: GRU only (reset after): one LN of the whole 3H input term ``[W_x x | W_xhat x]``
+      and one of the whole recurrent product ``[W_h h | W_hhat h]``, the gates and the candidate sharing
+      their statistics (haste's ``LayerNormGRU``), instead of separate LNs of the gates and the candidate.
 
     The variants of released code that these switches express are named in
     :data:`lnedu.nn.recurrent.variants.VARIANTS` (and their LN configurations are in :data:`LN_PRESETS`).
@@ -62,6 +65,7 @@ class LNConfig:
     denominator: str = "sqrt(var+eps)"
     carry: str = "c"
     input_bias: str = "after"
+    fuse_candidate: bool = False
 
     def __post_init__(self):
         for f in fields(self):
@@ -73,6 +77,10 @@ class LNConfig:
         check_one_of("LNConfig.input_bias", self.input_bias, ("after", "before", "both"))
         if self.carry == "LN(c)" and not self.cell:
             raise ValueError("LNConfig.carry: carrying LN(c) needs the cell LN, got cell=False")
+        if self.fuse_candidate and not (self.separate_input and self.separate_recurrent and not self.per_gate):
+            raise ValueError("LNConfig.fuse_candidate: one LN over the gates and the candidate needs separate input "
+                             f"and recurrent LNs and no per_gate, got input={self.input}, recurrent={self.recurrent}, "
+                             f"joint_sum={self.joint_sum}, per_gate={self.per_gate}")
         if self.input_bias != "after" and not self.separate_input:
             raise ValueError(f"LNConfig.input_bias: {self.input_bias!r} puts b inside the input LN and needs "
                              f"input=True without joint_sum, got input={self.input}, joint_sum={self.joint_sum}")
@@ -121,6 +129,7 @@ LN_PRESETS = {
     "keras-per-gate": LNConfig(per_gate=True, eps=1e-7, denominator="sqrt(var+eps)+eps", input_bias="before"),
     "pytorch-fastrnns": LNConfig(carry="LN(c)"),
     "kiros-theano-gru": LNConfig(input_bias="before"),
+    "haste-gru": LNConfig(fuse_candidate=True),
 }
 
 
@@ -137,6 +146,8 @@ def resolve_ln(ln, layer: str, has_cell: bool):
         cfg = ln
     else:
         raise TypeError(f"ln: expected None, a preset name or an LNConfig, got {type(ln).__name__}")
+    if cfg.fuse_candidate and layer != "GRU":
+        raise ValueError(f"ln: fuse_candidate is a GRU option (the LN over the gates and the candidate), got {layer}")
     if layer != "LSTM" and cfg.uses_lstm_only_options():
         raise ValueError(f"ln: denominator={cfg.denominator!r} and carry={cfg.carry!r} are LSTM options; {layer} "
                          "implements the paper's sqrt(var+eps) and has no cell to carry")

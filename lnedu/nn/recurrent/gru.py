@@ -14,6 +14,7 @@ from ..module import Module
 from . import layer as L
 from .common import (
     LNContext,
+    add_fused_norm_grads,
     add_ln_params,
     add_ln_step_grads,
     check_bias_value,
@@ -78,6 +79,9 @@ class GRU(Module):
         L.init_layer(self, input_size, hidden_size, learn_h0, dtype, check_finite)
         self.update_bias = check_bias_value("update_bias", update_bias)
         self.ln = resolve_ln(ln, "GRU", has_cell=False)
+        if self.ln is not None and self.ln.fuse_candidate and reset != "after":
+            raise ValueError(f"reset: LNConfig.fuse_candidate normalizes [W_h h | W_hhat h] as one product and needs "
+                             f"reset='after', got {reset!r}")
         self.ln_name = ln if isinstance(ln, str) else None
         H, D = self.hidden_size, self.input_size
         rng = I.as_rng(rng)
@@ -117,13 +121,15 @@ class GRU(Module):
         return ln_step_context(self, 2, candidate=True)
 
     def step(self, t, a_t, state, ctx: LNContext):
+        fused = {} if ctx.norm_hh is None else {"norm_hh": ctx.norm_hh}  # haste's one LN of [W_h h | W_hhat h]
         h, cache = F.gru_step(a_t, state[0], ctx.W_hh, reset=self.reset, norm_h=ctx.norm_h, norm_hc=ctx.norm_hc,
-                              norm_a=ctx.norm_a, norm_ac=ctx.norm_ac)
+                              norm_a=ctx.norm_a, norm_ac=ctx.norm_ac, **fused)
         return (h,), cache
 
     def step_backward(self, t, dstate, cache, ctx: LNContext, out):
         g = F.gru_step_backward(dstate[0], cache, weight_grad=False, out=out)
         add_ln_step_grads(self, g)
+        add_fused_norm_grads(self, getattr(g, "norm_hh", None))
         return (g.h_prev,), g.a_hh
 
     def recurrent_grads(self, ctx: LNContext, Hs, caches, dAh):

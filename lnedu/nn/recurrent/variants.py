@@ -70,8 +70,14 @@ cell. What each source does (equations, then what its documentation says and its
   lnedu keeps Eq. 28, and ``u = 1 - z`` is the same cell with the update block's LN gains and biases negated
   (``build`` starts its gains at -1, so at initialization the layer is the Theano cell).
 
-Not built: haste's ``LayerNormGRU`` (``frameworks/pytorch/layer_norm_gru.py``: one LN over the fused 3H of
-the gates and the candidate, which lnedu's GRU, with a separate candidate LN, cannot express).
+* ``haste-gru``: lmnt-com/haste, ``frameworks/pytorch/layer_norm_gru.py`` (``LayerNormGRU`` and its
+  CPU body ``LayerNormGRUScript``; ``lib/layer_norm_gru_forward_gpu.cu.cc``; gates z, r, h): one LN of the
+  whole 3H ``x kernel`` and one of the whole 3H ``h recurrent_kernel``, gains only (gamma[0], gamma[1]), then
+  ``bias`` and ``recurrent_bias``; ``z = sigma(vx_z + vh_z)``, ``r = sigma(vx_r + vh_r)``, ``g = tanh(vx_h
+  + r * vh_h)``, ``h = z h + (1 - z) g``; eps 1e-5. In lnedu: ``LNConfig(fuse_candidate=True)``, the
+  recurrent bias being the recurrent LN's beta, and ``z = 1 - z_lnedu`` through negated update-block gains
+  (``build`` starts them at -1). Doc vs code: the docstring gives ``gamma`` the shape
+  ``(2, hidden_size * 4)``; the code makes it ``(2, hidden_size * 3)``.
 """
 
 from __future__ import annotations
@@ -159,6 +165,11 @@ VARIANTS = {v.name: v for v in (
             "sqrt(var+eps)", 1e-5, 0.0,
             "Eq. 28 updates h = (1 - z) h + z h_hat, the code u h + (1 - u) h_hat (z = 1 - u); Eq. 26-27 add no "
             "bias, the code adds b and bx inside the input LNs, which remove their mean"),
+    Variant("haste-gru", "GRU", "lmnt-com/haste",
+            "frameworks/pytorch/layer_norm_gru.py::LayerNormGRU, lib/layer_norm_gru_forward_gpu.cu.cc",
+            "z, r, h (h = z h + (1 - z) g)", "LN0 of the fused 3H x W and h U, + biases; reset after U h",
+            "joint (3H)", "none (biases after)", "h", "sqrt(var+eps)", 1e-5, 0.0,
+            "the docstring gives gamma the shape (2, hidden_size * 4); the code's is (2, hidden_size * 3)"),
     Variant("pytorch-fastrnns", "LSTM", "pytorch/pytorch", "benchmarks/fastrnns/custom_lstms.py::LayerNormLSTMCell",
             "i, f, g, o", "LN(W_ih x) + LN(W_hh h), no cell bias; c = LN(c)", "joint", "all three", "LN(c)",
             "sqrt(var+eps)", 1e-5, 0.0,
@@ -179,7 +190,7 @@ def build(name: str, input_size: int, hidden_size: int, *, rng=None, dtype=np.fl
     kwargs.update(rng=rng, dtype=dtype)
     if v.cell == "RNN":
         return RNN(input_size, hidden_size, ln=name, **kwargs)
-    if v.cell == "GRU":  # the Theano LN-GRU: u = 1 - z, so the update block's gains start at -1
+    if v.cell == "GRU":  # the Theano and haste LN-GRUs: u = 1 - z, so the update block's gains start at -1
         layer = GRU(input_size, hidden_size, ln=name, reset="after", **kwargs)
         H = layer.hidden_size
         layer.params["g_x"][:H] = -1.0
