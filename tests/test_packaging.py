@@ -68,7 +68,7 @@ def test_binder_pins_cover_core_and_lab_and_satisfy_pyproject_bounds():
     expected = _reqs(project["dependencies"])
     expected.update(_reqs(project["optional-dependencies"]["lab"]))
     pins = _binder_pins()
-    assert set(pins) == set(expected)
+    assert set(expected) <= set(pins)  # a full lock: tests/test_binder_lock.py checks the rest
     for name, spec in expected.items():
         assert pins[name] in spec, f"binder pins {name}=={pins[name]}, pyproject asks {spec}"
 
