@@ -89,14 +89,21 @@ def draw_variant(name: str, ax) -> None:
         after = v.cell_bias and cfg.input_bias != "before"
         gate_label = "Σ + b\n→ gates" if after else "Σ (no b)\n→ gates"
     if v.cell == "GRU":
-        _box(ax, 0.8, 0.74, "z, r")
-        _box(ax, 0.2, 0.3, "LN(Wx x + bx)", _LN)
-        _box(ax, 0.5, 0.3, "r ⊙ LN(Ux h)", _LN)
+        if cfg.fuse_candidate:  # one LN of each 3H term: the candidate's statistics are the gates'
+            _box(ax, 0.8, 0.74, "+ biases\n→ z, r")
+            _box(ax, 0.2, 0.3, "same LN:\nW_xhat x part", _LN)
+            _box(ax, 0.5, 0.3, "r ⊙ (same LN:\nW_hhat h part)", _LN)
+            ax.text(0.5, 0.97, "LNs over the fused 3H [gates | candidate]", ha="center", fontsize=6)
+        else:
+            _box(ax, 0.8, 0.74, "z, r")
+            _box(ax, 0.2, 0.3, f"LN(W_xhat x{bias_in})", _LN)
+            _box(ax, 0.5, 0.3, "r ⊙ LN(W_hhat h)", _LN)
         _box(ax, 0.8, 0.3, "tanh → ĥ")
         _arrow(ax, (0.32, 0.3), (0.38, 0.3))
         _arrow(ax, (0.62, 0.3), (0.68, 0.3))
         _arrow(ax, (0.8, 0.68), (0.55, 0.37))
-        ax.text(0.5, 0.12, "h = (1−z) h + z ĥ  (code: u h + (1−u) ĥ)", ha="center", fontsize=6, color=_CARRY)
+        ax.text(0.5, 0.12, "h = (1−z) h + z ĥ  (code: z' h + (1−z') ĥ, z' = 1 − z)", ha="center", fontsize=6,
+                color=_CARRY)
         ax.text(0.02, 0.02, f"LN divides by {cfg.denominator}, eps {cfg.eps:g}", fontsize=6, color="0.4")
         return
     if v.cell == "RNN":
