@@ -152,7 +152,8 @@ def format_table(title: str, timings: Mapping[str, Timing], ratios: Sequence[tup
 
     ``ratios`` lists ``(numerator, denominator)`` names; a pair naming an absent contender is skipped.
     Each ratio line gives the ratio of medians and, in brackets, the interquartile range of the
-    per-round ratios (a ratio below 1 means the numerator is faster).
+    per-round ratios (a ratio below 1 means the numerator is faster), then the ratio of the best samples
+    (on a loaded machine the least disturbed round of each, the closer figure to the kernels' speed).
     """
     lines = [title]
     width = max([len(n) for n in timings] + [9])
@@ -166,7 +167,8 @@ def format_table(title: str, timings: Mapping[str, Timing], ratios: Sequence[tup
         a, b = timings[num], timings[den]
         lo, hi = _quartiles(paired_ratios(a, b))
         label = f"{num}/{den}"
-        lines.append(f"  {label:<{width + 12}} {a.median / b.median:6.2f}x   (per-round IQR {lo:.2f}-{hi:.2f})")
+        lines.append(f"  {label:<{width + 12}} {a.median / b.median:6.2f}x   (per-round IQR {lo:.2f}-{hi:.2f})"
+                     f"  best/best {a.best / b.best:.2f}x")
     return "\n".join(lines)
 
 

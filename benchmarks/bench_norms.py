@@ -4,23 +4,32 @@ The contenders compute the same thing, ``y = g * (x - mu) / sigma + b`` over the
 gradients of ``x``, ``g`` and ``b`` for a given ``dy``, on the same float32 data:
 
 * ``lnedu``: :func:`lnedu.functional.layer_norm` and :func:`~lnedu.functional.layer_norm_backward` as they
-  run by default: the reference body at teaching sizes, the cache-blocked NumPy code
-  (``lnedu/functional/_blocked.py``) from ``_blocked.MIN_SIZE`` elements on;
+  run by default: the reference body at teaching sizes, then the registered fast paths: the Numba kernels
+  (``lnedu/functional/_numba.py``, the ``[fast]`` extra) from ``_numba.MIN_SIZE`` elements on where Numba
+  is installed, else the cache-blocked NumPy code (``lnedu/functional/_blocked.py``) from
+  ``_blocked.MIN_SIZE`` on;
 * ``lnedu-ref``: the same functions under ``lnedu.functional.use_reference()``: the reference body (what a
-  student reads) at every size, so that ``lnedu/lnedu-ref`` is what the blocked code buys;
+  student reads) at every size, so that ``lnedu/lnedu-ref`` is what the fast paths buy;
+* ``blocked`` and ``fast``: the cache-blocked NumPy code and the Numba kernels called directly, at every
+  size (``fast`` only where Numba is installed);
 * ``naive``: the code a student writes first (``x.mean``, ``x.var``, the compact backward with
   ``.mean`` and temporaries), defined below;
-* ``torch``: ``torch.nn.functional.layer_norm`` and ``.backward()`` (PyTorch's fused C++ kernels, its
-  default thread count), when PyTorch is installed (``pip install -e ".[bench]"``); otherwise the
-  column is skipped with a note;
-* ``torch-1t`` (only with ``--torch-single-thread``): the same on one thread, as NumPy's elementwise
+* ``torch``: ``torch.nn.functional.layer_norm`` and ``.backward()`` through autograd, as a student uses
+  it, and ``torch-direct``: the two ATen kernels (``native_layer_norm`` and its backward) called without
+  autograd; both at PyTorch's default thread count, when PyTorch is installed
+  (``pip install -e ".[bench]"``); otherwise the columns are skipped with a note;
+* ``torch-1t`` (only with ``--torch-single-thread``): autograd on one thread, as NumPy's elementwise
   operations run. On a small machine shared with other work the default thread pool suffers most from
-  the load (a descheduled thread stalls the whole pool), so this column tells kernel speed from load.
+  the load (a descheduled thread stalls the whole pool), so this column tells kernel speed from load;
+* ``copy``: the bandwidth floor. Forward + backward must at least read ``x`` and write ``y``, read ``dy``
+  and write ``dx``: that is two copies of the array, timed here with ``np.copyto`` on the machine itself.
+  Each contender's *fraction of copy bandwidth* is ``copy time / its time`` (1.0 would be as fast as
+  moving the unavoidable bytes once; the caches kept by lnedu and PyTorch make the true minimum higher).
 
 Before timing, every result is compared with the naive one, so a fast wrong answer cannot win.
 The contenders run interleaved round-robin (see ``_timing.py``) and the table reports median
-milliseconds per forward + backward and the ratios lnedu/torch, lnedu/naive, lnedu/lnedu-ref and
-lnedu-ref/naive (below 1: the first is faster).
+and best milliseconds per forward + backward, ratios (below 1: the first is faster), and the fractions
+of copy bandwidth (median and best).
 
     python benchmarks/bench_norms.py                         # the three default shapes
     python benchmarks/bench_norms.py --quick --shapes 64x256 # a smoke run, a few seconds
@@ -51,6 +60,7 @@ from _timing import (  # noqa: E402
 )
 
 import lnedu.functional as F  # noqa: E402
+from lnedu.functional import _blocked, _numba  # noqa: E402
 
 try:
     import torch
@@ -104,8 +114,26 @@ def make_contenders(x, gain, bias, dy, *, with_torch=True, torch_single_thread=F
         y, cache = naive_layer_norm(x, gain, bias, EPS)
         return (y, *naive_layer_norm_backward(dy, cache))
 
-    steps = {"lnedu": lnedu_results, "lnedu-ref": reference_results, "naive": naive_results}
+    def blocked_results():
+        y, cache = _blocked.layer_norm(x, gain, bias, EPS)
+        return (y, *_blocked.layer_norm_backward(dy, cache))
+
+    y_copy, dx_copy = np.empty_like(x), np.empty_like(dy)
+
+    def copy_floor():  # the bytes forward + backward cannot avoid: x -> y, dy -> dx
+        np.copyto(y_copy, x)
+        np.copyto(dx_copy, dy)
+
+    steps = {"lnedu": lnedu_results, "lnedu-ref": reference_results, "naive": naive_results,
+             "blocked": blocked_results}
+    if _numba.available():
+        def fast_results():
+            y, cache = _numba.layer_norm(x, gain, bias, EPS)
+            return (y, *_numba.layer_norm_backward(dy, cache))
+
+        steps["fast"] = fast_results
     results = dict(steps)
+    steps["copy"] = copy_floor
 
     if with_torch and torch is not None:
         xt = torch.from_numpy(x).requires_grad_()  # shares memory with x: the same data, no copy
@@ -126,6 +154,16 @@ def make_contenders(x, gain, bias, dy, *, with_torch=True, torch_single_thread=F
 
         steps["torch"] = torch_step
         results["torch"] = torch_results
+        xd, gd, bd = (torch.from_numpy(a) for a in (x, gain, bias))
+        mask = [True, True, True]
+
+        def torch_direct_results():  # the ATen kernels autograd calls, without autograd's bookkeeping
+            y, mean, rstd = torch.ops.aten.native_layer_norm(xd, shape, gd, bd, EPS)
+            dx, dg, db = torch.ops.aten.native_layer_norm_backward(dyt, xd, shape, mean, rstd, gd, bd, mask)
+            return y, dx, dg, db
+
+        steps["torch-direct"] = torch_direct_results
+        results["torch-direct"] = lambda: tuple(t.numpy() for t in torch_direct_results())
         if torch_single_thread:
             threads = torch.get_num_threads()
 
@@ -206,9 +244,18 @@ def main(argv=None) -> int:
         env["torch"] = {"version": torch.__version__, "num_threads": torch.get_num_threads()}
         print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s) (its default)")
     elif torch is None:
-        print("torch: not installed, so the torch column is skipped (pip install -e '.[bench]' adds it)")
+        print("torch: not installed, so the torch columns are skipped (pip install -e '.[bench]' adds them)")
     else:
         print("torch: left out (--no-torch)")
+    if _numba.available():
+        import numba
+
+        env["numba"] = {"version": numba.__version__, "num_threads": numba.get_num_threads(),
+                        "min_size": _numba.MIN_SIZE}
+        print(f"numba {numba.__version__}, {numba.get_num_threads()} thread(s); lnedu takes it from "
+              f"{_numba.MIN_SIZE} elements")
+    else:
+        print("numba: not installed, so the fast column is skipped (pip install -e '.[fast]' adds it)")
     print(
         f"layer norm forward + backward, {dtype}, eps={EPS:g}; {rounds} interleaved rounds "
         f"({settle:g} s settle before each sample); ms per call\n"
@@ -234,9 +281,17 @@ def main(argv=None) -> int:
             + ", ".join(f"{k} {v:.1e}" for k, v in agree.items())
             + ")"
         )
-        pairs = [("lnedu", "torch"), ("lnedu", "naive"), ("lnedu", "lnedu-ref"), ("lnedu-ref", "naive"),
+        pairs = [("lnedu", "torch"), ("lnedu", "torch-direct"), ("lnedu", "naive"), ("lnedu", "lnedu-ref"),
+                 ("lnedu-ref", "naive"), ("blocked", "naive"), ("fast", "torch"), ("fast", "naive"),
                  ("lnedu", "torch-1t")]
         print(format_table(title, timings, ratios=pairs))
+        copy = timings["copy"]
+        nbytes = 4 * x.nbytes  # read x and dy, write y and dx
+        fractions = {k: {"median": copy.median / t.median, "best": copy.best / t.best}
+                     for k, t in timings.items() if k != "copy"}
+        print(f"  copy rate {nbytes / copy.best / 1e9:.1f} GB/s (best; median {nbytes / copy.median / 1e9:.1f}), "
+              "fraction of it (median, best): "
+              + ", ".join(f"{k} {f['median']:.0%} {f['best']:.0%}" for k, f in fractions.items()))
         if not with_torch:
             print(f"  lnedu/torch     skipped ({'torch not installed' if torch is None else '--no-torch'})")
         print()
@@ -247,6 +302,8 @@ def main(argv=None) -> int:
                 "timings": {k: t.as_dict() for k, t in timings.items()},
                 "ratios": {f"{a}/{b}": timings[a].median / timings[b].median for a, b in pairs if b in timings},
                 "max_rel_diff_to_naive": agree,
+                "copy_rate_gb_s": {"best": nbytes / copy.best / 1e9, "median": nbytes / copy.median / 1e9},
+                "fraction_of_copy_bandwidth": fractions,
             }
         )
 

@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "bench_norms.py"
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
 RATIO = r"\s+\d+\.\d\dx\s+\(per-round IQR \d+\.\d\d-\d+\.\d\d\)"
 
 
@@ -33,7 +34,7 @@ def _run(args, *, hide_torch=False, tmp_path=None, ok=True):
         cmd = [sys.executable, "-c", code]
     else:
         cmd = [sys.executable, str(BENCH), *args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path or ROOT, env=env)
     if ok:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -52,9 +53,14 @@ def test_quick_run_prints_both_ratios_and_writes_json(tmp_path):
     data = json.loads(out_json.read_text())
     (record,) = data["results"]
     assert record["shape"] == [64, 256]
-    assert set(record["ratios"]) == {"lnedu/torch", "lnedu/naive", "lnedu/lnedu-ref", "lnedu-ref/naive"}
-    assert set(record["timings"]) == {"lnedu", "lnedu-ref", "naive", "torch"}
+    fast = {"fast"} if HAS_NUMBA else set()
+    assert set(record["timings"]) == {"lnedu", "lnedu-ref", "naive", "blocked", "copy", "torch", "torch-direct"} | fast
+    assert set(record["ratios"]) == ({"lnedu/torch", "lnedu/torch-direct", "lnedu/naive", "lnedu/lnedu-ref",
+                                      "lnedu-ref/naive", "blocked/naive"}
+                                     | ({"fast/torch", "fast/naive"} if HAS_NUMBA else set()))
     assert all(t["median_ms"] > 0 for t in record["timings"].values())
+    assert set(record["fraction_of_copy_bandwidth"]) == set(record["timings"]) - {"copy"}
+    assert record["copy_rate_gb_s"]["best"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["bench.json"]  # no temporary file left behind
 
 
@@ -65,6 +71,9 @@ def test_quick_run_without_torch_skips_its_column():
     assert "lnedu/torch     skipped (torch not installed)" in out
     assert "torch: not installed" in out
     assert not re.search(r"lnedu/torch" + RATIO, out)
+    assert re.search(r"blocked/naive" + RATIO, out), out
+    assert re.search(r"copy rate \d+\.\d GB/s", out) and "fraction of it" in out, out
+    assert bool(re.search(r"fast/naive" + RATIO, out)) == HAS_NUMBA, out
 
 
 def test_bad_shape_is_refused():
