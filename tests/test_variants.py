@@ -591,6 +591,8 @@ def test_variant_layer_norm_refuses_bad_arguments():
         variant_layer_norm(np.ones((2, 4)), VariantNorm(denominator="std"))
     with pytest.raises(ValueError, match="norm.groups"):
         variant_layer_norm(np.ones((2, 4)), VariantNorm(groups=3))
+    with pytest.raises((TypeError, ValueError), match="norm.groups"):
+        variant_layer_norm(np.ones((2, 4)), VariantNorm(groups=0))
 
 
 def test_lnconfig_refuses_switches_that_do_not_fit():

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._checks import check_float_array, check_one_of
+from .._checks import check_float_array, check_int, check_one_of
 from ..backend import get_array_module
 from .recurrent import LSTMStepGrads
 
@@ -92,7 +92,7 @@ def variant_layer_norm(a, norm: VariantNorm):
     check_one_of("norm.denominator", norm.denominator, DENOMINATORS)
     xp = get_array_module(a)
     N, K = a.shape
-    G = norm.groups
+    G = check_int("norm.groups", norm.groups, minimum=1)
     if K % G:
         raise ValueError(f"norm.groups: expected a divisor of the {K} units, got {G}")
     r = a.reshape(N, G, K // G)
