@@ -1,11 +1,13 @@
 """Opening the notebooks on Google Colab: the badge, the install cell, and the GPU runtime.
 
-Colab starts from a bare Python with NumPy, matplotlib, ipywidgets and (on a GPU runtime) CuPy, but no lnedu.
-So every teaching notebook starts with one guarded code cell (:data:`INSTALL_TAG`): where ``import lnedu``
-already works (JupyterLab on a checkout, Binder) it does nothing; where it does not (Colab) it installs lnedu
-from the release tag on GitHub. ``LNEDU_PIP_TARGET`` names another pip target (a local checkout in the tests).
-The GPU notebooks ask Colab for a GPU runtime in their metadata and use the CuPy Colab ships (the install is
-plain ``lnedu``, without the ``[gpu]`` extra, so pip leaves Colab's CuPy alone).
+Colab starts from a bare Python with NumPy, matplotlib, ipywidgets and (on a GPU runtime) CuPy, but no lnedu,
+and with the one notebook alone in ``/content``. So every teaching notebook starts with one guarded code cell
+(:data:`INSTALL_TAG`): where ``import lnedu`` already works (JupyterLab on a checkout, Binder) it does nothing;
+where it does not (Colab) it clones the release tag from GitHub into ``lnedu-release/``, pip-installs it, and
+works from ``lnedu-release/notebooks``, so that what a notebook reads beside it (``../benchmarks``, the other
+notebooks) is there as in a checkout. ``LNEDU_SOURCE`` and ``LNEDU_REF`` name another repository and tag (a
+local copy in the tests). The GPU notebooks ask Colab for a GPU runtime in their metadata and use the CuPy
+Colab ships (the install is plain ``lnedu``, without the ``[gpu]`` extra, so pip leaves Colab's CuPy alone).
 
 ``python -m lnedu.colab NOTEBOOK ...`` adds or updates the cell (and the GPU metadata) in place; ``--check``
 only says which notebooks would change. Both are idempotent: a second run changes nothing.
@@ -19,8 +21,8 @@ from pathlib import Path
 
 from . import __version__
 
-__all__ = ["REPO", "TAG", "GPU_NOTEBOOKS", "INSTALL_TAG", "colab_url", "colab_badge", "install_source",
-           "ensure_colab_cell", "update_notebook", "main"]
+__all__ = ["REPO", "TAG", "GPU_NOTEBOOKS", "INSTALL_TAG", "RELEASE_FOLDER", "colab_url", "colab_badge",
+           "install_source", "ensure_colab_cell", "update_notebook", "main"]
 
 # The GitHub repository that holds the release (the README says to fill it in, as for Binder's badge) and the
 # release tag the notebooks install from: `git tag v0.1.0 && git push --tags` makes it.
@@ -45,19 +47,28 @@ def colab_badge(name: str, *, image: bool = True, **where) -> str:
     return f"[![Open In Colab]({BADGE_IMAGE})]({url})" if image else f"[Open in Colab]({url})"
 
 
+RELEASE_FOLDER = "lnedu-release"
+
+
 def install_source(*, repo: str = REPO, ref: str = TAG) -> str:
-    """The code of the install cell: install lnedu only where ``import lnedu`` would fail."""
+    """The code of the install cell: fetch and install lnedu only where ``import lnedu`` would fail."""
     return (
-        "# Colab: install lnedu where it is missing (this does nothing in JupyterLab or on Binder, where it is there)\n"
+        "# Colab: fetch and install lnedu where it is missing (this does nothing in JupyterLab or on Binder)\n"
         "import importlib.util\n"
         "import os\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
+        f'RELEASE = "{RELEASE_FOLDER}"  # the release, cloned beside this notebook\n'
         'if importlib.util.find_spec("lnedu") is None:\n'
-        f'    target = os.environ.get("LNEDU_PIP_TARGET", "lnedu @ git+https://github.com/{repo}@{ref}")\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", target], check=True)\n'
-        "    importlib.invalidate_caches()"
+        "    if not os.path.isdir(RELEASE):\n"
+        f'        source = os.environ.get("LNEDU_SOURCE", "https://github.com/{repo}")\n'
+        f'        ref = os.environ.get("LNEDU_REF", "{ref}")\n'
+        '        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", ref, source, RELEASE], check=True)\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"./{RELEASE}"], check=True)\n'
+        "    importlib.invalidate_caches()\n"
+        'if os.path.isdir(os.path.join(RELEASE, "notebooks")):  # work where the notebooks\' ../ paths lead\n'
+        '    os.chdir(os.path.join(RELEASE, "notebooks"))'
     )
 
 

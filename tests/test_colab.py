@@ -49,12 +49,12 @@ def test_the_install_cell_goes_before_the_first_code_cell_once():
 def test_a_stale_or_doubled_install_cell_is_brought_up_to_date():
     nb = _notebook()
     colab.ensure_colab_cell(nb, ref="v0.0.1")
-    assert "@v0.0.1" in nb.cells[2].source
+    assert "\"v0.0.1\"" in nb.cells[2].source
     nb.cells[2].execution_count, nb.cells[2].outputs = 1, [nbformat.v4.new_output("stream", text="hi\n")]
     nb.cells.append(nbformat.v4.new_code_cell("x", metadata={"tags": [colab.INSTALL_TAG]}))
     assert colab.ensure_colab_cell(nb) is True
     (cell,) = _install_cells(nb)
-    assert cell.source == colab.install_source() and f"@{colab.TAG}\"" in cell.source
+    assert cell.source == colab.install_source() and f"\"{colab.TAG}\"" in cell.source
     assert cell.outputs == [] and cell.execution_count is None
     assert colab.ensure_colab_cell(nb) is False
 
@@ -113,43 +113,60 @@ def test_the_install_cell_is_clean_python(tmp_path):
     assert res.returncode == 0, res.stdout
 
 
-def _run_cell(python, cwd, target, **env):
-    env = {**os.environ, "LNEDU_PIP_TARGET": str(target), **env}
+def _run_cell(python, cwd, **env):
+    """Run the install cell in ``python`` from ``cwd``; its last line printed is the folder it left us in."""
+    env = {**os.environ, "LNEDU_SOURCE": str(cwd / "no-such-repository"), **env}
     env.pop("PYTHONPATH", None)
-    return subprocess.run([str(python), "-c", colab.install_source()], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    code = colab.install_source() + "\nprint(os.getcwd())"
+    return subprocess.run([str(python), "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_the_install_cell_does_nothing_where_lnedu_is_present(tmp_path):
-    res = _run_cell(sys.executable, tmp_path, tmp_path / "no-such-checkout")  # pip would fail on this target
-    assert res.returncode == 0 and res.stdout == "" and res.stderr == "", res.stderr
+    res = _run_cell(sys.executable, tmp_path)  # a clone or a pip install would fail on the missing repository
+    assert res.returncode == 0 and res.stdout == f"{tmp_path}\n" and res.stderr == "", res.stderr
+
+
+def _release(tmp_path) -> Path:
+    """A git repository holding a copy of this checkout's package, tagged ``v-test``: the release to clone."""
+    repo = tmp_path / "release"
+    repo.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / "lnedu", repo / "lnedu", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "notebooks").mkdir()
+    (repo / "notebooks" / "00-index.ipynb").write_text("{}", encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "release"], ["tag", "v-test"]):
+        subprocess.run(git + args, cwd=repo, check=True, capture_output=True, timeout=60)
+    return repo
 
 
 @pytest.mark.slow
 def test_the_install_cell_installs_lnedu_where_it_is_missing(tmp_path):
-    """A fresh venv that sees this environment's packages (a .pth line) but not lnedu; the cell installs a copy of
-    the checkout (``--no-deps``: the dependencies are already visible; pip takes setuptools for the build from the
-    package index), then a second run does nothing."""
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, checkout / name)
-    shutil.copytree(ROOT / "lnedu", checkout / "lnedu", ignore=shutil.ignore_patterns("__pycache__"))
+    """A fresh venv that sees this environment's packages (a .pth line) but not lnedu; the cell clones a tagged copy
+    of the checkout, installs it (``--no-deps``: the dependencies are already visible; pip takes setuptools for the
+    build from the package index) and moves to its notebooks/; run again (a restarted kernel), it only moves."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    release = _release(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     python = venv / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    # this environment's packages (pip, setuptools, numpy, ...) without running its .pth files: no editable lnedu
+    # this environment's packages (pip, numpy, ...) without running its .pth files: no editable lnedu
     (site / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     where = "import importlib.util as u; s = u.find_spec('lnedu'); print(s.origin if s else 'absent')"
-    probe = tmp_path / "probe"
+    probe = tmp_path / "content"  # Colab's /content: the notebook alone
     probe.mkdir()
     assert subprocess.run([str(python), "-c", where], cwd=probe, capture_output=True, text=True).stdout == "absent\n"
 
-    res = _run_cell(python, probe, checkout, PIP_NO_DEPS="1")  # builds in isolation: setuptools from the index
+    res = _run_cell(python, probe, LNEDU_SOURCE=str(release), LNEDU_REF="v-test", PIP_NO_DEPS="1")
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    notebooks = probe / colab.RELEASE_FOLDER / "notebooks"
+    assert res.stdout.splitlines()[-1] == str(notebooks), "the cell should work from the release's notebooks/"
+    assert (notebooks / "00-index.ipynb").is_file()
     found = subprocess.run([str(python), "-c", where], cwd=probe, capture_output=True, text=True).stdout.strip()
     assert Path(found).is_relative_to(site), f"lnedu should now be installed in the venv, found {found}"
-    res = _run_cell(python, probe, tmp_path / "no-such-checkout")
-    assert res.returncode == 0 and res.stdout == "" and res.stderr == "", res.stderr
+    res = _run_cell(python, probe)  # a restarted kernel: lnedu is there, the release too
+    assert res.returncode == 0 and res.stdout == f"{notebooks}\n" and res.stderr == "", res.stderr
