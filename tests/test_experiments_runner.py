@@ -464,3 +464,44 @@ def test_a_run_checkpointed_in_the_old_format_still_resumes(tmp_path):
     np.savez(ckpt, **old)
     resumed = _toy(tmp_path / "b", resume=True)
     assert resumed.untimed() == whole.untimed()
+
+
+# ---- what a mutation run of runner.py found untested (issue 19 item 9) -------------------------------------------
+
+
+def test_load_results_gives_back_what_run_returned(tmp_path):
+    exp = SimpleNamespace(NAME="toy", build=lambda config, variant, seed: ToyTask(config, seed))
+    runs = {v: [run_one(exp, ToyConfig(), v, s, tmp_path, progress=False) for s in (0, 3)] for v in ("a-b", "c")}
+    loaded = experiments.load_results(tmp_path, "toy")
+    assert sorted(loaded) == ["a-b", "c"]
+    for v, rs in runs.items():
+        got = sorted(loaded[v], key=lambda r: r.seed)
+        assert [(r.variant, r.seed) for r in got] == [(v, 0), (v, 3)]
+        assert [r.train for r in got] == [r.train for r in rs] and [r.eval for r in got] == [r.eval for r in rs]
+
+
+def test_series_reads_the_split_asked_for(tmp_path):
+    res = _toy(tmp_path)
+    steps, loss = res.series("loss", "train")
+    assert steps.tolist() == list(range(1, 13)) and loss.dtype == float and len(loss) == 12
+    steps, norm = res.series("norm")
+    assert steps.tolist() == [0, 4, 8, 12] and res.series("loss")[0].size == 0
+
+
+def test_load_task_refuses_a_checkpoint_of_another_config(tmp_path):
+    _toy(tmp_path)
+    task = experiments.load_task(TOY, tmp_path, ToyConfig(), "v", 0)
+    assert task.t == 12
+    with pytest.raises(ValueError, match=r"^config: the checkpoint in .* was made with another config"):
+        experiments.load_task(TOY, tmp_path, ToyConfig(lr=0.2), "v", 0)
+    with pytest.raises(FileNotFoundError, match="^out: expected a checkpoint at "):
+        experiments.load_task(TOY, tmp_path, ToyConfig(), "v", 1)
+
+
+def test_a_log_without_its_first_evaluation_is_refused(tmp_path):
+    _, folder = _interrupted_toy(tmp_path)
+    log = folder / "metrics.jsonl"
+    records = [json.loads(ln) for ln in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records if not (r["split"] == "eval" and r["step"] == 0)))
+    with pytest.raises(DamagedFile, match="expected the metrics of steps 0 to 5"):
+        _toy(tmp_path / "b", resume=True)
