@@ -22,6 +22,12 @@ input term), and ``lnedu/lnedu-ref`` what the registered CPU fast path buys. Mem
 * torch: the bytes autograd saves for backward (unique storages packed by ``saved_tensors_hooks``).
   PyTorch's CPU allocator exposes no peak statistic, so the saved-tensor size is the comparable number.
 
+Then one update of an experiment model, on both sides: the permutation-MNIST MLP of
+``lnedu.experiments.mnist_mlp`` (arm ``ln``: two hidden layers of Linear without bias, LayerNorm, ReLU, then
+Linear; B=128, 784 inputs, H=256, 10 classes) against the same ``torch.nn.Sequential`` holding its weights,
+cross-entropy, backward and Adam (float64 cross-check first). The handwriting LN-LSTM with its MDN head has
+no PyTorch peer here yet.
+
 Usage::
 
     python benchmarks/bench_rnn.py              # T=50, B=32, D=64, H=256 (the issue's sizes)
@@ -338,6 +344,126 @@ def run(sizes, *, rounds, min_time, use_torch, seed=0):
     return results
 
 
+# ---------------------------------------------------------------------------------------------------
+# experiment models: the permutation-MNIST MLP with layer norm (lnedu.experiments.mnist_mlp, arm "ln")
+
+MLP_SIZES = {"full": dict(B=128, D=784, H=256, C=10), "quick": dict(B=8, D=20, H=16, C=5)}
+
+
+def _mlp_pair(sizes, dtype, seed=0):
+    """lnedu's MNIST MLP (arm ``ln``: Linear without bias, LayerNorm, ReLU; twice; then Linear) and the same
+    network in PyTorch holding copies of its weights, with one batch of data."""
+    from lnedu.experiments.mnist_mlp import build_model
+
+    B, D, H, C = sizes["B"], sizes["D"], sizes["H"], sizes["C"]
+    rng = np.random.default_rng(seed)
+    model = build_model(f"ln-bs{B}", D, C, H, 2, rng, dtype=dtype)
+    nn = torch.nn
+    peer = nn.Sequential(nn.Linear(D, H, bias=False), nn.LayerNorm(H), nn.ReLU(), nn.Linear(H, H, bias=False),
+                         nn.LayerNorm(H), nn.ReLU(), nn.Linear(H, C))
+    peer = peer.to(torch.float64 if dtype == np.float64 else torch.float32)
+    ours = [p for _, p, _ in model.named_parameters()]
+    theirs = list(peer.parameters())
+    assert len(ours) == len(theirs), (len(ours), len(theirs))
+    with torch.no_grad():
+        for a, t in zip(ours, theirs):
+            t.copy_(torch.from_numpy(np.ascontiguousarray(a.T if a.ndim == 2 else a)))  # torch keeps W as (out, in)
+    x = rng.standard_normal((B, D)).astype(dtype)
+    y = rng.integers(0, C, B)
+    return model, peer, x, y
+
+
+def make_mlp_steps(model, peer, x, y, lr=LR):
+    """One update each: forward, cross-entropy, backward, Adam."""
+    lnedu_step = _lnedu_mlp_step(model, x, y, lr)
+    topt = torch.optim.Adam(peer.parameters(), lr=lr)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def torch_step():
+        topt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(peer(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss.detach().item()
+
+    return lnedu_step, torch_step
+
+
+def mlp_cross_check(seed=0):
+    """Max relative difference of the loss and every gradient, lnedu vs torch, in float64."""
+    import lnedu.functional as F
+
+    model, peer, x, y = _mlp_pair(MLP_SIZES["quick"], np.float64, seed)
+    model.zero_grad()
+    loss, cache = F.softmax_cross_entropy(model.forward(x), y)
+    model.backward(F.softmax_cross_entropy_backward(1.0, cache))
+    tloss = torch.nn.functional.cross_entropy(peer(torch.from_numpy(x)), torch.from_numpy(y))
+    tloss.backward()
+    diffs = [abs(float(loss) - tloss.item()) / abs(tloss.item())]
+    for (_, _, g), t in zip(model.named_parameters(), peer.parameters()):
+        tg = t.grad.numpy()
+        tg = tg.T if tg.ndim == 2 else tg
+        diffs.append(float(np.abs(g - tg).max() / max(np.abs(tg).max(), 1e-300)))
+    return max(diffs)
+
+
+def run_models(quick, *, rounds, min_time, use_torch, seed=0):
+    """Time one update of each experiment model; returns a list of result dicts (and prints as it goes)."""
+    sizes = MLP_SIZES["quick" if quick else "full"]
+    model, peer, x, y = _mlp_pair(sizes, np.float32, seed) if use_torch else _lnedu_mlp(sizes, seed)
+    res = {"model": "MNIST-MLP-LN", "sizes": sizes}
+    contenders = {}
+    if use_torch:
+        lnedu_step, torch_step = make_mlp_steps(model, peer, x, y)
+        res["check_rel_diff"] = mlp_cross_check(seed)
+        contenders["torch"] = torch_step
+    else:
+        lnedu_step = _lnedu_mlp_step(model, x, y)
+
+    def lnedu_reference():
+        with use_reference():
+            return lnedu_step()
+
+    contenders = {"lnedu": lnedu_step, "lnedu-ref": lnedu_reference, **contenders}
+    timings = compare(contenders, rounds=rounds, min_time=min_time)
+    title = ("MNIST-MLP-LN: one update (forward, cross-entropy, backward, Adam), float32, "
+             + " ".join(f"{k}={v}" for k, v in sizes.items()))
+    print(format_table(title, timings, ratios=[("lnedu", "torch"), ("lnedu", "lnedu-ref")]))
+    for k, t in timings.items():
+        res[k] = t.as_dict()
+    if use_torch:
+        res["ratio_lnedu_over_torch"] = timings["lnedu"].median / timings["torch"].median
+        print(f"  same model: max rel. diff of loss and gradients vs torch (float64) {res['check_rel_diff']:.1e}")
+    print("  the handwriting LN-LSTM with its MDN head: not compared yet (no PyTorch peer written)")
+    print()
+    return [res]
+
+
+def _lnedu_mlp(sizes, seed):
+    from lnedu.experiments.mnist_mlp import build_model
+
+    rng = np.random.default_rng(seed)
+    model = build_model(f"ln-bs{sizes['B']}", sizes["D"], sizes["C"], sizes["H"], 2, rng, dtype=np.float32)
+    return model, None, rng.standard_normal((sizes["B"], sizes["D"])).astype(np.float32), \
+        rng.integers(0, sizes["C"], sizes["B"])
+
+
+def _lnedu_mlp_step(model, x, y, lr=LR):
+    import lnedu.functional as F
+
+    opt = Adam(model, lr=lr)
+
+    def step():
+        model.train()
+        opt.zero_grad()
+        loss, cache = F.softmax_cross_entropy(model.forward(x), y)
+        model.backward(F.softmax_cross_entropy_backward(1.0, cache))
+        opt.step()
+        return loss
+
+    return step
+
+
 def summary(results, use_torch):
     head = f"{'cell':<8}  {'lnedu ms':>9}"
     if use_torch:
@@ -390,9 +516,10 @@ def main(argv=None):
         print("torch: not used" + ("" if args.no_torch else " (not installed)"))
     print()
     results = run(sizes, rounds=rounds, min_time=min_time, use_torch=use_torch)
+    models = run_models(args.quick, rounds=rounds, min_time=min_time, use_torch=use_torch)
     print(summary(results, use_torch))
     if args.json:
-        payload = {"sizes": sizes, "environment": env, "results": results,
+        payload = {"sizes": sizes, "environment": env, "results": results, "models": models,
                    "torch": None if not use_torch else {"version": torch.__version__,
                                                         "threads": torch.get_num_threads()}}
         write_json(args.json, payload)
