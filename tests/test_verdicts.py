@@ -155,6 +155,19 @@ def test_speed_reads_the_runners_cumulative_wall_clock():
     assert (up.outcome, sec.outcome) == (V.HELD, V.NOT_HELD) and sec.axis == "training seconds to the target"
 
 
+def test_reaching_the_target_at_the_same_evaluation_is_a_tie_on_both_axes():
+    # both arms first under the target at the first evaluation after step 0; LN's updates cost twice as much
+    def clocked(variant, seed, per):
+        r = _run(variant, seed, loss=np.r_[3.0, np.full(4, 1.0 + 0.01 * seed)])
+        for e in r.eval:
+            e["wall_seconds"] = per * e["step"]
+        return r
+    res = {"ln": [clocked("ln", s, 2.0) for s in SEEDS], "bn": [clocked("bn", s, 1.0) for s in SEEDS]}
+    up, sec = V.speed_parts(V.speed(res, ("ln", "bn"), "loss"), "ln", "bn", "LN faster")
+    assert up.outcome == sec.outcome == V.UNDECIDED and "a tie" in sec.why
+    assert sec.values["ln"] == {0: 20.0, 1: 20.0, 2: 20.0} and sec.values["bn"] == {0: 10.0, 1: 10.0, 2: 10.0}
+
+
 def test_censored_slow_arm_cannot_make_did_not_hold():
     fast = [_run("a", s, loss=np.r_[_decay(3.0, 1.0, 8)[:20], 1.0]) for s in SEEDS]
     slow = [_run("b", s, loss=_decay(3.0, 1.0, 1)) for s in SEEDS]

@@ -372,14 +372,24 @@ def speed(results, arms, key: str, *, better: str = "lower", fraction: float = 0
 
 def speed_parts(sp: Speed, fast: str, slow: str, claim: str, *, fmt: str = ".0f") -> list:
     """Comparisons "``fast`` reaches the target in fewer updates (and seconds) than ``slow``", with censoring:
-    held needs ``fast`` uncensored on every seed, did not hold needs ``slow`` uncensored."""
+    held needs ``fast`` uncensored on every seed, did not hold needs ``slow`` uncensored.
+
+    A time to the target is only known to the evaluation grid: a seed on which both arms first reach the target
+    at the same evaluation step is a tie on both axes (the grid cannot order them; its seconds would only compare
+    the cost of the updates before that evaluation), whatever the seconds logged at that step."""
     out = []
     axes = [("updates", "updates to the target")]
     if sp.seconds is not None:
         axes.append(("seconds", "training seconds to the target"))
+    tied = [s for s, t in sp.updates[fast].items() if t is not None and sp.updates[slow].get(s) == t]
     for axis, label in axes:
-        c = compare(claim, label, fast, sp.filled(fast, axis), slow, sp.filled(slow, axis), better="lower",
-                    fmt=fmt if axis == "updates" else ".2f")
+        a_vals, b_vals = sp.filled(fast, axis), sp.filled(slow, axis)
+        c = compare(claim, label, fast, {s: (b_vals[s] if s in tied and s in b_vals else v) for s, v in a_vals.items()},
+                    slow, b_vals, better="lower", fmt=fmt if axis == "updates" else ".2f")
+        c.values = {fast: a_vals, slow: b_vals}
+        if tied:
+            c.why += (f"; seed{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: both first at the same "
+                      "evaluation, a tie (the evaluation grid cannot order them)")
         cf, cs = sp.censored(fast), sp.censored(slow)
         if cf or cs:
             c.why += "; censored (never reached the target; counted as the run's length): " + ", ".join(
