@@ -487,3 +487,59 @@ def test_more_argument_names():
         I.invariance_table((), ("data_rescale",))
     with pytest.raises(ValueError, match="^direction: expected a non-zero vector, got all zeros"):
         I.transform("data_recenter", I.random_layer(seed=0), 1.0, direction=np.zeros(10))
+
+
+def test_rendering_of_two_scripted_columns_and_both_reference_branches(monkeypatch):
+    script = iter([1e-15, 1e-15, 0.25, 0.5])  # trial 1: data_rescale (eps -> 0, eps), data_recenter (same)
+    monkeypatch.setattr(I, "relative_change", lambda before, after: next(script))
+    t = I.invariance_table(("layer",), ("data_rescale", "data_recenter"), trials=1, seed=0)
+    assert t.to_markdown() == ("| | Dataset re-scaling | Dataset re-centering |\n|---|---|---|\n"
+                               "| Layer norm | Invariant | No |")
+    ref = {"layer": (False, False, False, False, True, False)}  # says No where we measured Invariant, and back
+    assert t.to_markdown(reference=ref) == ("| | Dataset re-scaling | Dataset re-centering |\n|---|---|---|\n"
+                                            "| Layer norm | Invariant **(ref: No)** | No **(ref: Invariant)** |")
+    page = t.to_html(reference=ref)
+    assert page.count("</tr>") == 2 and "XX" not in page
+    assert "<b>Invariant</b><br>&lt;1e-12 / &lt;1e-12<br><i>paper: No (<b>DIFFERS</b>)</i>" in page
+    assert "<b>No</b><br>2.5e-01 / 5.0e-01<br><i>paper: Invariant (<b>DIFFERS</b>)</i>" in page
+
+
+def test_seeds_make_every_measurement_reproducible_and_distinct():
+    a = I.before_after("layer", "weight_recenter", 1.0, seed=4)
+    assert a.change == I.before_after("layer", "weight_recenter", 1.0, seed=4).change
+    assert a.change != I.before_after("layer", "weight_recenter", 1.0, seed=5).change
+    assert I.before_after("layer", "weight_recenter", 1.0).change == I.before_after(
+        "layer", "weight_recenter", 1.0, seed=0).change
+    layer = I.random_layer(seed=1)
+    m1 = I.transform("data_recenter", layer, 1.0, seed=7)
+    assert np.array_equal(m1.x, I.transform("data_recenter", layer, 1.0, seed=7).x)
+    default = I.transform("data_recenter", layer, 1.0)
+    assert np.array_equal(default.x, I.transform("data_recenter", layer, 1.0, seed=0).x)
+    assert not np.array_equal(m1.x, I.transform("data_recenter", layer, 1.0, seed=8).x)
+    s = I.eps_sweep("layer", "data_rescale", 2.0, [0.1, 1.0])
+    assert np.array_equal(s, I.eps_sweep("layer", "data_rescale", 2.0, [0.1, 1.0], seed=0))
+    assert not np.array_equal(s, I.eps_sweep("layer", "data_rescale", 2.0, [0.1, 1.0], seed=1))
+    assert not np.array_equal(s, I.eps_sweep("layer", "data_rescale", 2.0, [0.1, 1.0], activation="identity"))
+
+
+def test_changes_with_eps_are_measured_with_the_tables_eps():
+    t = I.invariance_table(("layer",), ("data_rescale",), trials=1, eps=1e-1, input_scale=0.01, seed=2)
+    t2 = I.invariance_table(("layer",), ("data_rescale",), trials=1, eps=1e-3, input_scale=0.01, seed=2)
+    assert t["layer", "data_rescale"].changes == t2["layer", "data_rescale"].changes
+    assert t["layer", "data_rescale"].change_eps != t2["layer", "data_rescale"].change_eps
+    assert t["layer", "data_rescale"].change_eps > 1e-6  # a visible eps effect at this input scale
+
+
+def test_magnitudes_fill_their_whole_range():
+    big = I.invariance_table(("layer",), ("data_rescale",), trials=60, seed=1)
+    f = np.array(big["layer", "data_rescale"].magnitudes)
+    assert ((f > 2) & (f < 3)).any() and ((f > 1 / 3) & (f < 1 / 2)).any()
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: I.random_layer(n_cases=3.0), "n_cases"), (lambda: I.invariance_table(seed=True), "seed"),
+    (lambda: I.transform("case_rescale", I.random_layer(seed=0), 2.0, case="0"), "case"),
+    (lambda: I.layer_output("layer", I.random_layer(seed=0), eps="0"), "eps")])
+def test_type_errors_name_the_argument_and_the_type(call, name):
+    with pytest.raises(TypeError, match=rf"^{name}: expected .*, got (float|bool|str)$"):
+        call()
