@@ -269,3 +269,23 @@ def test_verdict_reads_speed_final_and_gain_direction():
     assert V.word_of(v) == V.NOT_TESTED and v.held is None
     assert [p.outcome for p in v.parts if "bn-lstm" in p.claim] == [V.NOT_TESTED]
     assert ar.verdict(_fake({"lstm": [slow]})).held is None
+
+
+def test_evaluation_logs_the_bn_gap_and_per_time_step_statistics_and_changes_nothing():
+    """Issue 19 item 7: BN's train-mode vs eval-mode figure and the LSTMs' per-time-step statistics, at the start."""
+    import numpy as np
+
+    cfg = ar.PRESETS["tiny"]
+    task = ar.build(cfg, "bn-lstm", 0)
+    before = {k: v.copy() for k, v in task.model.state_dict().items()}
+    out = task.evaluate()
+    after = task.model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # the running statistics are untouched
+    assert 0 <= out["valid_error_batchstats"] <= 1 and out["valid_nll_batchstats"] > 0
+    T = task.data.valid.docs.shape[1]
+    for layer in ("doc", "query"):
+        sat = out[f"diag/{layer}/gate_saturation"]
+        assert all(0 <= s <= 1 for s in sat) and all(h >= 0 for h in out[f"diag/{layer}/h_std"])
+    assert len(out["diag/doc/preact_std"]) == T
+    plain = ar.build(cfg, "ln-lstm", 0).evaluate()
+    assert "valid_error_batchstats" not in plain and "diag/doc/gate_saturation" in plain

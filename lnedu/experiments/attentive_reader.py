@@ -332,19 +332,19 @@ class ReaderTask(CheckpointedTask):
         return nll / m, err / m
 
     def evaluate(self) -> dict:
-        """``valid_nll``, ``valid_error`` (eval mode: batch norm with its running statistics); for a model with
-        batch norm also ``valid_error_batchstats`` / ``valid_nll_batchstats``, the same questions with each
-        batch's own statistics (batches of the training size), whose gap to ``valid_error`` is what the running
-        statistics cost; and at a few points of the run (:func:`~lnedu.experiments.diagnostics.due`) the
+        """``valid_nll``, ``valid_error`` (eval mode: batch norm with its running statistics); and at a few points
+        of the run (:func:`~lnedu.experiments.diagnostics.due`), for a model with batch norm,
+        ``valid_error_batchstats`` / ``valid_nll_batchstats``, the same questions with each batch's own statistics
+        (batches of the training size), whose gap to ``valid_error`` is what the running statistics cost, and the
         per-time-step statistics of both LSTMs on the first validation batch (``diag/doc/...``, ``diag/query/...``,
         :func:`~lnedu.experiments.diagnostics.recurrent_stats`). Nothing the run keeps is changed."""
         self.model.eval()
         nll, err = self._score(self.eval_batch)
         out = {"valid_nll": nll, "valid_error": err}
-        if any("running_" in k for k, _ in self.model.named_buffers()):
-            out["valid_nll_batchstats"], out["valid_error_batchstats"] = train_mode_forward(
-                self.model, lambda: self._score(self.config.batch_size))
         if due(self.t, self.steps, self.eval_every):
+            if any("running_" in k for k, _ in self.model.named_buffers()):
+                out["valid_nll_batchstats"], out["valid_error_batchstats"] = train_mode_forward(
+                    self.model, lambda: self._score(self.config.batch_size))
             first = self._arrays(self.data.valid, np.arange(min(len(self.data.valid), self.config.batch_size)))
             out.update(stats_record(self.model, lambda: self.model.forward(*first[:4], first[5])))
         self.model.train()

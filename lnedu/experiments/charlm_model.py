@@ -210,7 +210,7 @@ class LMTask(CheckpointedTask):
             out = {key: self.bpc(s) for key, s in self.eval_streams.items()}
             valid = [k for k in self.eval_streams if k.startswith("valid")]
             batch_norm = any("running_" in k for k, _ in self.model.named_buffers())
-            if valid and batch_norm:  # batch norm's train-vs-eval gap
+            if valid and batch_norm and due(self.t, self.steps, self.eval_every):  # BN's train-vs-eval gap
                 out[f"{valid[0]}_batchstats"] = train_mode_forward(
                     self.model, lambda: self.bpc(self.eval_streams[valid[0]], eval_mode=False))
             if valid and due(self.t, self.steps, self.eval_every):  # per-time-step statistics, first window
