@@ -51,6 +51,9 @@ def everywhere(monkeypatch, request):
     """The fast path for any size (the tests' arrays are small), on one thread or on all."""
     monkeypatch.setattr(_numba, "MIN_SIZE", 0)
     monkeypatch.setattr(_numba, "PARALLEL_SIZE", 0 if request.param == "parallel" else 1 << 62)
+    if request.param == "parallel":  # the parallel kernels even where NUMBA_NUM_THREADS=1
+        monkeypatch.setattr(_numba._compiled(), "threads", lambda: 2)
+    return request.param
 
 
 def _case(rng, shape, dtype, offset=1.5):
@@ -165,6 +168,7 @@ def test_gain_and_bias_gradients_do_not_depend_on_the_threads(everywhere, rng):
     flip = 1 << 62 if _numba.PARALLEL_SIZE == 0 else 0  # the other kernel: serial <-> parallel, same sums
     with pytest.MonkeyPatch.context() as m:
         m.setattr(_numba, "PARALLEL_SIZE", flip)
+        m.setattr(_numba._compiled(), "threads", lambda: 2)
         other = F.layer_norm_backward(dy, cache)
     for a, c in zip(many, other):
         assert np.array_equal(a, c)
@@ -189,6 +193,16 @@ def test_caches_cross_paths(everywhere, rng):
     odd = ref_cache._replace(xhat=np.asfortranarray(ref_cache.xhat))
     assert dispatch.lookup(F.layer_norm_backward, dy, odd) is not _numba.layer_norm_backward
     _assert_close(F.layer_norm_backward(dy, odd), ref_grads, 1e-13)
+
+
+@needs_numba
+def test_one_numba_thread_means_the_serial_kernels(rng, monkeypatch):
+    kernels = _numba._compiled()
+    monkeypatch.setattr(kernels, "threads", lambda: 1)
+    assert _numba._kernel("layer_norm_rows", 1 << 30) is kernels.layer_norm_rows_serial
+    monkeypatch.setattr(kernels, "threads", lambda: 2)
+    assert _numba._kernel("layer_norm_rows", _numba.PARALLEL_SIZE) is kernels.layer_norm_rows
+    assert _numba._kernel("layer_norm_rows", _numba.PARALLEL_SIZE - 1) is kernels.layer_norm_rows_serial
 
 
 @needs_numba

@@ -97,9 +97,12 @@ def _partials(n, H):
 
 
 def _kernel(name, size):
-    """The compiled kernel ``name``, its parallel version for arrays of ``PARALLEL_SIZE`` elements or more."""
+    """The compiled kernel ``name``: its parallel version for arrays of ``PARALLEL_SIZE`` elements or more
+    when Numba may use more than one thread (``NUMBA_NUM_THREADS=1``, as ``make test`` sets, keeps every
+    call on the calling thread), else the serial one."""
     k = _compiled()
-    return getattr(k, name if size >= PARALLEL_SIZE else name + "_serial")
+    parallel = size >= PARALLEL_SIZE and k.threads() > 1
+    return getattr(k, name if parallel else name + "_serial")
 
 
 def _via_reference(fn, *args):

@@ -20,6 +20,8 @@ import numpy as np
 
 _FAST = {"reassoc", "contract"}
 
+threads = nb.get_num_threads  # how many threads a parallel kernel would use now
+
 
 def _layer_norm_rows(x, gain, bias, eps, y, xhat, rstd):
     """Shifted two-pass layer norm of each row of ``x`` into ``y``, ``xhat``, ``rstd``; returns the number of
