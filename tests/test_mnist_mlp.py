@@ -113,3 +113,41 @@ def test_every_update_logs_its_gradient_norm():
 
     direct = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for _, _, g in task.model.named_parameters()))
     assert rec["grad_norm"] == pytest.approx(direct, rel=1e-6) and rec["grad_norm"] > 0
+
+
+def test_plot_has_figure_6s_layout():
+    """Train NLL (log axis) over test error, one column per batch size, a line per variant with its colour, the
+    x axis in epochs (a mutation run found every one of these could change unnoticed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from lnedu.experiments.runner import RunResult
+    from lnedu.viz.experiments import COLORS
+
+    def run(variant, seed):
+        ev = [{"step": 10 * i, "epoch": float(i), "train_nll": 1.0 / (i + 1) + seed, "test_error": 0.5 / (i + 1)}
+              for i in range(4)]
+        return RunResult(variant, seed, [], ev)
+    results = {v: [run(v, s) for s in (0, 1)] for v in mnist_mlp.VARIANTS}
+    fig = mnist_mlp.plot(results)
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert tuple(fig.get_size_inches()) == (9, 6)
+    assert [ax.get_title() for ax in axes[0]] == ["batch size 128", "batch size 4"]
+    assert [ax.get_yscale() for ax in axes.ravel()] == ["log", "log", "linear", "linear"]
+    assert [axes[1, c].get_xlabel() for c in (0, 1)] == ["epoch", "epoch"] and axes[0, 0].get_xlabel() == ""
+    ylabels = (axes[0, 0].get_ylabel(), axes[1, 0].get_ylabel(), axes[0, 1].get_ylabel())
+    assert ylabels == ("train NLL", "test error", "")
+    assert axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[1, 0])
+    assert not axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[0, 1])
+    for row, key in enumerate(("train_nll", "test_error")):
+        for col, bs in enumerate((128, 4)):
+            lines = axes[row, col].get_lines()
+            assert [ln.get_label() for ln in lines] == ["baseline", "bn", "ln"]
+            assert [ln.get_color() for ln in lines] == [COLORS[n] for n in ("baseline", "bn", "ln")]
+            mean = np.mean([[e[key] for e in r.eval] for r in results[f"ln-bs{bs}"]], axis=0)
+            np.testing.assert_allclose(lines[2].get_ydata(), mean)
+            np.testing.assert_allclose(lines[2].get_xdata(), [0, 1, 2, 3])
+    legend = axes[0, 0].get_legend()
+    assert legend is not None and not legend.get_frame_on() and axes[1, 1].get_legend() is None

@@ -389,4 +389,5 @@ def test_every_experiment_states_seeds_and_paper_numbers(exp):
     assert V.seeds_for(exp, "small") == exp.SEEDS["small"]
     assert isinstance(exp.PAPER_NUMBERS, str) and exp.PAPER_NUMBERS
     with_missing = exp.verdict({})
-    assert with_missing.held is None and V.word_of(with_missing) == V.UNDECIDED
+    assert with_missing.held is None and with_missing.outcome == V.UNDECIDED
+    assert with_missing.our_figure.startswith("needs ") and with_missing.note == ""
