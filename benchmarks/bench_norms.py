@@ -34,6 +34,7 @@ of copy bandwidth (median and best).
     python benchmarks/bench_norms.py                         # the three default shapes
     python benchmarks/bench_norms.py --quick --shapes 64x256 # a smoke run, a few seconds
     python benchmarks/bench_norms.py --json results.json     # also write the numbers (atomically)
+    python benchmarks/bench_norms.py --cold --shapes 64x256  # the Numba kernels' compile and cache-load time
 
 Timings on a busy machine vary from run to run, PyTorch's multithreaded ones most: the load average is
 printed before and after, and the per-round ratio ranges show how steady a ratio was.
@@ -206,6 +207,42 @@ def check_agreement(results, tol: float) -> dict:
 # the run
 
 
+_COLD = """
+import sys, time
+t0 = time.perf_counter()
+import numpy as np
+import lnedu.functional as F
+t1 = time.perf_counter()
+assert "numba" not in sys.modules
+x = np.random.default_rng(0).normal(size=(64, 256)).astype(np.float32)
+g = np.ones(256, np.float32)
+y, cache = F.layer_norm(x, g, g)
+F.layer_norm_backward(x, cache)
+t2 = time.perf_counter()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+"""
+
+
+def cold_start() -> dict:
+    """Seconds to import lnedu.functional and for its first layer norm forward + backward through the Numba
+    kernels, in fresh interpreters: once with an empty Numba cache (the kernels compile), once more with the
+    cache that run left (they load). The cache sits in a temporary folder (``NUMBA_CACHE_DIR``)."""
+    import subprocess
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("compile", "cached"):
+            proc = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True,
+                                  timeout=600, cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+            if proc.returncode != 0:
+                raise RuntimeError(f"cold start ({label}) failed: {proc.stderr[-2000:]}")
+            imported, first = (float(v) for v in proc.stdout.split())
+            out[label] = {"import_s": imported, "first_call_s": first}
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -225,6 +262,8 @@ def parse_args(argv=None):
         default=None,
         help="seconds of sleep before each sample, for the thread pools to go idle (default 0.25, --quick 0)",
     )
+    p.add_argument("--cold", action="store_true",
+                   help="first measure the fast path's cold start (compile, then cached) in fresh interpreters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (atomically)")
     return p.parse_args(argv)
@@ -261,6 +300,15 @@ def main(argv=None) -> int:
         f"({settle:g} s settle before each sample); ms per call\n"
     )
 
+    if args.cold:
+        if not _numba.available():
+            print("cold start: skipped (numba not installed)")
+        else:
+            env["cold_start"] = cold = cold_start()
+            for label, c in cold.items():
+                print(f"cold start, numba {label}: import lnedu.functional {c['import_s']:.2f} s, first float32 "
+                      f"forward + backward at (64, 256) {c['first_call_s']:.2f} s")
+        print()
     rng = np.random.default_rng(args.seed)
     records = []
     for shape in args.shapes:

@@ -104,3 +104,13 @@ def test_timing_helper_interleaves_and_formats(tmp_path):
     path = tmp_path / "sub" / "t.json"
     timing.write_json(str(path), {"x": 1})
     assert json.loads(path.read_text()) == {"x": 1}
+
+
+def test_cold_start_is_measured_or_skipped_with_the_reason():
+    out = _run(["--quick", "--cold", "--shapes", "8x16"], hide_torch=True).stdout
+    if HAS_NUMBA:
+        for label in ("compile", "cached"):
+            assert re.search(rf"cold start, numba {label}: import lnedu.functional \d+\.\d\d s, first float32 "
+                             r"forward \+ backward at \(64, 256\) \d+\.\d\d s", out), out
+    else:
+        assert "cold start: skipped (numba not installed)" in out
