@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lnedu.functional as F
-from lnedu.functional import _blocked, dispatch
+from lnedu.functional import _blocked, _numba, dispatch
 from lnedu.gradcheck import check_function
 
 SHAPES = [(7, 5), (3, 4, 6), (2, 3, 1, 9)]
@@ -43,7 +43,8 @@ def test_the_blocked_functions_are_what_the_dispatch_picks(small_blocks, rng):
         assert dispatch.lookup(F.layer_norm, x, None, None) is None
 
 
-def test_small_arrays_take_the_reference(rng):
+def test_small_arrays_take_the_reference(rng, monkeypatch):
+    monkeypatch.setattr(_numba, "MIN_SIZE", 1 << 62)  # as without the [fast] extra (tests/test_fast.py has it)
     x = rng.normal(size=(64, 256))  # the teaching size: below the threshold
     assert x.size < _blocked.MIN_SIZE
     assert dispatch.lookup(F.layer_norm, x, None, None) is None
