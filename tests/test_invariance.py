@@ -543,3 +543,31 @@ def test_magnitudes_fill_their_whole_range():
 def test_type_errors_name_the_argument_and_the_type(call, name):
     with pytest.raises(TypeError, match=rf"^{name}: expected .*, got (float|bool|str)$"):
         call()
+
+
+def test_table_and_before_after_forward_their_settings(monkeypatch):
+    calls = {"random_layer": [], "transform": [], "layer_output": []}
+    for name in calls:
+        real = getattr(I, name)
+
+        def spy(*a, _real=real, _name=name, **k):
+            calls[_name].append((a, k))
+            return _real(*a, **k)
+
+        monkeypatch.setattr(I, name, spy)
+    I.invariance_table(("layer",), ("weight_vector_rescale", "case_rescale"), trials=6, eps=0.01,
+                       n_cases=7, n_inputs=5, n_units=4, seed=1)
+    assert all(a[:3] == (7, 5, 4) and isinstance(k["seed"], np.random.Generator) for a, k in calls["random_layer"])
+    units = {k["unit"] for _, k in calls["transform"]}
+    cases = {k["case"] for _, k in calls["transform"]}
+    assert len(units) > 1 and len(cases) > 1  # a random unit and case per trial, not always 0
+    assert all(isinstance(k["seed"], np.random.Generator) for _, k in calls["transform"])
+    eps_used = [a[2] for a, _ in calls["layer_output"]]
+    assert set(eps_used) == {0.0, 0.01} and eps_used.count(0.01) == eps_used.count(0.0)
+    for v in calls.values():
+        v.clear()
+    I.before_after("layer", "case_rescale", 2.0, n_cases=6, n_inputs=3, n_units=5, seed=2)
+    assert calls["random_layer"][0][0][:3] == (6, 3, 5)
+    assert calls["transform"][0][1]["seed"] is calls["random_layer"][0][1]["seed"]  # one stream, from seed
+    I.before_after("layer", "case_rescale", 2.0)
+    assert calls["random_layer"][-1][0][:3] == (16, 10, 8)
