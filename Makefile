@@ -10,23 +10,24 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 JOBS   ?= 2
 # one BLAS thread per process: the test runners already use both cores (-n 2), and on 2 cores a
-# multi-threaded BLAS on small matrices spends its time fighting for them (10x slower, measured)
-SERIAL := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# multi-threaded BLAS on small matrices spends its time fighting for them (10x slower, measured); likewise
+# Numba's kernels (a descheduled pool thread stalls a call for milliseconds)
+SERIAL := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
-.PHONY: install test lint unit nbval browser browser-deps binder reproduce lab bench bench-gpu notebooks clean mutation
+.PHONY: install test lint unit nbval browser browser-deps binder binder-lock colab reproduce lab bench bench-gpu notebooks clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,lab,gpu]"
+	$(BIN)/python -m pip install -q -e ".[test,lab,gpu,fast]"
 	touch $@
 
 install: $(VENV)/.installed
 
 lint: install
-	$(BIN)/ruff check lnedu tests benchmarks
+	$(BIN)/ruff check lnedu tests benchmarks notebooks
 
 unit: install
 	$(SERIAL) $(BIN)/python -m pytest -q -n $(JOBS) -m "not browser" tests
@@ -106,6 +107,20 @@ binder:
 	  || (echo "binder: the ipywidgets extension is not enabled in JupyterLab"; exit 1)
 	@if [ "$(BINDER_CHECK)" != 1 ]; then \
 	  $(BINDER_VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00-index.ipynb; fi
+
+# Binder's full lock: every package of the core and [lab] dependencies (what a student's JupyterLab needs; not
+# [test] or [bench]) pinned for Binder's Python (binder/runtime.txt) on Linux, by uv from pyproject.toml. Run it
+# after changing those dependencies and before tagging a release (tests/test_binder_lock.py says when it is due).
+BINDER_LOCK_PY = $(shell sed -n 's/^python-//p' binder/runtime.txt)
+binder-lock: install
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --extra lab --python-version $(BINDER_LOCK_PY) \
+	  --python-platform x86_64-manylinux_2_28 -q -o binder/requirements.txt
+
+# Colab: the guarded install cell (and the GPU runtime for notebook 14) in every teaching notebook
+# (lnedu.colab; a second run changes nothing); re-execute them afterwards with `make notebooks`
+colab: install
+	$(BIN)/python -m lnedu.colab $(wildcard notebooks/[0-9][0-9]-*.ipynb)
 
 clean:
 	rm -rf $(VENV) reports runs .nbval-runs .pytest_cache $(BINDER_VENV) tests/browser/artifacts
