@@ -40,8 +40,9 @@ which the two loops of ``bptt.py`` call; what the cells share are functions (``c
 
 Layer norm placement (``ln=``): ``None``; ``"appendix"`` (the LN paper's supplementary cells: separate LNs of
 ``W_x x`` and ``W_h h`` over all stacked gates, LN of the LSTM cell on the output path); ``"eq4"`` (one LN of the
-sum ``W_x x + W_h h``, the paper's Eq. 4); ``"cell"`` (LN of ``c`` only, the DRAW cell, LSTM only); or an
-:class:`LNConfig`.
+sum ``W_x x + W_h h``, the paper's Eq. 4); ``"cell"`` (LN of ``c`` only, the DRAW cell, LSTM only); a
+published variant's name (``"tfa"``, ``"haste"``, ``"kiros-torch"``, ... :data:`VARIANTS`, each pinned to its
+source file); or an :class:`LNConfig`.
 """
 
 from ...functional.recurrent import normprop_variances
