@@ -14,7 +14,7 @@ JOBS   ?= 2
 # Numba's kernels (a descheduled pool thread stalls a call for milliseconds)
 SERIAL := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
-.PHONY: install test lint unit nbval browser browser-deps binder binder-lock colab reproduce lab bench bench-gpu notebooks clean mutation
+.PHONY: install test lint unit nbval browser browser-deps binder binder-lock colab reproduce lab bench bench-gpu notebooks clean mutation mutation-experiments
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,24 @@ mutation: install
 	  xargs -0 -I{} sh -c 'test ! -e "$$1" || cp --parents "$$1" "$$2"' _ {} $(MUTATION_DIR)
 	cd $(MUTATION_DIR) && $(SERIAL) PATH="$(CURDIR)/$(BIN):$$PATH" mutmut run --max-children $(JOBS) $(MUTATE)
 	cd $(MUTATION_DIR) && PATH="$(CURDIR)/$(BIN):$$PATH" mutmut results
+
+# The same over the experiment layer (issue 19 item 9): runner.py, verdicts.py and every experiment module, with the
+# tests listed in tests/mutmut-experiments.toml (put in place of pyproject.toml's mutmut table in the copy). Slow
+# (each mutant trains tiny runs): bound it, e.g.
+#   make mutation-experiments MUTATE='lnedu.experiments.mnist_mlp*' MUTATION_TIMEOUT=1200
+MUTATION_TIMEOUT ?= 7200
+mutation-experiments: install
+	$(BIN)/python -m pip install -q "mutmut>=3.8,<4"
+	rm -rf $(MUTATION_DIR)-experiments && mkdir -p $(MUTATION_DIR)-experiments
+	git ls-files -z --cached --others --exclude-standard | \
+	  xargs -0 -I{} sh -c 'test ! -e "$$1" || cp --parents "$$1" "$$2"' _ {} $(MUTATION_DIR)-experiments
+	cd $(MUTATION_DIR)-experiments && $(CURDIR)/$(BIN)/python -c 'import re, pathlib as p; \
+	  t = p.Path("tests/mutmut-experiments.toml").read_text(); t = t[t.index("\n[tool.mutmut]\n") + 1:]; \
+	  f = p.Path("pyproject.toml"); \
+	  f.write_text(re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", lambda m: t.rstrip() + "\n\n", f.read_text()))'
+	cd $(MUTATION_DIR)-experiments && $(SERIAL) PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  timeout $(MUTATION_TIMEOUT) mutmut run --max-children $(JOBS) $(MUTATE) || true
+	cd $(MUTATION_DIR)-experiments && PATH="$(CURDIR)/$(BIN):$$PATH" mutmut results
 
 notebooks: install
 	$(SERIAL) $(BIN)/python -m lnedu notebooks --execute-in-place
