@@ -25,8 +25,10 @@ input term), and ``lnedu/lnedu-ref`` what the registered CPU fast path buys. Mem
 Then one update of an experiment model, on both sides: the permutation-MNIST MLP of
 ``lnedu.experiments.mnist_mlp`` (arm ``ln``: two hidden layers of Linear without bias, LayerNorm, ReLU, then
 Linear; B=128, 784 inputs, H=256, 10 classes) against the same ``torch.nn.Sequential`` holding its weights,
-cross-entropy, backward and Adam (float64 cross-check first). The handwriting LN-LSTM with its MDN head has
-no PyTorch peer here yet.
+cross-entropy, backward and Adam (float64 cross-check first); and the handwriting model of
+``lnedu.experiments.handwriting`` at its small preset's sizes (one LN-LSTM layer, H=64, an 8-component
+mixture density head, T=60, B=8; the MDN NLL, BPTT and Adam with the gradient norm clipped at 10) against the
+same network in PyTorch (the LN-LSTM above, ``nn.Linear`` and the MDN NLL written with torch operations).
 
 Usage::
 
@@ -434,9 +436,136 @@ def run_models(quick, *, rounds, min_time, use_torch, seed=0):
     if use_torch:
         res["ratio_lnedu_over_torch"] = timings["lnedu"].median / timings["torch"].median
         print(f"  same model: max rel. diff of loss and gradients vs torch (float64) {res['check_rel_diff']:.1e}")
-    print("  the handwriting LN-LSTM with its MDN head: not compared yet (no PyTorch peer written)")
     print()
-    return [res]
+    return [res, run_handwriting(quick, rounds=rounds, min_time=min_time, use_torch=use_torch, seed=seed)]
+
+
+HW_SIZES = {"full": dict(T=60, B=8, H=64, M=8), "quick": dict(T=5, B=3, H=6, M=2)}  # the small preset's sizes
+
+
+def _hw_data(sizes, dtype, rng):
+    """Pen offsets ``x`` (T, B, 3) and next offsets ``y``, the third column an end-of-stroke bit."""
+    T, B = sizes["T"], sizes["B"]
+    x, y = (rng.standard_normal((T, B, 3)).astype(dtype) for _ in range(2))
+    for a in (x, y):
+        a[..., 2] = rng.random((T, B)) < 0.1
+    return x, y
+
+
+def _hw_pair(sizes, dtype, seed=0, *, with_torch=True):
+    """lnedu's handwriting model (one LN-LSTM layer, ``ln="appendix"``, and the MDN output layer of
+    ``lnedu.experiments.handwriting``) and, with ``with_torch``, the same network in PyTorch."""
+    from lnedu.experiments.handwriting import HandwritingModel
+
+    rng = np.random.default_rng(seed)
+    model = HandwritingModel(sizes["H"], 1, sizes["M"], ln="appendix", rng=rng, dtype=dtype)
+    x, y = _hw_data(sizes, dtype, rng)
+    if not with_torch:
+        return model, None, x, y
+    rnn = torch_from_lnedu("LN-LSTM", model.rnns[0])
+    out = torch.nn.Linear(sizes["H"], 1 + 6 * sizes["M"]).to(rnn.W_x.dtype)
+    with torch.no_grad():
+        out.weight.copy_(torch.from_numpy(np.ascontiguousarray(model.out.params["W"].T)))
+        out.bias.copy_(torch.from_numpy(model.out.params["b"]))
+    return model, torch.nn.Sequential(rnn, out), x, y
+
+
+def torch_mdn_nll(y_hat, x, M):
+    """The mean NLL of ``lnedu.functional.mdn_nll`` (no mask), written with PyTorch's operations."""
+    F_ = torch.nn.functional
+    Y, X = y_hat.reshape(-1, 1 + 6 * M), x.reshape(-1, 3)
+    e_hat = Y[:, 0]
+    pi_hat, mu1, mu2, ls1, ls2, rho_hat = Y[:, 1:].split(M, dim=1)
+    u1, u2 = (X[:, :1] - mu1) / ls1.exp(), (X[:, 1:2] - mu2) / ls2.exp()
+    rho = torch.tanh(rho_hat)
+    one_m_r2 = 1 - rho * rho
+    log_n = (-np.log(2 * np.pi) - ls1 - ls2 - 0.5 * torch.log(one_m_r2)
+             - 0.5 * (u1 * u1 + u2 * u2 - 2 * rho * u1 * u2) / one_m_r2)
+    log_mix = torch.logsumexp(F_.log_softmax(pi_hat, dim=1) + log_n, dim=1)
+    nll_pen = F_.softplus(torch.where(X[:, 2] > 0.5, -e_hat, e_hat))
+    return (nll_pen - log_mix).mean()
+
+
+def _lnedu_hw_step(model, x, y, lr=LR, clip=10.0):
+    from lnedu.functional.mdn import mdn_nll, mdn_nll_backward
+
+    opt = Adam(model, lr=lr, clip=clip)
+
+    def step():
+        model.train()
+        loss, cache = mdn_nll(model.forward(x), y)
+        opt.zero_grad()
+        model.backward(mdn_nll_backward(1.0, cache))
+        opt.step()
+        return loss
+
+    return step
+
+
+def _torch_hw_step(peer, x, y, M, lr=LR, clip=10.0):
+    opt = torch.optim.Adam(peer.parameters(), lr=lr)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch_mdn_nll(peer(tx), ty, M)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(peer.parameters(), clip)
+        opt.step()
+        return loss.detach().item()
+
+    return step
+
+
+def hw_cross_check(seed=0):
+    """Max relative difference of the loss and every gradient, lnedu vs torch, in float64."""
+    from lnedu.functional.mdn import mdn_nll, mdn_nll_backward
+
+    sizes = HW_SIZES["quick"]
+    model, peer, x, y = _hw_pair(sizes, np.float64, seed)
+    model.zero_grad()
+    loss, cache = mdn_nll(model.forward(x), y)
+    model.backward(mdn_nll_backward(1.0, cache))
+    tloss = torch_mdn_nll(peer(torch.from_numpy(x)), torch.from_numpy(y), sizes["M"])
+    tloss.backward()
+    diffs = [abs(loss - tloss.item()) / abs(tloss.item())]
+    ours = {name: g for name, _, g in model.named_parameters()}
+    rnn, out = peer
+    for tname, t in rnn.named_parameters():
+        tg = t.grad.numpy()
+        g = ours[f"rnn0.{_lnedu_name(tname)}"]
+        diffs.append(float(np.abs(g - tg).max() / max(np.abs(tg).max(), 1e-300)))
+    for g, tg in ((ours["out.W"], out.weight.grad.numpy().T), (ours["out.b"], out.bias.grad.numpy())):
+        diffs.append(float(np.abs(g - tg).max() / max(np.abs(tg).max(), 1e-300)))
+    return max(diffs)
+
+
+def run_handwriting(quick, *, rounds, min_time, use_torch, seed=0):
+    """Time one update of the handwriting model (LN-LSTM and MDN head) on both sides."""
+    sizes = HW_SIZES["quick" if quick else "full"]
+    model, peer, x, y = _hw_pair(sizes, np.float32, seed, with_torch=use_torch)
+    res = {"model": "handwriting-LN-LSTM-MDN", "sizes": sizes}
+    lnedu_step = _lnedu_hw_step(model, x, y)
+
+    def lnedu_reference():
+        with use_reference():
+            return lnedu_step()
+
+    contenders = {"lnedu": lnedu_step, "lnedu-ref": lnedu_reference}
+    if use_torch:
+        res["check_rel_diff"] = hw_cross_check(seed)
+        contenders["torch"] = _torch_hw_step(peer, x, y, sizes["M"])
+    timings = compare(contenders, rounds=rounds, min_time=min_time)
+    title = ("handwriting LN-LSTM + MDN: one update (forward, MDN NLL, BPTT, clipped Adam), float32, "
+             + " ".join(f"{k}={v}" for k, v in sizes.items()))
+    print(format_table(title, timings, ratios=[("lnedu", "torch"), ("lnedu", "lnedu-ref")]))
+    for k, t in timings.items():
+        res[k] = t.as_dict()
+    if use_torch:
+        res["ratio_lnedu_over_torch"] = timings["lnedu"].median / timings["torch"].median
+        print(f"  same model: max rel. diff of loss and gradients vs torch (float64) {res['check_rel_diff']:.1e}")
+    print()
+    return res
 
 
 def _lnedu_mlp(sizes, seed):

@@ -39,14 +39,16 @@ def test_quick_lnedu_only(tmp_path):
         fields = row.split()
         assert fields[0] == cell and len(fields) == 4
         assert all(float(v) > 0 for v in fields[1:])  # ms, peak MiB, kept MiB
-    assert out.count("lnedu/lnedu-ref") == 3  # the default step against the reference bodies alone (2 cells, MLP)
+    assert out.count("lnedu/lnedu-ref") == 4  # the default step against the reference bodies alone (2 cells, 2 models)
     payload = json.loads((tmp_path / "r.json").read_text())
     assert payload["sizes"] == {"T": 6, "B": 4, "D": 8, "H": 16} and payload["torch"] is None
     assert [r["cell"] for r in payload["results"]] == ["LN-LSTM", "LN-GRU"]
     assert all(r["ratio_lnedu_over_reference"] > 0 and r["lnedu-ref"]["median_ms"] > 0 for r in payload["results"])
     assert "MNIST-MLP-LN: one update (forward, cross-entropy, backward, Adam), float32" in out
-    (mlp,) = payload["models"]
-    assert mlp["model"] == "MNIST-MLP-LN" and mlp["lnedu"]["median_ms"] > 0 and "torch" not in mlp
+    assert "handwriting LN-LSTM + MDN: one update (forward, MDN NLL, BPTT, clipped Adam), float32" in out
+    mlp, hw = payload["models"]
+    assert mlp["model"] == "MNIST-MLP-LN" and hw["model"] == "handwriting-LN-LSTM-MDN"
+    assert all(m["lnedu"]["median_ms"] > 0 and "torch" not in m for m in (mlp, hw))
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the peer) is not installed")
@@ -55,7 +57,7 @@ def test_quick_against_torch():
     assert re.search(r"torch \S+, 1 intra-op thread\(s\)", out)
     assert out.count("lnedu/torch") >= 2
     checks = [float(v) for v in re.findall(r"vs torch \(float64\) (\S+)", out)]
-    assert len(checks) == 3 and all(c < 1e-10 for c in checks)  # each peer computes the same model (2 cells, MLP)
+    assert len(checks) == 4 and all(c < 1e-10 for c in checks)  # each peer computes the same model (2 cells, 2 models)
     head, rows = _summary_rows(out)
     assert "lnedu/torch" in head and "torch saved MiB" in head
     for row in rows:
