@@ -571,3 +571,18 @@ def test_table_and_before_after_forward_their_settings(monkeypatch):
     assert calls["transform"][0][1]["seed"] is calls["random_layer"][0][1]["seed"]  # one stream, from seed
     I.before_after("layer", "case_rescale", 2.0)
     assert calls["random_layer"][-1][0][:3] == (16, 10, 8)
+
+
+def test_more_documented_defaults():
+    assert I.invariance_table(("layer",), ("data_rescale",)).trials == 4
+    assert all(np.array_equal(u, v) for u, v in zip(I.random_layer(seed=3), I.random_layer(seed=3, input_scale=1.0)))
+    layer = I.random_layer(seed=3)
+    np.testing.assert_array_equal(I.transform("weight_vector_rescale", layer, 2.0).W[:, 0], 2 * layer.W[:, 0])
+    np.testing.assert_array_equal(I.transform("case_rescale", layer, 2.0).x[0], 2 * layer.x[0])
+    a, b = I.before_after("layer", "data_rescale", 2.0, eps=1e-3), I.before_after(
+        "layer", "data_rescale", 2.0, eps=1e-3, input_scale=1.0)
+    assert a.change == b.change
+    assert all(I.derive_invariance(n, t) == I.derive_invariance(n, t, eps=False)
+               for n in I.NORMS for t in I.TRANSFORMATIONS)
+    assert any(I.derive_invariance(n, t) != I.derive_invariance(n, t, eps=True)
+               for n in I.NORMS for t in I.TRANSFORMATIONS)
