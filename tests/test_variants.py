@@ -690,3 +690,24 @@ def test_per_time_step_batch_norm_can_leak_padding():
         y, _ = variant_layer_norm(padded.reshape(-1, 5), VariantNorm())
         lns.append(y.reshape(a.shape)[mask])
     np.testing.assert_array_equal(lns[0], lns[1])
+
+
+def test_haste_gru_step_computes_float16_in_float32():
+    """The fused-3H norm (``norm_hh``) goes through the dispatch like every other step: float16 is computed in
+    float32 and rounded once (in float16 the row's sum of squares overflows and the step returns NaN)."""
+    import lnedu.functional as F
+
+    rng = np.random.default_rng(7)
+    B, H = 3, 64
+    h = rng.normal(0, 1, (B, H))
+    W = rng.normal(0, 12, (H, 3 * H))  # products of spread ~100: their squares overflow float16 over 3H units
+    a_x = rng.normal(0, 1, (B, 3 * H))
+    norm = F.Norm.layer(rng.normal(1, 0.1, 3 * H), rng.normal(0, 0.1, 3 * H))
+    half = [v.astype(np.float16) for v in (a_x, h, W)]
+    norm16 = F.Norm.layer(*(v.astype(np.float16) for v in (norm.gain, norm.bias)))
+    h16, _ = F.gru_step(*half, norm_hh=norm16)
+    norm32 = F.Norm.layer(*(v.astype(np.float16).astype(np.float32) for v in (norm.gain, norm.bias)))
+    h32, _ = F.gru_step(*(v.astype(np.float32) for v in half), norm_hh=norm32)
+    assert h16.dtype == np.float16
+    assert np.isfinite(h16).all()
+    np.testing.assert_allclose(h16.astype(np.float32), h32, atol=2e-3)

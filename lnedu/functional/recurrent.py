@@ -460,9 +460,9 @@ def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=No
     if norm_hh is not None and (reset != "after" or norm_h is not None or norm_hc is not None):
         raise ValueError("norm_hh: one norm of the whole [W_h h | U h] needs reset='after' and replaces norm_h and "
                          f"norm_hc, got reset={reset!r}, norm_h={norm_h is not None}, norm_hc={norm_hc is not None}")
-    if norm_hh is None and (fast := dispatch.lookup(gru_step, a_x, h_prev, W_hh, reset=reset, norm_h=norm_h,
-                                                    norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)) is not None:
-        return fast(a_x, h_prev, W_hh, reset=reset, norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
+    norms = dict(norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac, norm_hh=norm_hh)
+    if (fast := dispatch.lookup(gru_step, a_x, h_prev, W_hh, reset=reset, **norms)) is not None:
+        return fast(a_x, h_prev, W_hh, reset=reset, **norms)
     xp = get_array_module(a_x)
     H = h_prev.shape[-1]
     cache_hh = None
