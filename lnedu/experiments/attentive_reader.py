@@ -106,7 +106,10 @@ class Config:
 PRESETS = {
     "tiny": Config(embed=12, hidden=16, n_entities=6, n_sentences=3, n_train=256, n_valid=96, batch_size=16,
                    steps=24, eval_every=8, checkpoint_every=12),
-    "small": Config(),
+    # rates per variant, from `python -m lnedu tune attentive_reader` (on validation; tuned/attentive_reader-small.json)
+    "small": Config(lr_by_variant={
+        "lstm": 0.01, "bn-lstm": 0.01, "bn-everywhere": 0.003,
+        "ln-lstm": 0.01, "ln-lstm-g0.1": 0.003, "bn-lstm-g1.0": 0.01}),
     # the LN paper's command line for this task: --dim 240 --lr 8e-5 --batch_size 64 --optimizer adam
     # (clip-c 10, validFreq 1000); Figure 2 runs to 800,000 steps. Set data_path to use the CNN questions.
     "paper": Config(embed=100, hidden=240, n_entities=60, n_sentences=4, n_train=380_000, n_valid=4000,

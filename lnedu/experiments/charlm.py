@@ -116,7 +116,8 @@ class Config:
 PRESETS = {
     "tiny": Config(hidden=16, batch_size=8, seq_len=12, lr=1e-2, eval_batch=4, eval_len=25, eval_chars=400,
                    data="pydoc", steps=16, eval_every=8, checkpoint_every=8),
-    "small": Config(),
+    # rates per variant, from `python -m lnedu tune charlm` (on validation; tuned/charlm-small.json)
+    "small": Config(lr_by_variant={"baseline": 0.03, "wn": 0.03, "bn": 0.03, "ln": 0.01, "normprop": 0.03}),
     "paper": Config(hidden=1000, batch_size=64, seq_len=100, lr=2e-3, lr_decay=1e-3, data="ptb", eval_batch=64,
                     eval_len=100, eval_chars=0, steps=8000, eval_every=400, checkpoint_every=400),
 }

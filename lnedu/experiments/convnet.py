@@ -48,7 +48,8 @@ class Config:
 
 PRESETS = {
     "tiny": Config(channels=4, epochs=0.5, data="digits"),
-    "small": Config(channels=16, epochs=6),
+    # rates per variant, from `python -m lnedu tune convnet` (on validation; tuned/convnet-small.json)
+    "small": Config(channels=16, epochs=6, lr_by_variant={"baseline": 0.01, "bn": 0.01, "ln": 0.01}),
     "paper": Config(channels=64, epochs=30, data="mnist", batch_size=128, checkpoint_every=1000),
 }
 

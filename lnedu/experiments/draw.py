@@ -111,7 +111,8 @@ class Config:
 # window can zoom in from) learn within the budget. lr 3e-3 rather than Adam's default 1e-3 for the same reason.
 PRESETS = {
     "tiny": Config(glimpses=3, hidden=16, latent=4, read_size=2, write_size=2, epochs=2),
-    "small": Config(),
+    # rates per variant, from `python -m lnedu tune draw` (on validation; tuned/draw-small.json)
+    "small": Config(lr_by_variant={"baseline": 0.01, "ln": 0.01, "normprop": 0.003}),
     "paper": Config(glimpses=64, hidden=256, latent=100, read_size=2, write_size=5, epochs=200, batch_size=128,
                     lr=1e-3, data="mnist", binarization="stochastic", checkpoint_every=1000),
 }

@@ -75,7 +75,8 @@ class Config:
 PRESETS = {
     "tiny": Config(hidden=16, components=3, seq_len=20, lr=5e-3, n_train=24, n_test=8, eval_windows=8, steps=40,
                    eval_every=10, checkpoint_every=20, data="synthetic"),
-    "small": Config(),
+    # rates per variant, from `python -m lnedu tune handwriting` (on validation; tuned/handwriting-small.json)
+    "small": Config(lr_by_variant={"baseline": 0.03, "ln": 0.01}),
     # the paper's sizes (it states no learning rate: Adam's usual 1e-3); Figure 5 runs to 200,000 updates
     "paper": Config(hidden=400, layers=3, components=20, seq_len=500, lr=1e-3, data="iam", eval_windows=256,
                     steps=200_000, eval_every=1000, checkpoint_every=1000),

@@ -58,7 +58,10 @@ class Config:
 
 PRESETS = {
     "tiny": Config(hidden=32, epochs=1, data="digits"),
-    "small": Config(hidden=256, epochs=8),
+    # rates per variant, from `python -m lnedu tune mnist` (on validation; tuned/mnist-small.json)
+    "small": Config(hidden=256, epochs=8, lr_by_variant={
+        "baseline-bs128": 0.01, "bn-bs128": 0.01, "ln-bs128": 0.003,
+        "baseline-bs4": 0.0003, "bn-bs4": 0.001, "ln-bs4": 0.001}),
     "paper": Config(hidden=1000, epochs=60, data="mnist", checkpoint_every=1000),
 }
 

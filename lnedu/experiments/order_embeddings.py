@@ -66,7 +66,8 @@ class Config:
 
 PRESETS = {
     "tiny": Config(dim=32, dim_word=16, batch_size=32, steps=60, eval_every=20, checkpoint_every=20, data="digits"),
-    "small": Config(),
+    # rates per variant, from `python -m lnedu tune order_embeddings` (on validation; tuned/order_embeddings-small.json)
+    "small": Config(lr_by_variant={"gru": 0.005, "ln-gru": 0.01, "sym-gru": 0.01}),
     # Vendrov et al.'s driver: dim 1024, dim_word 300, batch 128, Adam 1e-3, clip 2; Figure 1 runs to 300 x 300
     # iterations, validating every 300. Needs the COCO features and captions in data_path.
     "paper": Config(dim=1024, dim_word=300, batch_size=128, lr=1e-3, data="features", steps=90_000,

@@ -73,7 +73,8 @@ class Config:
 PRESETS = {
     "tiny": Config(dim=16, dim_word=8, vocab=200, max_len=10, batch_size=8, steps=30, eval_every=10,
                    checkpoint_every=10),
-    "small": Config(),
+    # rates per variant, from `python -m lnedu tune skip_thoughts` (on validation; tuned/skip_thoughts-small.json)
+    "small": Config(lr_by_variant={"gru": 0.005, "ln-gru": 0.005}),
     # the released training code's sizes (dim 2400, dim_word 620, vocab 20,000, batch 64, maxlen 30, clip 5;
     # Adam at 0.01 hard-coded there: we keep 2e-3); BookCorpus is not public, so data="text" with your own file
     "paper": Config(dim=2400, dim_word=620, vocab=20_000, max_len=30, batch_size=64, data="text", steps=100_000,
