@@ -391,3 +391,18 @@ def test_every_experiment_states_seeds_and_paper_numbers(exp):
     with_missing = exp.verdict({})
     assert with_missing.held is None and with_missing.outcome == V.UNDECIDED
     assert with_missing.our_figure.startswith("needs ") and with_missing.note == ""
+
+
+def test_mnist_figure_names_every_arm_as_mean_sd_in_percent():
+    results, exp = _mnist("held")
+    results["baseline-bs4"] = _arm("baseline-bs4", {"test_error": (0.9, [0.05, 0.05, 0.05], SLOW)})
+    v = exp.verdict(results)
+    assert v.our_figure == ("final test error: bs128: bn 6.1% ± 1.8% (3 seeds), ln 2.5% ± 1.0% (3 seeds); bs4: "
+                            "baseline 8.1% ± 0.8% (3 seeds), bn 9.1% ± 1.0% (3 seeds), ln 2.0% ± 0.1% (3 seeds)")
+    assert v.note and v.arms["ln-bs4"][1] == pytest.approx(100 * results["ln-bs4"][1].eval[-1]["test_error"])
+
+
+@pytest.mark.parametrize("make", SCENARIOS, ids=lambda f: f.__name__[1:])
+def test_describe_cites_the_papers_numbers(make):
+    results, exp = make("held")
+    assert f"The paper's numbers: {exp.PAPER_NUMBERS}." in exp.describe(results)
