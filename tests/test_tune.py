@@ -147,3 +147,14 @@ def test_the_tune_command_reruns_the_sweep(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "learning-rate sweep" in err
     assert main(["tune", "mnist", "--preset", "huge", "--out", str(tmp_path)]) == 2
     assert "--preset" in capsys.readouterr().err
+
+
+def test_the_tables_ship_with_the_package():
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    assert "tuned/*.json" in data["lnedu.experiments"]
+    assert tune.TUNED == root / "lnedu" / "experiments" / "tuned" and sorted(tune.TUNED.glob("*-small.json"))
