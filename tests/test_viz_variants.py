@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lnedu.experiments import which_ln_lstm
 from lnedu.nn.recurrent.variants import VARIANTS
 from lnedu.viz import variants as V
 
@@ -55,7 +56,7 @@ def test_side_by_side_runs_and_gives_one_verdict_per_variant():
     from lnedu.experiments import charlm
     cfg = charlm.PRESETS["tiny"]
     cfg = type(cfg)(**{**cfg.__dict__, "steps": 4, "eval_every": 2})
-    res = V.side_by_side(["ba2016-appendix", "haste"], [0, 1], cfg)
+    res = which_ln_lstm.side_by_side(["ba2016-appendix", "haste"], [0, 1], cfg)
     assert set(res) == {"ba2016-appendix", "haste"} and len(res["haste"][1]["curve"]) == 3
-    verdicts = V.side_by_side_verdicts(res, "ba2016-appendix")
+    verdicts = which_ln_lstm.side_by_side_verdicts(res, "ba2016-appendix")
     assert set(verdicts) == {"haste"} and verdicts["haste"].n == 2

@@ -1,9 +1,10 @@
 """Notebook 15, "Which LN-LSTM?": a diagram per published variant, the per-step hidden statistics of two
 variants side by side (and their explorer), the small side-by-side training run, and the axes explorer.
 
-The pure functions behind the pictures (:func:`hidden_statistics`, :func:`reduction_groups`,
-:func:`side_by_side`, :func:`side_by_side_verdicts`) are what the tests call; the figures and widgets only
-draw them. Matplotlib and ipywidgets are imported when a figure or widget is built.
+The pure functions behind the pictures (:func:`hidden_statistics`, :func:`reduction_groups`) are what the
+tests call; the figures and widgets only draw them. The side-by-side training run itself is
+:mod:`lnedu.experiments.which_ln_lstm` (viz sits below the experiments and imports none of them).
+Matplotlib and ipywidgets are imported when a figure or widget is built.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ __all__ = [
     "hidden_statistics",
     "plot_hidden_statistics",
     "divergence_explorer",
-    "side_by_side",
-    "side_by_side_verdicts",
     "plot_side_by_side",
     "reduction_groups",
     "plot_reduction",
@@ -226,45 +225,6 @@ def divergence_explorer(a: str = "ba2016-appendix", b: str = "tfa", **kwargs):
 
 # --------------------------------------------------------------------------------------------------
 # a small side-by-side training run
-
-
-def side_by_side(names, seeds, config, *, build_task=None) -> dict:
-    """Train the character LM of notebook 09 (:mod:`lnedu.experiments.charlm_model`) with each variant's layer,
-    once per seed, for ``config.steps`` updates; returns ``{name: {seed: {"valid_bpc", "first_valid_bpc",
-    "curve"}}}`` (the validation bpc at the end, at the start, and after every ``config.eval_every`` updates)."""
-    from ..experiments import charlm_model
-
-    def layer(c, name, vocab_size, rng, dtype=np.float32):
-        return build(name, vocab_size, c.hidden, rng=rng, dtype=dtype)
-
-    make = build_task or charlm_model.build_task
-    results = {}
-    for name in names:
-        results[name] = {}
-        for seed in seeds:
-            task = make(config, name, seed, layer, "ptb")
-            curve = [task.evaluate()["valid_bpc"]]
-            for t in range(1, config.steps + 1):
-                task.step()
-                if t % config.eval_every == 0 or t == config.steps:
-                    curve.append(task.evaluate()["valid_bpc"])
-            results[name][seed] = {"valid_bpc": curve[-1], "first_valid_bpc": curve[0], "curve": curve}
-    return results
-
-
-def side_by_side_verdicts(results: dict, reference: str):
-    """For each variant, :func:`lnedu.experiments.verdicts.compare` of "it reaches a lower final validation
-    bpc than ``reference``", paired by seed (held / did not hold / undecided within seed noise)."""
-    from ..experiments import verdicts
-
-    ref = {s: r["valid_bpc"] for s, r in results[reference].items()}
-    out = {}
-    for name, runs in results.items():
-        if name == reference:
-            continue
-        out[name] = verdicts.compare(f"{name} below {reference}", "final valid bpc", name,
-                                     {s: r["valid_bpc"] for s, r in runs.items()}, reference, ref)
-    return out
 
 
 def plot_side_by_side(results: dict):
