@@ -586,3 +586,29 @@ def test_more_documented_defaults():
                for n in I.NORMS for t in I.TRANSFORMATIONS)
     assert any(I.derive_invariance(n, t) != I.derive_invariance(n, t, eps=True)
                for n in I.NORMS for t in I.TRANSFORMATIONS)
+
+
+def test_random_layer_draws_what_its_docstring_says():
+    layer = I.random_layer(400, 6, 4000, seed=0)
+    g, b, x = np.asarray(layer.g), np.asarray(layer.b), np.asarray(layer.x)
+    assert 0.5 <= g.min() < 0.52 and 1.48 < g.max() <= 1.5  # U(0.5, 1.5)
+    assert abs(b.mean()) < 0.02 and 0.19 < b.std() < 0.21  # N(0, 0.2^2)
+    offsets = x.mean(axis=0)  # one random offset per feature, shared by every case
+    assert offsets.std() > 0.3 and np.allclose(x.std(axis=0), 1.0, atol=0.15)
+
+
+def test_layer_and_name_checks_name_the_argument():
+    layer = I.random_layer(seed=0)
+    with pytest.raises(TypeError, match=r"^layer: expected an invariance.Layer \(x, W, g, b\), got tuple$"):
+        I.layer_output("layer", tuple(layer))
+    with pytest.raises(ValueError, match="^layer.x: expected a 2-d array"):
+        I.layer_output("layer", layer._replace(x=layer.x[0]))
+    with pytest.raises(ValueError, match="^layer.W: expected a 2-d array"):
+        I.layer_output("layer", layer._replace(W=layer.W[None]))
+    with pytest.raises(ValueError, match="^input_scale: "):
+        I.random_layer(input_scale=0)
+    # norm=None is the un-normalized layer, as "none"
+    np.testing.assert_array_equal(I.layer_output(None, layer), I.layer_output("none", layer))
+    np.testing.assert_allclose(I.layer_output(None, layer, activation="identity"), layer.x @ layer.W + layer.b)
+    with pytest.raises(ValueError, match=r"^activation: expected one of \('tanh', 'identity'\), got None$"):
+        I.layer_output("layer", layer, activation=None)
