@@ -289,3 +289,13 @@ def test_evaluation_logs_the_bn_gap_and_per_time_step_statistics_and_changes_not
     assert len(out["diag/doc/preact_std"]) == T
     plain = ar.build(cfg, "ln-lstm", 0).evaluate()
     assert "valid_error_batchstats" not in plain and "diag/doc/gate_saturation" in plain
+
+
+def test_the_long_preset_is_the_small_run_for_longer():
+    """The run in which the BN arms leave the first plateau: small's sizes and tuned rates, 2.5x the updates."""
+    import dataclasses
+
+    small, long = ar.PRESETS["small"], ar.PRESETS["long"]
+    assert long.steps == 2.5 * small.steps and long.lr_by_variant == small.lr_by_variant
+    assert dataclasses.replace(long, steps=small.steps, eval_every=small.eval_every,
+                               checkpoint_every=small.checkpoint_every) == small
