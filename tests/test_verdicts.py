@@ -406,3 +406,23 @@ def test_mnist_figure_names_every_arm_as_mean_sd_in_percent():
 def test_describe_cites_the_papers_numbers(make):
     results, exp = make("held")
     assert f"The paper's numbers: {exp.PAPER_NUMBERS}." in exp.describe(results)
+
+
+def test_mnist_robustness_is_the_rise_from_batch_128_to_4():
+    # LN equally poor at both sizes (rise 0), BN good at 128 and worse at 4 (rise 2 points): LN is the robust one,
+    # though its errors are higher
+    def arm(v, end):
+        return _arm(v, {"test_error": (0.9, _per_seed(end, (0, 0.0005, -0.0005)), SAME)})
+    results = {"ln-bs128": arm("ln-bs128", 0.05), "ln-bs4": arm("ln-bs4", 0.05), "bn-bs128": arm("bn-bs128", 0.01),
+               "bn-bs4": arm("bn-bs4", 0.03)}
+    v = mnist_mlp.verdict(results)
+    rise = next(p for p in v.parts if p.axis == "rise in final test error (points)")
+    assert rise.outcome == V.HELD and rise.values["ln"][0] == pytest.approx(0.0, abs=0.01)
+    assert rise.values["bn"][0] == pytest.approx(2.0, abs=0.01)
+    assert [(p.claim.split(" (")[0], p.axis, p.a, p.b) for p in v.parts] == [
+        ("LN below BN at batch 4", "final test error (%)", "ln-bs4", "bn-bs4"),
+        ("LN's error rises less than BN's from batch 128 to 4", "rise in final test error (points)", "ln", "bn"),
+        ("LN reaches the test-error target before BN at batch 128", "updates to the target", "ln-bs128", "bn-bs128"),
+        ("LN reaches the test-error target before BN at batch 4", "updates to the target", "ln-bs4", "bn-bs4")]
+    assert v.axis == "final test error; updates to a test-error target"
+    assert v.note == "small net and data; the paper's 60 epochs on 55,000 images separate the curves more"
