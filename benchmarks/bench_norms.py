@@ -348,7 +348,8 @@ def main(argv=None) -> int:
                 "shape": list(shape),
                 "dtype": str(dtype),
                 "timings": {k: t.as_dict() for k, t in timings.items()},
-                "ratios": {f"{a}/{b}": timings[a].median / timings[b].median for a, b in pairs if b in timings},
+                "ratios": {f"{a}/{b}": timings[a].median / timings[b].median for a, b in pairs
+                           if a in timings and b in timings},
                 "max_rel_diff_to_naive": agree,
                 "copy_rate_gb_s": {"best": nbytes / copy.best / 1e9, "median": nbytes / copy.median / 1e9},
                 "fraction_of_copy_bandwidth": fractions,
