@@ -20,6 +20,23 @@ def _cli(*argv):
     return subprocess.run([sys.executable, "-m", "lnedu", *argv], capture_output=True, text=True, cwd=ROOT)
 
 
+def _main(capsys, *argv):
+    """``main(argv)`` in this process (a fresh interpreter costs seconds per case): ``(exit status, stderr)``;
+    argparse's own errors leave through ``SystemExit``, as they would from ``python -m lnedu``."""
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+def test_a_cli_error_is_one_line_from_the_real_entry_point(tmp_path):
+    """One error through ``python -m lnedu`` itself; the cases below call ``main`` in-process."""
+    res = _cli("run", "imagenet")
+    assert res.returncode == 2 and "invalid choice: 'imagenet'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -29,12 +46,12 @@ def _cli(*argv):
         (["report", "--runs", "RUNS"], "runs: no finished experiments"),
     ],
 )
-def test_cli_errors_are_one_line(tmp_path, argv, message):
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     argv = [a.replace("RUNS", str(tmp_path / "none")) for a in argv]
-    res = _cli(*argv)
-    assert res.returncode == 2
-    assert message in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    code, err = _main(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_cli_run_tiny_and_list(tmp_path):
@@ -46,9 +63,9 @@ def test_cli_run_tiny_and_list(tmp_path):
     assert "mnist" in listing.stdout and "claim:" in listing.stdout
 
 
-def test_cli_rejects_zero_jobs():
-    res = _cli("run", "text8_grid", "--preset", "tiny", "--jobs", "0")
-    assert res.returncode == 2 and "--jobs: expected a positive number" in res.stderr
+def test_cli_rejects_zero_jobs(capsys):
+    code, err = _main(capsys, "run", "text8_grid", "--preset", "tiny", "--jobs", "0")
+    assert code == 2 and "--jobs: expected a positive number" in err
 
 
 @pytest.mark.parametrize("seeds, message", [(["0", "0"], "seeds: expected distinct seeds"),
@@ -64,10 +81,11 @@ def test_bad_seeds_are_refused_before_any_folder(tmp_path, capsys, seeds, messag
 
 @pytest.mark.parametrize("verb", [["reproduce"], ["notebooks", "--execute-in-place"]])
 @pytest.mark.parametrize("timeout", ["-5", "0", "soon"])
-def test_timeout_must_be_positive(tmp_path, verb, timeout):
-    res = _cli(*verb, "--out" if verb == ["reproduce"] else "--folder", str(tmp_path / "out"), "--timeout", timeout)
-    assert res.returncode == 2 and "--timeout: expected a positive integer" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+def test_timeout_must_be_positive(tmp_path, capsys, verb, timeout):
+    code, err = _main(capsys, *verb, "--out" if verb == ["reproduce"] else "--folder", str(tmp_path / "out"),
+                      "--timeout", timeout)
+    assert code == 2 and "--timeout: expected a positive integer" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_reproduce_without_the_lab_extra_names_the_extra(tmp_path, capsys, monkeypatch):
