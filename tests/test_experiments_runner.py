@@ -131,7 +131,7 @@ def test_unknown_preset_and_variant_are_clear_errors(tmp_path):
 @pytest.mark.parametrize("name", experiments.names())
 def test_every_experiment_runs_its_tiny_preset_and_decides(name, tmp_path):
     exp = experiments.get(name)
-    assert exp.NAME == name and exp.CLAIM and exp.PAPER and set(exp.PRESETS) == {"tiny", "small", "paper"}
+    assert exp.NAME == name and exp.CLAIM and exp.PAPER and {"tiny", "small", "paper"} <= set(exp.PRESETS)
     results = experiments.run(exp, "tiny", seeds=(0,), out=tmp_path, progress=False)
     assert set(results) == set(exp.VARIANTS)
     summary = json.loads((tmp_path / name / "summary.json").read_text())
