@@ -190,3 +190,13 @@ def test_text8_initializers_are_the_ones_named():
     xav = w_h("lstm-noln-xavier")
     assert np.abs(xav[:, :h].T @ xav[:, :h] - np.eye(h)).max() > 0.1
     assert w_h("lstm-noln-variance_scaling").std() > 1.2 * xav.std()  # He-style scale is larger than Xavier's
+
+
+def test_mnist_layers_have_a_bias_only_without_a_normalization_after_them_and_he_init():
+    for variant, hidden_bias in (("baseline-bs4", True), ("ln-bs4", False), ("bn-bs128", False)):
+        model = _model("mnist", variant)
+        linears = [m for m in model if type(m).__name__ == "Linear"]
+        assert [("b" in m.params) for m in linears[:-1]] == [hidden_bias] * (len(linears) - 1), variant
+        w = np.asarray(linears[0].params["W"], dtype=np.float64)
+        assert abs(w.std() / np.sqrt(2 / w.shape[0]) - 1) < 0.1, variant  # He: variance 2 / fan_in
+        assert linears[0].params["W"].dtype == np.float32
