@@ -54,8 +54,8 @@ ALL = FULL + HALF_CASES
 # recurrent.py) has not landed yet; remove the mark once they pass
 AWAITING_HALF_BN = pytest.mark.xfail(reason="awaiting issue 20 item 2: float16 batch_norm computed in float32 on "
                                             "the CPU (it rounds in float16 today)", strict=False)
-AWAITING_HUGE_BN = pytest.mark.xfail(reason="awaiting issue 20 item 1: float32 batch_norm returns zeros once a "
-                                            "column's sum of squares overflows (~1e19)", strict=False)
+AWAITING_HUGE_BN = pytest.mark.xfail(reason="awaiting issue 20 item 1: float32 batch_norm(unbiased=True) returns "
+                                            "zeros once a column's sum of squares overflows (~1e19)", strict=False)
 AWAITING_EMPTY_ROWS = pytest.mark.xfail(reason="awaiting issue 20 items 1/5: a (N, 0) input to layer_norm/rms_norm "
                                                "raises NumPy's 'zero-size array' error naming no argument",
                                         strict=False)
