@@ -161,7 +161,7 @@ def mid_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(mnist_mlp, "build", build)
         with pytest.raises(KeyboardInterrupt):
-            run_one(mnist_mlp, mnist_mlp.PRESETS["tiny"], "ln-bs4", 0, out, progress=False, stop_after=230)
+            run_one(mnist_mlp, mnist_mlp.PRESETS["tiny"], "ln-bs4", 0, out / "tiny", progress=False, stop_after=230)
     assert load_state(out / RUN / "checkpoint.npz")[0] == 200
     _stale_lock(out / RUN / "lock")
     return out
