@@ -168,7 +168,9 @@ def test_whole_model_gradients(variant, masked, seed):
     The normalizations make the loss strongly curved (each divides by a standard deviation estimated from few
     numbers: 8 rows for BN, 12 units for LN, and the candidate gate's tanh has the largest third derivative of
     the gates), so a central difference's O(h^2) error shows at h = 1e-5 (it falls 100-fold when h does 10-fold:
-    truncation, not a wrong backward). Hence h = 2e-6 for them, gains near 1 and 24 token ids (few repeated tokens in a
+    truncation, not a wrong backward), while below ~3e-6 rounding noise grows back as 1/h (W_um's gradient is
+    small). Hence h = 4e-6 for them (measured: worst error 2.8e-8, 3.4e-8, 5.7e-9 for LN, BN-LSTM and
+    BN-everywhere, against 1.1e-7 for BN-LSTM at 2e-6), gains near 1 and 24 token ids (few repeated tokens in a
     batch), which keep the check well conditioned.
     """
     rng = np.random.default_rng(seed)
@@ -190,7 +192,7 @@ def test_whole_model_gradients(variant, masked, seed):
     assert model.backward(F.softmax_cross_entropy_backward(1.0, cache)) is None
     named = list(model.named_parameters())
     report = check_gradients(loss, {k: p for k, p, _ in named}, {k: g.copy() for k, _, g in named},
-                             h=1e-5 if variant == "lstm" else 2e-6)
+                             h=1e-5 if variant == "lstm" else 4e-6)
     assert report.max_rel_error < 1e-7, str(report)
     if variant == "bn-everywhere":
         assert {"g_ym", "g_um", "g_rg", "g_ug"} <= set(model.params)
