@@ -147,7 +147,7 @@ def explore_row(x, shift: float = 0.0, scale: float = 1.0, eps: float = 1e-5, ga
     a = x * scale + shift
     y, cache = F.layer_norm(a[None, :], g, b, eps)
     y = y[0]
-    _, _, mean, var = F.standardize(a[None, :], eps)  # the same corrected two-pass statistics
+    _, _, mean, var = F.standardize(a[None, :], eps)  # the same (shifted two-pass) statistics as F.layer_norm
     var = float(var[0, 0])
     sigma = float(1.0 / cache.rstd[0, 0])
     return {
