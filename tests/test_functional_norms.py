@@ -443,3 +443,31 @@ def test_the_eps_defaults_are_the_released_codes_1e_5(rng):
     rm, rv = np.zeros(5), np.full(5, 1e-6)
     assert inspect.signature(F.batch_norm_inference).parameters["eps"].default == 1e-5
     np.testing.assert_allclose(F.batch_norm_inference(x, None, None, rm, rv), x / np.sqrt(1e-6 + 1e-5), rtol=1e-13)
+
+
+def test_unbiased_batch_norm_of_huge_columns_is_not_zero():
+    """The unbiased rescaling multiplied a variance near float32's range by N/(N-1): inf, then rstd = 0."""
+    rng = np.random.default_rng(3)
+    x = (1e19 * rng.standard_normal((4, 6))).astype(np.float32)
+    y, cache = F.batch_norm(x, None, None, unbiased=True)
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(axis=0)) / np.sqrt(x64.var(axis=0, ddof=1) + 1e-5)
+    np.testing.assert_allclose(y, ref, rtol=0, atol=5e-6 * np.abs(ref).max())
+    assert np.isfinite(cache.rstd).all() and (cache.rstd > 0).all()
+
+
+def test_float16_batch_norm_is_computed_in_float32():
+    rng = np.random.default_rng(4)
+    x = (30 * rng.standard_normal((64, 5))).astype(np.float16)  # the column's sum of squares overflows float16
+    y, cache = F.batch_norm(x, None, None)
+    y32, _ = F.batch_norm(x.astype(np.float32), None, None)
+    assert y.dtype == np.float16 and np.isfinite(y).all()
+    np.testing.assert_array_equal(y, y32.astype(np.float16))
+    dx, _, _ = F.batch_norm_backward(np.ones_like(y), cache)
+    assert dx.dtype == np.float16 and np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("fn", [lambda x: F.layer_norm(x, None, None), lambda x: F.rms_norm(x, None)])
+def test_a_row_of_no_units_is_refused_naming_x(fn):
+    with pytest.raises(ValueError, match=r"^x: expected at least one unit along the last axis, got shape \(3, 0\)"):
+        fn(np.zeros((3, 0)))

@@ -50,17 +50,6 @@ FULL = [(d, s) for d in (np.float32, np.float64) for s in SCALES]
 HALF_CASES = [(np.float16, s) for s in HALF_SCALES]
 ALL = FULL + HALF_CASES
 
-# properties that fail only because the numerics fix of issue 20 items 1, 2 and 5 (lnedu/functional/norms.py,
-# recurrent.py) has not landed yet; remove the mark once they pass
-AWAITING_HALF_BN = pytest.mark.xfail(reason="awaiting issue 20 item 2: float16 batch_norm computed in float32 on "
-                                            "the CPU (it rounds in float16 today)", strict=False)
-AWAITING_HUGE_BN = pytest.mark.xfail(reason="awaiting issue 20 item 1: float32 batch_norm(unbiased=True) returns "
-                                            "zeros once a column's sum of squares overflows (~1e19)", strict=False)
-AWAITING_EMPTY_ROWS = pytest.mark.xfail(reason="awaiting issue 20 items 1/5: a (N, 0) input to layer_norm/rms_norm "
-                                               "raises NumPy's 'zero-size array' error naming no argument",
-                                        strict=False)
-
-
 def _u(dtype) -> float:
     """Unit roundoff of ``dtype``."""
     return float(np.finfo(dtype).eps) / 2
@@ -234,15 +223,13 @@ def _check_batch_norm(x, g, b, eps, unbiased):
 
 
 @pytest.mark.parametrize("dtype, log_scale", [
-    pytest.param(d, s, marks=AWAITING_HUGE_BN) if (d, s) in ((np.float32, 19), (np.float32, 25), (np.float32, 30))
-    else (d, s) for d, s in FULL])
+    (d, s) for d, s in FULL])
 @_profile
 @given(data=st.data(), unbiased=st.booleans())
 def test_batch_norm_is_right_or_refuses(dtype, log_scale, data, unbiased):
     _check_batch_norm(*data.draw(norm_case(dtype, log_scale)), unbiased)
 
 
-@AWAITING_HALF_BN
 @pytest.mark.parametrize("dtype, log_scale", HALF_CASES)
 @_profile
 @given(data=st.data(), unbiased=st.booleans())
@@ -250,7 +237,6 @@ def test_batch_norm_of_float16_is_computed_in_float32(dtype, log_scale, data, un
     _check_batch_norm(*data.draw(norm_case(dtype, log_scale)), unbiased)
 
 
-@AWAITING_EMPTY_ROWS
 @_profile
 @given(st.sampled_from(DTYPES), st.sampled_from([(0, 5), (3, 0), (0, 0), (1, 1), (2, 1)]), st.booleans())
 def test_norms_of_zero_and_one_sizes_refuse_or_return_the_right_shape(dtype, shape, affine_):

@@ -133,6 +133,8 @@ def _gain_bias(xhat, gain, bias):
 
 def _check_norm_args(x, gain, bias, eps, check_finite, *, axis_len_name="x.shape[-1]", feat_shape=None):
     check_float_array("x", x, min_ndim=1)
+    if feat_shape is None and x.shape[-1] == 0:  # a row of no units has no mean
+        raise ValueError(f"x: expected at least one unit along the last axis, got shape {tuple(x.shape)}")
     shape = feat_shape if feat_shape is not None else (x.shape[-1],)
     for name, p in (("gain", gain), ("bias", bias)):
         if p is None:
@@ -370,14 +372,19 @@ def batch_norm(x, gain, bias, eps: float = 1e-5, *, unbiased: bool = False, chec
     n = x.shape[0]
     if n < 2:
         raise ValueError(f"x: batch norm needs a batch of at least 2 along axis 0, got {n}")
+    if (fast := dispatch.lookup(batch_norm, x, gain, bias, unbiased=unbiased)) is not None:
+        return fast(x, gain, bias, eps, unbiased=unbiased)
     xp = get_array_module(x)
     xhat, rstd, mean, var = standardize(x, eps, axis=0)
     m = n - 1 if unbiased else n
-    if unbiased:  # recompute rstd and xhat with the unbiased variance
-        var = var * (n / m)
-        new_rstd = 1.0 / xp.sqrt(var + eps)
-        xhat *= new_rstd / rstd
-        rstd = new_rstd
+    if unbiased:  # rescale to the unbiased variance c * var, c = n / m
+        # 1/sqrt(c var + eps) = rstd * r with r = 1/sqrt(c - (eps/m) / (var + eps)): no product that could
+        # overflow where var is near the dtype's range (or inf, from a rescaled column), where r = 1/sqrt(c)
+        with np.errstate(over="ignore"):
+            r = 1.0 / xp.sqrt(n / m - (eps / m) / (var + eps))
+            var = var * (n / m)
+        xhat *= r
+        rstd = rstd * r
     y = _gain_bias(xhat, gain, bias)
     return y, BatchNormCache(xhat, rstd, gain, mean[0], var[0], m)
 
@@ -389,6 +396,8 @@ def batch_norm_backward(dy, cache: BatchNormCache):
     variance path divides by ``M`` (N or N-1):
     :math:`da = \frac{1}{\sigma}\big(d\hat a - \overline{d\hat a} - \hat a\,\tfrac1M\sum_n d\hat a\odot\hat a\big)`.
     """
+    if (fast := dispatch.lookup(batch_norm_backward, dy, cache)) is not None:
+        return fast(dy, cache)
     xhat, rstd, gain, _, _, m = cache
     check_shape("dy", dy, xhat.shape)
     dbias = dy.sum(axis=0)
