@@ -222,8 +222,7 @@ def _check_batch_norm(x, g, b, eps, unbiased):
     _close(y, _apply_affine(y_hat, g, b), _affine_bound(core, y_hat, g, b, x.dtype), "batch_norm")
 
 
-@pytest.mark.parametrize("dtype, log_scale", [
-    (d, s) for d, s in FULL])
+@pytest.mark.parametrize("dtype, log_scale", FULL)
 @_profile
 @given(data=st.data(), unbiased=st.booleans())
 def test_batch_norm_is_right_or_refuses(dtype, log_scale, data, unbiased):
