@@ -22,7 +22,7 @@ from pathlib import Path
 from . import __version__
 
 __all__ = ["REPO", "TAG", "GPU_NOTEBOOKS", "INSTALL_TAG", "RELEASE_FOLDER", "colab_url", "colab_badge",
-           "install_source", "ensure_colab_cell", "update_notebook", "main"]
+           "is_install_cell", "install_source", "ensure_colab_cell", "update_notebook", "main"]
 
 # The GitHub repository that holds the release (the README says to fill it in, as for Binder's badge) and the
 # release tag the notebooks install from: `git tag v0.1.0 && git push --tags` makes it.
@@ -72,8 +72,12 @@ def install_source(*, repo: str = REPO, ref: str = TAG) -> str:
     )
 
 
-def _is_install_cell(cell) -> bool:
+def is_install_cell(cell) -> bool:
+    """Whether ``cell`` is the Colab install cell (found by its tag), which a reader of a notebook's code skips."""
     return cell.get("cell_type") == "code" and INSTALL_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+_is_install_cell = is_install_cell
 
 
 def ensure_colab_cell(nb, *, gpu: bool = False, repo: str = REPO, ref: str = TAG) -> bool:

@@ -460,7 +460,9 @@ def test_teacher_versions_pass_every_checker(path):
     nb = nbformat.read(path, as_version=4)
     pairs = _exercise_pairs(nb)
     assert pairs
-    imports = next(c for c in nb.cells if c.cell_type == "code").source
+    from lnedu.colab import is_install_cell
+
+    imports = next(c for c in nb.cells if c.cell_type == "code" and not is_install_cell(c)).source
     namespace = {}
     exec("\n".join(line for line in imports.splitlines() if not line.startswith("%")), namespace)
     for solution, checker in pairs:
