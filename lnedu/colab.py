@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .notebooks import INSTALL_TAG, is_install_cell  # the cell's tag: how a later run finds it again
 
 __all__ = ["REPO", "TAG", "GPU_NOTEBOOKS", "INSTALL_TAG", "RELEASE_FOLDER", "colab_url", "colab_badge",
            "is_install_cell", "install_source", "ensure_colab_cell", "update_notebook", "main"]
@@ -29,7 +30,6 @@ __all__ = ["REPO", "TAG", "GPU_NOTEBOOKS", "INSTALL_TAG", "RELEASE_FOLDER", "col
 REPO = "OWNER/REPO"
 TAG = f"v{__version__}"
 GPU_NOTEBOOKS = ("14-gpu.ipynb",)
-INSTALL_TAG = "lnedu-install"  # the cell's tag: how a later run finds it again
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -70,11 +70,6 @@ def install_source(*, repo: str = REPO, ref: str = TAG) -> str:
         'if os.path.isdir(os.path.join(RELEASE, "notebooks")):  # work where the notebooks\' ../ paths lead\n'
         '    os.chdir(os.path.join(RELEASE, "notebooks"))'
     )
-
-
-def is_install_cell(cell) -> bool:
-    """Whether ``cell`` is the Colab install cell (found by its tag), which a reader of a notebook's code skips."""
-    return cell.get("cell_type") == "code" and INSTALL_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 _is_install_cell = is_install_cell

@@ -23,7 +23,17 @@ from pathlib import Path
 from ._io import atomic_write_text
 
 __all__ = ["NotebookRun", "find_notebooks", "execute_notebook", "execute_in_place", "require_lab", "check_timeout",
-           "clean_notebook", "write_notebook"]
+           "clean_notebook", "write_notebook", "INSTALL_TAG", "is_install_cell"]
+
+
+#: the tag of the Colab install cell (:mod:`lnedu.colab` writes it): a cell that readers of the code skip
+INSTALL_TAG = "lnedu-install"
+
+
+def is_install_cell(cell) -> bool:
+    """Whether ``cell`` is the Colab install cell (found by its tag), which a reader of a notebook's code skips."""
+    return cell.get("cell_type") == "code" and INSTALL_TAG in cell.get("metadata", {}).get("tags", [])
+
 
 _NAME = re.compile(r"^(\d\d)-[\w-]+\.ipynb$")
 

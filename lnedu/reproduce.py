@@ -14,6 +14,7 @@ its picture), with a line saying that it is interactive in JupyterLab. Links to 
 
 from __future__ import annotations
 
+import copy
 import html
 import importlib.util
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 from ._io import atomic_write_text
 from .experiments import default_preset
 from .experiments.report import claims_markdown, write_report
-from .notebooks import check_timeout, execute_notebook, find_notebooks, require_lab
+from .notebooks import check_timeout, execute_notebook, find_notebooks, is_install_cell, require_lab
 
 __all__ = ["reproduce", "copy_mathjax", "static_widgets", "offline_exporter", "terminal_summary"]
 
@@ -174,6 +175,14 @@ def _output_html(out: dict) -> str:
     return f"<pre>{html.escape(str(text))}</pre>" if text else ""
 
 
+def without_install_cell(nb):
+    """``nb`` without its Colab install cell: a reader of the report has nothing to install (and the cell names
+    the repository's remote address, which nothing under ``reports/`` should)."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not is_install_cell(c)]
+    return nb
+
+
 def static_widgets(nb):
     """``nb`` with each widget output replaced by its still (HTML) and a line saying it is interactive elsewhere;
     the stored widget state is dropped (nothing on the page would read it)."""
@@ -293,7 +302,7 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
         for path in paths:
             bar.set_postfix_str(path.name)
             nb, run = execute_notebook(path, timeout=timeout, env=env)
-            body, _ = exporter.from_notebook_node(static_widgets(nb))
+            body, _ = exporter.from_notebook_node(static_widgets(without_install_cell(nb)))
             atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
             done.append(run)
             bar.update()

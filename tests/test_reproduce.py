@@ -97,3 +97,18 @@ def test_the_terminal_summary_fits_on_a_screen():
     assert "FAILED 03-a-rather-long-notebook-name.ipynb: AssertionError" in text
     assert sum("undecided" in ln for ln in lines) == 10
     assert lines[-1].startswith(f"report: {Path('reports') / 'index.html'}")
+
+
+def test_the_report_leaves_out_the_colab_install_cell():
+    """The report's pages show no install cell (it names the repository's remote address, and there is nothing
+    to install in a page); the notebook itself keeps it."""
+    import nbformat
+
+    from lnedu.colab import ensure_colab_cell
+    from lnedu.reproduce import without_install_cell
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01. x"), nbformat.v4.new_code_cell("1")])
+    ensure_colab_cell(nb)
+    assert len(nb.cells) == 3
+    shown = without_install_cell(nb)
+    assert [c.source for c in shown.cells] == ["# 01. x", "1"] and len(nb.cells) == 3
