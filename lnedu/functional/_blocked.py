@@ -111,27 +111,35 @@ def layer_norm(x, gain, bias, eps):
 
 def layer_norm_backward(dy, cache):
     """:func:`lnedu.functional.layer_norm_backward`, in blocks of rows; the reductions are BLAS products."""
+    return _backward_rows(dy, cache, center=True)
+
+
+def _backward_rows(dy, cache, *, center: bool):
+    """Layer norm's backward (``center``) or RMSNorm's (no mean path, no bias), block by block:
+    ``dx = rstd * (dxhat - [mean(dxhat)] - xhat * mean(dxhat * xhat))`` with ``dxhat = dy * g``."""
     xhat, rstd, gain = cache
     H = dy.shape[-1]
     dy2, xhat2, rstd2 = dy.reshape(-1, H), xhat.reshape(-1, H), rstd.reshape(-1, 1)
     n = dy2.shape[0]
     dx = np.empty((n, H), dtype=dy.dtype)
     dgain = np.zeros(H, dtype=dy.dtype)
-    dbias = np.zeros(H, dtype=dy.dtype)
+    dbias = np.zeros(H, dtype=dy.dtype) if center else None
     ones = np.ones(max(n, H), dtype=dy.dtype)  # ones[b] @ dy: column sums of a block; ones[:H]: gain 1
     g = gain if gain is not None else ones[:H]
     for b in _row_blocks(n, H, dy.itemsize):
         dy_b, xhat_b, dx_b = dy2[b], xhat2[b], dx[b]
         t = dy_b * xhat_b  # a block-sized temporary, reused below
-        dbias += ones[: t.shape[0]] @ dy_b
+        if center:
+            dbias += ones[: t.shape[0]] @ dy_b
         dgain += ones[: t.shape[0]] @ t
-        m_mean = (dy_b @ g) / H  # mean(dxhat) per row, with dxhat = dy * g
         m_proj = (t @ g) / H  # mean(dxhat * xhat) per row
         np.multiply(dy_b, g, out=dx_b)  # dxhat, built up into dx in place
-        dx_b -= m_mean[:, None]
+        if center:
+            dx_b -= ((dy_b @ g) / H)[:, None]  # mean(dxhat) per row
         dx_b -= np.multiply(xhat_b, m_proj[:, None], out=t)
         dx_b *= rstd2[b]
-    return dx.reshape(dy.shape), (dgain if gain is not None else None), dbias
+    dgain = dgain if gain is not None else None
+    return (dx.reshape(dy.shape), dgain, dbias) if center else (dx.reshape(dy.shape), dgain)
 
 
 def rms_norm(x, gain, eps):
@@ -155,23 +163,7 @@ def rms_norm(x, gain, eps):
 
 def rms_norm_backward(dy, cache):
     """:func:`lnedu.functional.rms_norm_backward`, in blocks of rows (layer norm's without the mean path)."""
-    xhat, rstd, gain = cache
-    H = dy.shape[-1]
-    dy2, xhat2, rstd2 = dy.reshape(-1, H), xhat.reshape(-1, H), rstd.reshape(-1, 1)
-    n = dy2.shape[0]
-    dx = np.empty((n, H), dtype=dy.dtype)
-    dgain = np.zeros(H, dtype=dy.dtype)
-    ones = np.ones(max(n, H), dtype=dy.dtype)
-    g = gain if gain is not None else ones[:H]
-    for b in _row_blocks(n, H, dy.itemsize):
-        dy_b, xhat_b, dx_b = dy2[b], xhat2[b], dx[b]
-        t = dy_b * xhat_b
-        dgain += ones[: t.shape[0]] @ t
-        m_proj = (t @ g) / H  # mean(dxhat * xhat) per row
-        np.multiply(dy_b, g, out=dx_b)
-        dx_b -= np.multiply(xhat_b, m_proj[:, None], out=t)
-        dx_b *= rstd2[b]
-    return dx.reshape(dy.shape), (dgain if gain is not None else None)
+    return _backward_rows(dy, cache, center=False)
 
 
 def register():
