@@ -422,21 +422,8 @@ def run_models(quick, *, rounds, min_time, use_torch, seed=0):
     else:
         lnedu_step = _lnedu_mlp_step(model, x, y)
 
-    def lnedu_reference():
-        with use_reference():
-            return lnedu_step()
-
-    contenders = {"lnedu": lnedu_step, "lnedu-ref": lnedu_reference, **contenders}
-    timings = compare(contenders, rounds=rounds, min_time=min_time)
-    title = ("MNIST-MLP-LN: one update (forward, cross-entropy, backward, Adam), float32, "
-             + " ".join(f"{k}={v}" for k, v in sizes.items()))
-    print(format_table(title, timings, ratios=[("lnedu", "torch"), ("lnedu", "lnedu-ref")]))
-    for k, t in timings.items():
-        res[k] = t.as_dict()
-    if use_torch:
-        res["ratio_lnedu_over_torch"] = timings["lnedu"].median / timings["torch"].median
-        print(f"  same model: max rel. diff of loss and gradients vs torch (float64) {res['check_rel_diff']:.1e}")
-    print()
+    _time_update(res, "MNIST-MLP-LN: one update (forward, cross-entropy, backward, Adam)", sizes, lnedu_step,
+                 contenders, rounds=rounds, min_time=min_time)
     return [res, run_handwriting(quick, rounds=rounds, min_time=min_time, use_torch=use_torch, seed=seed)]
 
 
@@ -545,27 +532,31 @@ def run_handwriting(quick, *, rounds, min_time, use_torch, seed=0):
     sizes = HW_SIZES["quick" if quick else "full"]
     model, peer, x, y = _hw_pair(sizes, np.float32, seed, with_torch=use_torch)
     res = {"model": "handwriting-LN-LSTM-MDN", "sizes": sizes}
-    lnedu_step = _lnedu_hw_step(model, x, y)
+    contenders = {}
+    if use_torch:
+        res["check_rel_diff"] = hw_cross_check(seed)
+        contenders["torch"] = _torch_hw_step(peer, x, y, sizes["M"])
+    _time_update(res, "handwriting LN-LSTM + MDN: one update (forward, MDN NLL, BPTT, clipped Adam)", sizes,
+                 _lnedu_hw_step(model, x, y), contenders, rounds=rounds, min_time=min_time)
+    return res
 
+
+def _time_update(res, what, sizes, lnedu_step, others, *, rounds, min_time):
+    """Time one model's update: lnedu, lnedu under ``use_reference()`` and ``others`` (PyTorch, when present),
+    interleaved; print the table (and the float64 cross-check in ``res``) and store the timings in ``res``."""
     def lnedu_reference():
         with use_reference():
             return lnedu_step()
 
-    contenders = {"lnedu": lnedu_step, "lnedu-ref": lnedu_reference}
-    if use_torch:
-        res["check_rel_diff"] = hw_cross_check(seed)
-        contenders["torch"] = _torch_hw_step(peer, x, y, sizes["M"])
-    timings = compare(contenders, rounds=rounds, min_time=min_time)
-    title = ("handwriting LN-LSTM + MDN: one update (forward, MDN NLL, BPTT, clipped Adam), float32, "
-             + " ".join(f"{k}={v}" for k, v in sizes.items()))
+    timings = compare({"lnedu": lnedu_step, "lnedu-ref": lnedu_reference, **others}, rounds=rounds, min_time=min_time)
+    title = f"{what}, float32, " + " ".join(f"{k}={v}" for k, v in sizes.items())
     print(format_table(title, timings, ratios=[("lnedu", "torch"), ("lnedu", "lnedu-ref")]))
     for k, t in timings.items():
         res[k] = t.as_dict()
-    if use_torch:
+    if "torch" in timings:
         res["ratio_lnedu_over_torch"] = timings["lnedu"].median / timings["torch"].median
         print(f"  same model: max rel. diff of loss and gradients vs torch (float64) {res['check_rel_diff']:.1e}")
     print()
-    return res
 
 
 def _lnedu_mlp(sizes, seed):
