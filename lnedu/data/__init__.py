@@ -4,7 +4,7 @@ Nothing here touches the network unless asked to (see :mod:`lnedu.data.download`
 result which data it returned, so a notebook can print whether the real set or the embedded default ran.
 """
 
-from .download import DataCorrupt, DataUnavailable, cache_dir, fetch, md5sum
+from .download import DataCorrupt, DataUnavailable, RealDataSet, cache_dir, fetch, md5sum
 from .handwriting import StrokeDataset, load_handwriting, load_iam_ondb, parse_strokes_xml
 from .mnist import Dataset, binarize, load_digits, load_digits_dataset, load_mnist, read_idx
 from .text import BPTTStream, CharVocab, TextCorpus, load_ptb_chars, load_pydoc_text, load_text8, load_text_corpus
@@ -12,6 +12,7 @@ from .text import BPTTStream, CharVocab, TextCorpus, load_ptb_chars, load_pydoc_
 __all__ = [
     "DataUnavailable",
     "DataCorrupt",
+    "RealDataSet",
     "cache_dir",
     "fetch",
     "md5sum",

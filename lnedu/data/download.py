@@ -13,9 +13,11 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DataUnavailable", "DataCorrupt", "cache_dir", "file_hash", "md5sum", "fetch", "download_allowed"]
+__all__ = ["DataUnavailable", "DataCorrupt", "RealDataSet", "cache_dir", "file_hash", "md5sum", "fetch",
+           "download_allowed"]
 
 
 class DataUnavailable(RuntimeError):
@@ -38,6 +40,30 @@ def damaged(path, problem: str, *, refetch: str | None = None, todo: str | None 
         todo = "replace it with a complete copy"
     msg = f"{path}: {problem}" + (f"; {todo}" if todo else "")
     return DataCorrupt(" ".join(msg.splitlines()))
+
+
+@dataclass(frozen=True)
+class RealDataSet:
+    """A real data set an experiment's ``paper`` preset needs: what it is, where it comes from, how to get it.
+
+    A loader asked for the real set explicitly (``source="mnist"``, not ``"auto"``) that cannot find it raises
+    ``SET.missing(looked_in=[...])``: one line naming the set, the folders searched, its origin and how to get
+    it (``python -m lnedu data fetch NAME`` or the manual step), so a paper-size run never trains on a stand-in.
+    """
+
+    name: str  # short id: "mnist", "text8", "iam_ondb"
+    what: str  # in words, with its size: "MNIST handwritten digits (60,000 + 10,000 28x28 images)"
+    source: str  # who published it and where: "LeCun, Cortes & Burges; https://yann.lecun.com/exdb/mnist/"
+    get: str  # how to get it: "`python -m lnedu data fetch mnist`", or the manual steps in one sentence
+    files: str  # what the folder (or file) passed with --data must hold
+
+    def missing(self, looked_in=()) -> DataUnavailable:
+        """The refusal: a :class:`DataUnavailable` whose one-line message says all of the above."""
+        places = [str(p) for p in looked_in if p not in (None, "")] or [str(cache_dir())]
+        msg = (f"{self.name}: {self.what} is needed and was not found in {', '.join(places)}; it comes from "
+               f"{self.source}; get it with {self.get}, or pass its folder with --data PATH (it must hold "
+               f"{self.files})")
+        return DataUnavailable(" ".join(msg.splitlines()))
 
 
 def cache_dir() -> Path:
