@@ -4,6 +4,7 @@ Nothing here touches the network unless asked to (see :mod:`lnedu.data.download`
 result which data it returned, so a notebook can print whether the real set or the embedded default ran.
 """
 
+from .binarized_mnist import BINARIZED_MNIST_SET, BinaryImages, load_binarized_mnist, read_amat
 from .download import DataCorrupt, DataUnavailable, RealDataSet, cache_dir, fetch, md5sum
 from .handwriting import StrokeDataset, load_handwriting, load_iam_ondb, parse_strokes_xml
 from .mnist import Dataset, binarize, load_digits, load_digits_dataset, load_mnist, read_idx
@@ -22,6 +23,10 @@ __all__ = [
     "load_digits",
     "load_digits_dataset",
     "binarize",
+    "BinaryImages",
+    "BINARIZED_MNIST_SET",
+    "load_binarized_mnist",
+    "read_amat",
     "TextCorpus",
     "CharVocab",
     "BPTTStream",
