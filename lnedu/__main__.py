@@ -6,13 +6,16 @@ Commands:
   embedded defaults and write HTML pages, ``summary.md`` and ``index.html`` into ``--out`` (``reports/``).
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
 * ``list``: the experiments, with the paper's claim each one tests.
-* ``run NAME [--preset tiny|small|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
-  [--resume] [--restart-damaged] [--jobs N] [--scheduler ADDR]``: train every variant x seed of one experiment
+* ``run NAME [--preset tiny|small|medium|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
+  [--resume] [--restart-damaged] [--jobs N] [--scheduler ADDR] [--data PATH] [--set FIELD=VALUE ...]
+  [--plan]``: train every variant x seed of one experiment
   into ``OUT/PRESET/NAME`` (``runs/small/mnist``: the folder the notebooks read, so a notebook opened afterwards
   shows these runs instead of training again); the seeds default to the experiment's own for the preset;
   checkpoints make ``--resume`` lose nothing, and a run whose files are damaged is refused (naming the file)
   unless ``--restart-damaged`` starts it over. A grid experiment (``GRID = True``) runs N runs at once with
-  ``--jobs``, or on a Dask cluster with ``--scheduler``.
+  ``--jobs``, or on a Dask cluster with ``--scheduler``. ``--data PATH`` gives the real data set (a ``paper``
+  preset refuses to run without it, naming the set and how to get it); ``--set`` changes config fields;
+  ``--plan`` trains nothing and prints what the run will cost (:mod:`lnedu.experiments.plan`).
 * ``tune NAME [--preset P] [--rates ...] [--seeds ...] [--variants ...] [--jobs N] [--out DIR] [--store]``: the
   per-variant learning-rate sweep (:mod:`lnedu.experiments.tune`): every variant at a few rates on validation
   data, seeds 100 and up; prints the table, writes it to ``OUT/PRESET/tune/NAME/table.json`` (``--store``: also
@@ -88,11 +91,18 @@ def _cmd_run(args) -> int:
         raise ValueError(f"--preset: expected one of {sorted(exp.PRESETS)}, got {args.preset!r}")
     if args.seeds is None:
         args.seeds = list(seeds_for(exp, args.preset))
+    config = _config(exp, args)
     out = Path(args.out) / args.preset  # one layout: the notebooks read runs/PRESET/NAME too
     if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
         raise ValueError(f"--jobs: expected a positive number of workers or -1 (every core), got {args.jobs}")
     if args.device == "gpu":
         backend.use("cupy")
+    if args.plan:
+        from .experiments.plan import plan
+
+        print(plan(exp, args.preset, config=config, variants=args.variants, seeds=args.seeds,
+                   timed=args.plan_updates, evaluate=not args.plan_skip_eval).to_text())
+        return 0
     if args.jobs is not None or args.scheduler is not None:
         if not getattr(exp, "GRID", False):
             grids = [n for n in experiments.names() if getattr(experiments.get(n), "GRID", False)]
@@ -105,10 +115,10 @@ def _cmd_run(args) -> int:
             raise ValueError("--restart-damaged: expected a run one after another; for a grid experiment, delete "
                              "the damaged run's folder instead")
         run_grid(exp, args.preset, seeds=args.seeds, out=out, n_jobs=jobs, scheduler=args.scheduler,
-                 variants=args.variants, resume=args.resume)
+                 variants=args.variants, resume=args.resume, config=config)
     else:
         experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=out,
-                        resume=args.resume, restart_damaged=args.restart_damaged)
+                        resume=args.resume, restart_damaged=args.restart_damaged, config=config)
     summary = out / exp.NAME / "summary.json"
     import json
     from types import SimpleNamespace
@@ -121,6 +131,27 @@ def _cmd_run(args) -> int:
     print(f"  verdict: {verdict}{axis}. {s['note']}")
     print(f"  results: {summary.parent}")
     return 0
+
+
+def _config(exp, args):
+    """The preset's config with ``--data PATH`` and ``--set FIELD=VALUE ...`` applied."""
+    from .experiments.plan import with_overrides
+
+    overrides = {}
+    for item in args.set or ():
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ValueError(f"--set: expected FIELD=VALUE, got {item!r}")
+        overrides[name.strip()] = value
+    config = exp.PRESETS[args.preset]
+    if args.data is not None:
+        if not hasattr(config, "data_path"):
+            raise ValueError(f"--data: {exp.NAME} reads no data set from a path (its Config has no data_path)")
+        if not Path(args.data).exists():
+            raise ValueError(f"--data: expected the folder or file of {exp.NAME}'s data set, got {args.data!r}, "
+                             "which does not exist")
+        overrides["data_path"] = str(Path(args.data).resolve())
+    return with_overrides(config, overrides) if overrides else config
 
 
 def _cmd_tune(args) -> int:
@@ -242,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("run", help="run one experiment (every variant x seed)")
     u.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help=f"one of: {', '.join(EXPERIMENTS)}")
-    u.add_argument("--preset", default="small", help="tiny (seconds), small (default, minutes) or paper (GPU)")
+    u.add_argument("--preset", default="small", help="tiny (seconds), small (default, minutes), medium (about "
+                   "half an hour on 2 cores) or paper (the paper's sizes, meant for a GPU)")
     u.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the experiment's own for the preset)")
     u.add_argument("--variants", nargs="+", help="a subset of the experiment's variants (default: all)")
     u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu runs on CuPy")
@@ -253,6 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--jobs", type=int, help="grid experiments: run N (variant, seed) runs at once on local cores")
     u.add_argument("--scheduler", metavar="ADDR", help="grid experiments: run on the Dask cluster at ADDR "
                    "(tcp://host:port; needs lnedu[cluster])")
+    u.add_argument("--data", metavar="PATH", help="the real data set's file or folder (default: the cache, "
+                   "$LNEDU_DATA or ~/.cache/lnedu); the paper preset refuses to run without its data")
+    u.add_argument("--set", nargs="+", metavar="FIELD=VALUE", help="change fields of the preset's config, e.g. "
+                   "--set steps=3 hidden=16 (the run folder records the config; --resume needs the same)")
+    u.add_argument("--plan", action="store_true", help="train nothing: measure a few updates of every variant "
+                   "and print the parameters, updates, s/update, FLOPs and the projected cost on this machine "
+                   "and on a GPU")
+    u.add_argument("--plan-updates", type=_positive_int, default=2, metavar="N",
+                   help="--plan: updates timed per variant, after one warm-up (default: 2)")
+    u.add_argument("--plan-skip-eval", action="store_true", help="--plan: do not time an evaluation")
     u.set_defaults(func=_cmd_run)
 
     t = sub.add_parser("tune", help="choose each variant's learning rate on validation data (a small sweep)")

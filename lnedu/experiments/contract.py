@@ -59,7 +59,11 @@ class Experiment(Protocol):
         """The paper's figure redrawn from these runs (a matplotlib Figure)."""
 
 
-OPTIONAL = {"GRID": bool}  # members an experiment may define, with their type
+# members an experiment may define, with their type: GRID (its runs may go in parallel), SETTINGS (the settings
+# table, :mod:`.settings`); and functions with their number of arguments: standin(config) (the config with its data
+# replaced by generated data of the real set's shapes, what ``--plan`` measures on when the real set is absent)
+OPTIONAL = {"GRID": bool, "SETTINGS": tuple}
+OPTIONAL_FUNCTIONS = {"standin": 1}
 
 
 class ContractError(TypeError):
@@ -103,7 +107,7 @@ def _experiment_problems(module) -> list[str]:
                                             and all(_text(v) for v in variants)
                                             and len(set(variants)) == len(variants)):
         problems.append(f"VARIANTS (expected a non-empty tuple of distinct names, got {variants!r})")
-    for k, n_args in (("build", 3), ("verdict", 1), ("plot", 1)):
+    for k, n_args in (("build", 3), ("verdict", 1), ("plot", 1), *OPTIONAL_FUNCTIONS.items()):
         if not hasattr(module, k):
             continue
         f = get(k)
