@@ -1,5 +1,6 @@
 # Set-up and the everyday verbs. Every target installs what it needs into .venv first.
 #   make reproduce   run every notebook headless on the embedded defaults -> reports/
+#                    (PRESET=medium: the half-hour runs of every experiment -> reports-medium/)
 #   make test        lint, unit tests, nbval over notebooks/, then the browser tests (tests/browser)
 #   make lab         JupyterLab on the notebooks
 #   make bench       the benchmarks in benchmarks/ (installs PyTorch as the peer); make bench-gpu on a GPU machine
@@ -51,8 +52,10 @@ browser: install browser-deps
 
 test: lint unit nbval browser
 
+PRESET  ?= small
+REPORTS ?= reports$(if $(filter-out small,$(PRESET)),-$(PRESET))
 reproduce: install
-	$(SERIAL) $(BIN)/python -m lnedu reproduce --out reports --runs runs
+	$(SERIAL) $(BIN)/python -m lnedu reproduce --out $(REPORTS) --runs runs --preset $(PRESET)
 
 lab: install
 	$(BIN)/jupyter lab notebooks/00-index.ipynb

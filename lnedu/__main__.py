@@ -2,8 +2,9 @@
 
 Commands:
 
-* ``reproduce [--notebooks DIR] [--out DIR] [--only NAME ...]``: execute every notebook headless on the
-  embedded defaults and write HTML pages, ``summary.md`` and ``index.html`` into ``--out`` (``reports/``).
+* ``reproduce [--notebooks DIR] [--out DIR] [--only NAME ...] [--preset small|medium]``: execute every notebook
+  headless on the embedded defaults and write HTML pages, ``summary.md`` and ``index.html`` into ``--out``
+  (``reports/``); the experiments run at ``--preset`` (default ``small``).
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
 * ``list``: the experiments, with the paper's claim each one tests.
 * ``run NAME [--preset tiny|small|medium|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
@@ -43,7 +44,8 @@ from pathlib import Path
 def _cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
-    runs = reproduce(args.notebooks, args.out, runs=args.runs, timeout=args.timeout, only=args.only)
+    runs = reproduce(args.notebooks, args.out, runs=args.runs, timeout=args.timeout, only=args.only,
+                     preset=args.preset)
     if not runs:
         print(f"lnedu: no notebooks matched in {args.notebooks}", file=sys.stderr)
         return 2
@@ -257,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports", help="output folder (default: reports)")
     r.add_argument("--runs", default="runs", help="where experiment notebooks keep their runs (default: runs)")
     r.add_argument("--only", nargs="*", help="run only notebooks whose file name contains one of these")
+    r.add_argument("--preset", help="the experiments' preset: small (default, or $LNEDU_PRESET) or medium (about "
+                   "half an hour per experiment on 2 cores)")
     r.add_argument("--timeout", type=_positive_int, default=900, help="seconds allowed per cell (default: 900)")
     r.set_defaults(func=_cmd_reproduce)
 

@@ -227,9 +227,11 @@ def terminal_summary(runs, claims, out, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _summary_markdown(runs, claims=()) -> str:
+def _summary_markdown(runs, claims=(), preset: str = "small") -> str:
     lines = [
         "# lnedu reproduce: summary",
+        "",
+        f"Experiments at the `{preset}` preset.",
         "",
         "| notebook | title | status | seconds |",
         "|---|---|---|---|",
@@ -272,15 +274,20 @@ td,th{{border:1px solid #ccc;padding:.3em .6em}}.ok{{color:#070}}.bad{{color:#a0
 
 
 def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int = 900, progress: bool = True,
-              only=None):
+              only=None, preset: str | None = None):
     """Execute copies of the notebooks and write ``out/NAME.html``, ``out/summary.md``, ``out/index.html``.
 
     Experiment notebooks train into ``runs/PRESET`` (resuming what is there); afterwards the claims table
     and the experiments' figures are written too (``out/claims.md``, ``out/claims.html``, ``out/NAME.png``).
+    ``preset``: the experiments' preset (``"medium"``: the half-hour runs; default :func:`default_preset`, i.e.
+    ``$LNEDU_PRESET`` or ``"small"``), passed to every kernel as ``$LNEDU_PRESET``.
     The stored notebooks are not modified. Returns the list of :class:`NotebookRun`. With ``progress``, one
     progress bar names the notebook running, and a one-screen summary (:func:`terminal_summary`) ends the run.
     """
     check_timeout(timeout)
+    preset = default_preset() if preset is None else preset
+    if not isinstance(preset, str) or not preset.isidentifier():
+        raise ValueError(f"preset: expected a preset name such as 'small' or 'medium', got {preset!r}")
     require_lab("reproduce", "nbconvert", "nbclient", "nbformat", "jupyter_server_mathjax")
     from tqdm.auto import tqdm
 
@@ -295,7 +302,7 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
     paths = find_notebooks(notebooks)
     if only:
         paths = [p for p in paths if any(o in p.name for o in only)]
-    env = {"LNEDU_RUNS": str(Path(runs).resolve())}
+    env = {"LNEDU_RUNS": str(Path(runs).resolve()), "LNEDU_PRESET": preset}
     exporter = offline_exporter(copy_mathjax(out))
     done = []
     with tqdm(total=len(paths), desc="reproduce", unit="nb", disable=not progress) as bar:
@@ -306,8 +313,8 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
             atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
             done.append(run)
             bar.update()
-    claims = write_report(Path(runs) / default_preset(), out)
-    atomic_write_text(out / "summary.md", _summary_markdown(done, claims))
+    claims = write_report(Path(runs) / preset, out)
+    atomic_write_text(out / "summary.md", _summary_markdown(done, claims, preset))
     atomic_write_text(out / "index.html", _index_html(done, claims))
     if progress:
         print(terminal_summary(done, claims, out))

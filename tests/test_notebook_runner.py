@@ -47,6 +47,18 @@ def test_reproduce_writes_pages_summary_and_index(tmp_path):
     assert nbformat.read(nbs / "01-good.ipynb", as_version=4).cells[1].outputs == []
 
 
+def test_reproduce_runs_the_experiments_at_the_preset_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("LNEDU_PRESET", "tiny")  # what `--preset` overrides
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _write(nbs, "01-preset.ipynb", "import os\nprint('preset=' + os.environ['LNEDU_PRESET'])")
+    reproduce(nbs, tmp_path / "out", runs=tmp_path / "runs", progress=False, preset="medium")
+    assert "preset=medium" in (tmp_path / "out" / "01-preset.html").read_text(encoding="utf-8")
+    assert "Experiments at the `medium` preset." in (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="preset: expected a preset name"):
+        reproduce(nbs, tmp_path / "out", progress=False, preset="../x")
+
+
 def test_execute_in_place_stores_outputs_only_for_notebooks_that_ran(tmp_path):
     good = _write(tmp_path, "01-good.ipynb", "print('fresh output')")
     bad = _write(tmp_path, "02-bad.ipynb", "1 / 0")
