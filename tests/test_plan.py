@@ -127,8 +127,6 @@ def test_overrides_are_parsed_with_each_fields_type_and_refused_by_name():
 def test_cli_plan_on_a_real_experiment_prints_every_variant(capsys):
     assert main(["run", "mnist", "--preset", "tiny", "--plan", "--plan-updates", "1", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
-
-
     for v in experiments.get("mnist").VARIANTS:
         assert re.search(rf"^\s+{re.escape(v)}\s+[\d,]+ ", out, re.M), v
     assert "x 1 seeds (0) = 6 runs" in out and "projected, this machine" in out
