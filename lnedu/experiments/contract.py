@@ -4,9 +4,13 @@
 ``Protocol`` the way an object does: its constants are the attributes, its functions the methods):
 
 * ``NAME``, ``TITLE``, ``PAPER`` (where the claim is: paper, section, figure), ``CLAIM`` (in words);
-* ``Config``, a dataclass, and ``PRESETS``, a ``Config`` for each of ``"tiny"`` (seconds: tests, nbval),
-  ``"small"`` (the default: every variant x 3 seeds in minutes on 2 CPU cores) and ``"paper"`` (the paper's
-  sizes, meant for a GPU);
+* ``Config``, a dataclass with a ``data_path`` field (the real data set's file or folder, ``--data``), and
+  ``PRESETS``, a ``Config`` for each of ``"tiny"`` (seconds: tests, nbval), ``"small"`` (the default: every
+  variant x its seeds in minutes on 2 CPU cores), ``"medium"`` (the largest run that finishes in about half an
+  hour on 2 cores) and ``"paper"`` (the paper's sizes, meant for a GPU, on the real data set only: without it
+  the task refuses to build, :class:`lnedu.data.RealDataSet`);
+* ``SETTINGS``: the settings table's rows (:mod:`.settings`), and ``standin(config)``: the config with its data
+  replaced by generated data of the real set's shapes, what ``--plan`` measures on when the real set is absent;
 * ``VARIANTS``: the names compared, such as ``("baseline", "bn", "ln")``;
 * ``build(config, variant, seed) -> Task``, ``verdict(results) -> Verdict`` (whether the claim held in this run),
   ``plot(results) -> Figure`` (the paper's figure redrawn from this run);

@@ -4,9 +4,9 @@ An experiment is a module in :mod:`lnedu.experiments` that defines
 
 * ``NAME``, ``TITLE``, ``PAPER`` (where the claim is: paper, section, figure), ``CLAIM`` (in words);
 * ``Config``: a dataclass of the run's settings (sizes, learning rate, schedule);
-* ``PRESETS``: ``{"tiny": Config(...), "small": Config(...), "paper": Config(...)}``: ``tiny`` runs in seconds
-  (tests, nbval), ``small`` is the default (all variants x 3 seeds in about two minutes on 2 CPU cores),
-  ``paper`` uses the paper's sizes and is meant for a GPU;
+* ``PRESETS``: ``{"tiny": ..., "small": ..., "medium": ..., "paper": ...}``: ``tiny`` runs in seconds (tests,
+  nbval), ``small`` is the default (all variants x its seeds in a few minutes on 2 CPU cores), ``medium`` in
+  about half an hour, ``paper`` uses the paper's sizes and data and is meant for a GPU;
 * ``VARIANTS``: the names compared (``("baseline", "bn", "ln")``, say);
 * ``build(config, variant, seed) -> Task``, where a :class:`Task` trains one model and carries its schedule
   (``steps``, ``eval_every``, ``checkpoint_every``);
