@@ -3,7 +3,8 @@
 Each row is one plan (:mod:`lnedu.experiments.plan`): the measured seconds per update on this machine, the whole
 run projected from them (every variant x seed, evaluations included where timed), and the run projected on the
 stated GPU from the FLOPs. Paper-size updates are measured on each experiment's stand-in data where the real set
-is absent (the row says so), with evaluations left out (one paper-size evaluation can take minutes on a CPU).
+is absent (the row says so), with evaluations left out (one paper-size evaluation can take minutes on a CPU), and
+for a grid of more than six variants three of them measured and the others projected at their mean.
 
 Usage::
 
@@ -37,7 +38,8 @@ def table(names, presets, *, timed=2) -> str:
     jobs = [(n, p) for n in names for p in presets if p in experiments.get(n).PRESETS]
     for name, preset in tqdm(jobs, desc="plans"):
         exp = experiments.get(name)
-        p = plan(exp, preset, timed=timed, evaluate=preset != "paper")
+        big = preset == "paper" and len(exp.VARIANTS) > 6  # a large grid at paper size: 3 variants, the rest projected
+        p = plan(exp, preset, timed=timed, evaluate=preset != "paper", sample=3 if big else None)
         r = p.to_row()
         data = "stand-in" if "stand-in" in p.data else "embedded/real"
         rows.append(f"| {name} | `{preset}` | {r['runs']} | {r['params']:,} | {r['updates']:,} | "

@@ -103,7 +103,7 @@ def _cmd_run(args) -> int:
         from .experiments.plan import plan
 
         print(plan(exp, args.preset, config=config, variants=args.variants, seeds=args.seeds,
-                   timed=args.plan_updates, evaluate=not args.plan_skip_eval).to_text())
+                   timed=args.plan_updates, evaluate=not args.plan_skip_eval, sample=args.plan_sample).to_text())
         return 0
     if args.jobs is not None or args.scheduler is not None:
         if not getattr(exp, "GRID", False):
@@ -299,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--plan-updates", type=_positive_int, default=2, metavar="N",
                    help="--plan: updates timed per variant, after one warm-up (default: 2)")
     u.add_argument("--plan-skip-eval", action="store_true", help="--plan: do not time an evaluation")
+    u.add_argument("--plan-sample", type=_positive_int, metavar="K", help="--plan: measure K of the variants "
+                   "(evenly spaced) and project the others at their mean (large grids at paper size)")
     u.set_defaults(func=_cmd_run)
 
     t = sub.add_parser("tune", help="choose each variant's learning rate on validation data (a small sweep)")

@@ -166,3 +166,16 @@ def test_every_experiment_plans_its_tiny_preset_with_flops_and_examples(name):
         assert v.params > 0 and v.updates > 0 and v.examples_per_update > 0
         # a count claiming more work than this CPU can do in the measured time would be wrong
         assert 0 < v.flops_per_update and v.achieved_gflops < 2 * p.cpu_gflops, (v, p.cpu_gflops)
+
+
+def test_a_sampled_plan_projects_the_unmeasured_variants_at_the_measured_mean():
+    many = type("Many", (FakeExperiment,), {"VARIANTS": tuple("abcdefg")})
+    many.built = []
+    p = P.plan(many, "paper", config=dataclasses.replace(Config(hidden=64), data_path="x"), sample=3, evaluate=False)
+    assert [v.variant for v in p.variants] == ["a", "d", "g"] and p.all_variants == tuple("abcdefg")
+    assert p.runs == 7 * 3
+    assert p.measured_seconds == pytest.approx(sum(v.seconds for v in p.variants) / 3 * 7 * 3)
+    assert p.total_flops == 7 * 3 * 7 * 6 * 64 ** 3
+    assert "measured 3 of the 7 variants" in p.to_text()
+    with pytest.raises(ValueError, match="sample: expected a positive number of variants, got 0"):
+        P.plan(many, "paper", sample=0)

@@ -70,24 +70,31 @@ class Plan:
     seeds: tuple
     device: str
     data: str  # what the measurement ran on: the real data, or the stand-in
-    variants: list = field(default_factory=list)
+    variants: list = field(default_factory=list)  # the measured ones (VariantCost)
+    all_variants: tuple = ()  # every variant of the run; more than the measured ones when sampled
     cpu_gflops: float | None = None  # this machine's rate on a large float32 matrix product
     gpu: dict = field(default_factory=lambda: dict(GPU))
 
     @property
     def runs(self) -> int:
-        return len(self.variants) * len(self.seeds)
+        return len(self.all_variants or self.variants) * len(self.seeds)
+
+    @property
+    def _scale(self) -> float:
+        """Every run per measured run and seed: ``len(all_variants) / len(variants)`` (1 when all were measured):
+        unmeasured variants are projected at the measured ones' mean."""
+        return len(self.all_variants or self.variants) / len(self.variants)
 
     @property
     def measured_seconds(self) -> float:
         """The whole run at the measured rates (every variant x every seed, updates and measured evaluations)."""
-        return sum(v.seconds for v in self.variants) * len(self.seeds)
+        return sum(v.seconds for v in self.variants) * self._scale * len(self.seeds)
 
     @property
     def total_flops(self) -> float | None:
         if any(v.flops_per_update is None for v in self.variants):
             return None
-        return sum(v.flops_per_update * v.updates for v in self.variants) * len(self.seeds)
+        return sum(v.flops_per_update * v.updates for v in self.variants) * self._scale * len(self.seeds)
 
     @property
     def gpu_seconds(self) -> float | None:
@@ -97,9 +104,13 @@ class Plan:
         return f / (self.gpu["peak_tflops"] * 1e12 * self.gpu["sustained_fraction"])
 
     def to_text(self) -> str:
-        lines = [f"plan: {self.experiment}, preset {self.preset!r}: {len(self.variants)} variants x "
+        n = len(self.all_variants or self.variants)
+        lines = [f"plan: {self.experiment}, preset {self.preset!r}: {n} variants x "
                  f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}) = {self.runs} runs",
                  f"  measured on {self.device}, {self.data}"]
+        if n > len(self.variants):
+            lines.append(f"  measured {len(self.variants)} of the {n} variants; the others are projected at their "
+                         "mean")
         head = f"  {'variant':<22} {'params':>12} {'ex/update':>9} {'updates':>10} {'s/update':>10} " \
                f"{'GFLOP/update':>13} {'GFLOP/s':>8} {'s/eval':>8} {'per run':>10}"
         lines.append(head)
@@ -173,19 +184,27 @@ def _measure(task, timed: int) -> list:
 
 
 def plan(exp, preset: str, *, config=None, variants=None, seeds=None, timed: int = 2,
-         evaluate: bool = True) -> Plan:
+         evaluate: bool = True, sample: int | None = None) -> Plan:
     """Measure and project the cost of running ``exp`` at ``preset`` (see the module docstring).
 
     ``config``: the preset's config with overrides (``--data``, ``--set``); ``variants``: a subset (default all);
     ``seeds``: the seeds the run would use (default the experiment's for the preset); ``timed``: updates timed
     per variant after one warm-up; ``evaluate``: also time one evaluation per variant (it runs over the whole
-    evaluation set, so at paper sizes it can take a while)."""
+    evaluation set, so at paper sizes it can take a while); ``sample``: measure only this many variants, evenly
+    spaced in the list, and project the others at their mean (a large grid at paper size)."""
     from .runner import resolve
     from .verdicts import seeds_for
 
     if isinstance(timed, bool) or not isinstance(timed, int) or timed < 1:
         raise ValueError(f"timed: expected a positive number of updates, got {timed!r}")
     config, variants = resolve(exp, preset, config, variants)
+    every = tuple(variants)
+    if sample is not None:
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+            raise ValueError(f"sample: expected a positive number of variants, got {sample!r}")
+        if sample < len(variants):
+            variants = [variants[round(i * (len(variants) - 1) / max(1, sample - 1))] for i in range(sample)]
+            variants = list(dict.fromkeys(variants))
     seeds = tuple(seeds) if seeds is not None else tuple(seeds_for(exp, preset))
     data = "the preset's own data"
     try:
@@ -197,7 +216,7 @@ def plan(exp, preset: str, *, config=None, variants=None, seeds=None, timed: int
         config = standin(config)
         data = f"a generated stand-in of the real data's shapes (the real set is not here: {str(exc).split(';')[0]})"
     device = "GPU (CuPy)" if backend.current() == "cupy" else "CPU (NumPy)"
-    out = Plan(exp.NAME, preset, seeds, device, data)
+    out = Plan(exp.NAME, preset, seeds, device, data, all_variants=every)
     for v in variants:
         task = exp.build(config, v, 0)
         times = _measure(task, timed)
