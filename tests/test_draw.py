@@ -222,3 +222,105 @@ def test_figures(rng):
     # the initial write window tiles the 8x8 image exactly: its square is the image's border
     np.testing.assert_allclose(vd.window_boxes(windows[0]), [[-0.5, -0.5, 8.0]] * 2, atol=1e-5)
     plt.close("all")
+
+
+# ---- the paper path's pieces: binarized MNIST files, the stand-in, presets, cost -----------------------------------
+
+
+def test_flops_per_update_matches_a_hand_count():
+    task = draw.build(draw.PRESETS["tiny"], "baseline", 0)  # 8x8, T=3, H=16, Z=4, read 2x2, write 2x2, batch 64
+    # per glimpse: read 2*16*5 + 2*(2*2*8*8 + 2*2*8*2) = 800; encoder (24 inputs) 2*24*64 + 2*16*64 = 5120;
+    # mu, log sigma 2*(2*16*4) = 256; decoder 2*4*64 + 2*16*64 = 2560; write 2*16*4 + 2*16*5 + 2*8*2*2 + 2*8*2*8 = 608
+    assert task.model.forward_flops() == 3 * (800 + 5120 + 256 + 2560 + 608)
+    assert task.flops_per_update() == 3 * 64 * 3 * 9344  # forward + backward = 3 x forward, 64 images
+    assert task.examples_per_update == 64
+    full = draw.DRAW((8, 8), steps=3, hidden=16, latent=4, attention=False, rng=0)
+    # encoder reads [x, x^, h_dec]: 2*(128 + 16)*64 + 2*16*64 = 20480; 256; 2560; the full patch 2*16*64 = 2048
+    assert full.forward_flops() == 3 * (20480 + 256 + 2560 + 2048)
+
+
+def test_presets_medium_and_paper():
+    from lnedu.experiments.settings import settings_table
+
+    med, paper = draw.PRESETS["medium"], draw.PRESETS["paper"]
+    assert med.data == "digits" and len(draw.SEEDS["medium"]) >= 3 and med.glimpses > draw.PRESETS["small"].glimpses
+    assert paper.data == "binarized_mnist" and (paper.glimpses, paper.hidden, paper.latent) == (64, 256, 100)
+    assert (paper.read_size, paper.write_size, paper.batch_size, paper.epochs) == (2, 5, 128, 200)
+    assert [draw.lr_for(paper, v) for v in draw.VARIANTS] == [1e-3, 1e-3, 1e-2]
+    table = settings_table(draw).to_markdown()
+    assert table in draw.__doc__
+    assert "| 78,000 |" in table  # 200 epochs x 390 updates at batch 128 on 50,000 images
+    s = draw.standin(paper)
+    assert s.data == "standin" and dataclasses.replace(s, data=paper.data) == paper
+
+
+def test_standin_has_binarized_mnists_shapes():
+    from lnedu.data.binarized_mnist import standin_binarized_mnist
+
+    a = standin_binarized_mnist(40, 5, 7, seed=3)
+    assert a.x_train.shape == (40, 784) and a.x_valid.shape == (5, 784) and a.x_test.shape == (7, 784)
+    assert set(np.unique(a.x_train)) == {0.0, 1.0} and 0.02 < a.x_train.mean() < 0.5 and a.name == "standin"
+    np.testing.assert_array_equal(a.x_test, standin_binarized_mnist(40, 5, 7, seed=3).x_test)
+    with pytest.raises(ValueError, match="n_train"):
+        standin_binarized_mnist(0)
+
+
+def test_read_amat_reads_the_published_layout_and_others(tmp_path, rng):
+    from lnedu.data.binarized_mnist import read_amat, write_amat
+
+    x = (rng.random((7, 784)) < 0.3).astype(np.uint8)
+    path = write_amat(tmp_path / "a.amat", x)
+    assert path.stat().st_size == 7 * 1568  # the published layout: 1,568 bytes a row
+    np.testing.assert_array_equal(read_amat(path), x)
+    crlf = tmp_path / "crlf.amat"  # another layout (CRLF, tabs, blank lines at the end) reads the same
+    crlf.write_text("\r\n".join("\t".join(map(str, r)) for r in x) + "\r\n\n\n")
+    np.testing.assert_array_equal(read_amat(crlf), x)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("0 1 x" + " 0" * 781, "byte b'x' on line 1"),
+    ("0 10" + " 0" * 782, "expected values 0 or 1, got 10"),
+    ("0 " * 783 + "0\n" + "0 " * 700 + "0\n", "got 701 on line 2"),
+    ("\n\n", "got no values"),
+])
+def test_read_amat_refuses_a_damaged_file(tmp_path, text, problem):
+    from lnedu.data import DataCorrupt
+    from lnedu.data.binarized_mnist import read_amat
+
+    path = tmp_path / "bad.amat"
+    path.write_text(text)
+    with pytest.raises(DataCorrupt, match=problem) as e:
+        read_amat(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_binarized_mnist_checks_published_files_and_refuses_when_absent(tmp_path, monkeypatch):
+    from lnedu.data import DataCorrupt, DataUnavailable, load_binarized_mnist
+    from lnedu.data.binarized_mnist import BINARIZED_MNIST_FILES, write_amat
+
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path / "cache"))
+    monkeypatch.delenv("LNEDU_DOWNLOAD", raising=False)
+    with pytest.raises(DataUnavailable, match="binarized_mnist: .* not found in .*cache.*--data PATH"):
+        load_binarized_mnist()
+    folder = tmp_path / "files"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in BINARIZED_MNIST_FILES:
+        write_amat(folder / name, rng.random((3, 784)) < 0.2)
+    assert load_binarized_mnist(folder).x_valid.shape == (3, 784)
+    # a file of the published size must be the published file: the right size with other rows is refused
+    test = folder / "binarized_mnist_test.amat"
+    test.write_bytes((b"0 " * 783 + b"1\n") * 10000)
+    with pytest.raises(DataCorrupt, match="published SHA-256") as e:
+        load_binarized_mnist(folder)
+    assert str(test) in str(e.value)
+    # in the cache, every file must be the published one (checked by its SHA-256 on every load)
+    cache = tmp_path / "cache" / "binarized_mnist"
+    cache.mkdir(parents=True)
+    for name in BINARIZED_MNIST_FILES:
+        write_amat(cache / name, rng.random((3, 784)) < 0.2)
+    with pytest.raises(DataCorrupt, match="checksum mismatch"):
+        load_binarized_mnist()
+    (folder / "binarized_mnist_valid.amat").unlink()
+    with pytest.raises(DataUnavailable, match=f"not found in {folder}"):
+        load_binarized_mnist(folder)
