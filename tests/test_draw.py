@@ -252,6 +252,10 @@ def test_presets_medium_and_paper():
     assert "| 78,000 |" in table  # 200 epochs x 390 updates at batch 128 on 50,000 images
     s = draw.standin(paper)
     assert s.data == "standin" and dataclasses.replace(s, data=paper.data) == paper
+    with pytest.raises(ValueError, match="data_path: expected no path with data='digits'"):
+        draw.build(dataclasses.replace(draw.PRESETS["tiny"], data_path="/somewhere"), "ln", 0)
+    with pytest.raises(ValueError, match="source: expected one of"):
+        draw.binarized_digits("binarised")
 
 
 def test_standin_has_binarized_mnists_shapes():

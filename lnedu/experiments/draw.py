@@ -626,6 +626,9 @@ def binarized_digits(source: str = "digits", binarization: str = "threshold", pa
         raise ValueError(f"source: expected one of {list(SOURCES)}, got {source!r}")
     if binarization not in ("threshold", "stochastic"):
         raise ValueError(f"binarization: expected 'threshold' or 'stochastic', got {binarization!r}")
+    if path and source in ("digits", "standin"):
+        raise ValueError(f"data_path: expected no path with data={source!r}, which reads no file, got {path!r} "
+                         "(data='binarized_mnist' or 'mnist' read one)")
     if source == "binarized_mnist":
         return load_binarized_mnist(path or None)
     if source == "standin":
