@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 
 from lnedu import functional as F
 from lnedu.data.cloze import (
+    CNN_SHAPES,
     ClozeSet,
     bag_of_words_accuracy,
     generate_cloze,
@@ -16,7 +18,10 @@ from lnedu.data.cloze import (
     load_generated_cloze,
     read_question,
     rule_reader,
+    split_sentences,
+    top_sentences,
 )
+from lnedu.data.download import DataUnavailable
 from lnedu.experiments import attentive_reader as ar
 from lnedu.experiments.runner import RunResult, load_task, run_one
 from lnedu.functional.attention_reader import attentive_read, attentive_read_backward
@@ -97,7 +102,7 @@ def test_cnn_reader_parses_the_question_format(tmp_path):
     assert q["context"] == lines[2].split() and len(q["entities"]) == 4
     assert all(k.startswith("@entity") and v.startswith("Name ") for k, v in q["entities"].items())
 
-    corpus = load_cnn_questions(tmp_path, max_sentences=4)
+    corpus = load_cnn_questions(tmp_path, max_sentences=4, select="first")
     assert len(corpus.train) == 5 and len(corpus.valid) == 3
     v = corpus.vocab
     # four sentences kept, each ending at "."
@@ -109,12 +114,89 @@ def test_cnn_reader_parses_the_question_format(tmp_path):
 
 
 def test_cnn_reader_errors_name_the_problem(tmp_path):
-    with pytest.raises(FileNotFoundError, match="path: expected training/ and validation/"):
+    with pytest.raises(DataUnavailable, match=r"^cnn: the DeepMind Q&A CNN questions .* not found in .*--data PATH"):
         load_cnn_questions(tmp_path)
+    (tmp_path / "training").mkdir()
+    (tmp_path / "validation").mkdir()  # folders without a .question file are no data set either
+    with pytest.raises(DataUnavailable, match="cnn: .* not found in " + re.escape(str(tmp_path))):
+        load_cnn_questions(tmp_path)
+    with pytest.raises(ValueError, match="select: expected 'query' or 'first', got 'last'"):
+        load_cnn_questions(tmp_path, select="last")
     bad = tmp_path / "bad.question"
     bad.write_text("http://x\n\nno blocks here\n", encoding="utf-8")
     with pytest.raises(ValueError, match="path: expected URL, context, query and answer"):
         read_question(bad)
+
+
+def test_top_sentences_keeps_the_best_query_matches_in_document_order():
+    ctx = ("a b c . @entity1 met @entity2 in paris . rain fell ! did @entity3 win the vote in paris ? "
+           "@entity2 spoke . the vote was close .").split()
+    query = "@placeholder met @entity2 before the vote in paris".split()
+    assert [len(s) for s in split_sentences(ctx)] == [4, 6, 3, 8, 3, 5]
+    # overlaps with the query: 0, 4 (met @entity2 in paris), 0, 4 (the vote in paris), 1 (@entity2), 2 (the vote)
+    assert " ".join(top_sentences(ctx, query, 3)) == ("@entity1 met @entity2 in paris . did @entity3 win the vote "
+                                                      "in paris ? the vote was close .")
+    # a tie goes to the earlier sentence; @placeholder matches nothing
+    assert " ".join(top_sentences(ctx, query, 4)) == ("@entity1 met @entity2 in paris . did @entity3 win the vote "
+                                                      "in paris ? @entity2 spoke . the vote was close .")
+    assert top_sentences("x y . z".split(), ["@placeholder", "z"], 1) == ["z"]  # an unterminated last sentence
+    assert top_sentences(ctx, query, 6) == ctx and top_sentences(ctx, query, 9) == ctx
+    with pytest.raises(ValueError, match="k: expected a positive integer, got 0"):
+        top_sentences(ctx, query, 0)
+
+
+def test_the_standin_has_the_cnn_shapes_and_answerable_questions():
+    cfg = ar.standin(dataclasses.replace(ar.PRESETS["paper"], batch_size=3))
+    assert cfg.data == "standin" and cfg.hidden == 240 and cfg.batch_size == 3
+    data = ar.load_data(dataclasses.replace(cfg, n_valid=5))
+    assert len(data.vocab) == CNN_SHAPES["vocab"] and data.vocab.n_entities == CNN_SHAPES["entities"]
+    assert data.train.docs.shape == (12, CNN_SHAPES["doc_len"]) and data.train.queries.shape[1] == CNN_SHAPES[
+        "query_len"]
+    assert data.train.answerable().all() and data.valid.answerable().all() and len(data.valid) == 5
+    assert (data.train.queries[:, 0] == data.vocab.placeholder).all()
+
+
+def test_flops_per_update_matches_a_hand_count():
+    """Generated 2-fact documents: T_d = 10 tokens ("@e rel rel @e ." twice), T_q = 4; B=4, E=3, H=2, K=4."""
+    cfg = dataclasses.replace(ar.PRESETS["tiny"], embed=3, hidden=2, n_entities=4, n_sentences=2, n_train=8,
+                              n_valid=4, batch_size=4, data="generated")
+    task = ar.build(cfg, "ln-lstm", 0)
+    assert task.train_set.docs.shape[1] == 10 and task.train_set.queries.shape[1] == 4
+    lstm = 2 * 40 * 3 * 8 + 2 * 40 * 2 * 8 + 2 * 16 * 3 * 8 + 2 * 16 * 2 * 8  # W_x x_t, W_h h: document, query
+    attention = 2 * 40 * 2 * 2 + 2 * 4 * 2 * 2 + 2 * 40 * 2 + 2 * 40 * 2  # W_ym y_t, W_um u, w_ms^T m_t, sum s_t y_t
+    readout = 2 * 4 * 2 * 2 * 2 + 2 * 4 * 2 * 4  # W_rg r and W_ug u; W_out g
+    assert (lstm, attention, readout) == (4480, 672, 128)
+    assert task.flops_per_update() == 3 * (lstm + attention + readout) == 15_840
+    assert task.examples_per_update == 4
+
+
+def test_entity_shuffling_renumbers_each_question_consistently():
+    cfg = dataclasses.replace(ar.PRESETS["tiny"], shuffle_entities=True, data="generated")
+    task = ar.build(cfg, "lstm", 0)
+    idx = np.arange(8)
+    doc0, _, q0, _, ans0, cand0 = task._arrays(task.train_set, idx)
+    doc, _, q, _, ans, cand = task._arrays(task.train_set, idx, np.random.default_rng(5))
+    K = cand.shape[1]
+    assert not np.array_equal(doc, doc0)
+    assert np.array_equal(doc >= K, doc0 >= K) and np.array_equal(doc[doc >= K], doc0[doc0 >= K])  # words stay
+    for b in range(8):
+        pairs = set(zip(doc0[:, b].tolist() + q0[:, b].tolist(), doc[:, b].tolist() + q[:, b].tolist()))
+        ent = {(a, c) for a, c in pairs if a < K}
+        assert len({a for a, _ in ent}) == len({c for _, c in ent}) == len(ent)  # one new number per entity
+        assert (int(ans0[b]), int(ans[b])) in ent and cand[b].sum() == cand0[b].sum() and cand[b, ans[b]]
+    # the renumbering is a function of (seed, update): two runs of a seed train alike
+    a, b = ar.build(cfg, "lstm", 3), ar.build(cfg, "lstm", 3)
+    assert [a.step()["loss"] for _ in range(3)] == [b.step()["loss"] for _ in range(3)]
+
+
+def test_data_sources_and_the_medium_preset():
+    with pytest.raises(ValueError, match="data: expected one of .*, got 'cnn2'"):
+        ar.load_data(dataclasses.replace(ar.PRESETS["tiny"], data="cnn2"))
+    assert ar.PRESETS["paper"].data == "cnn" and ar.PRESETS["paper"].data_path == ""
+    assert all(ar.PRESETS[p].data == "auto" for p in ("tiny", "small", "medium", "long"))
+    small, medium = ar.PRESETS["small"], ar.PRESETS["medium"]
+    assert medium.lr_by_variant == small.lr_by_variant and (medium.hidden, medium.embed) == (small.hidden, small.embed)
+    assert medium.steps >= 2.5 * small.steps and len(ar.SEEDS["medium"]) >= 3
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,10 +16,23 @@ them, so a bag-of-words reader gets about half of these right (:func:`bag_of_wor
 question has exactly one answer that a reader who follows the order finds (:func:`rule_reader`). Entity
 numbers are drawn afresh for every document, as in the CNN data. Everything is a function of the seed.
 
-**The reader** (:func:`read_question`, :func:`load_cnn_questions`) parses the released format: one question per
-file, the lines being the article's URL, a blank line, the context, a blank, the query, a blank, the answer, a
-blank, then the entity mapping, one ``@entityN:name`` per line. The data are not downloaded here (their
-licence is the articles'); pass the folder of your copy.
+**The reader** (:func:`read_question`, :func:`load_cnn_questions`) parses the released format (:data:`CNN_SET`):
+one question per file, the lines being the article's URL, a blank line, the context, a blank, the query, a
+blank, the answer, a blank, then the entity mapping, one ``@entityN:name`` per line; the files sit in
+``training/``, ``validation/`` and ``test/`` folders (``cnn/questions/training/*.question`` in DeepMind's
+``cnn.tgz``). The data are not downloaded here (their licence is the articles'); pass the folder of your copy
+(:func:`write_question` writes the format, for tests and small hand-made sets).
+
+**The "top 4" passages.** Cooijmans et al. (2017, "Recurrent Batch Normalization", Appendix C) read only "the 4
+most relevant sentences from the description, as identified by a string matching procedure", for training and
+validation alike, and note that this "sometimes strips the answers from the passage, putting an upper bound of
+57% on the validation accuracy". Their procedure is not published; :func:`top_sentences` is our reading of it:
+each sentence scores the number of distinct query words (``@placeholder`` aside) it contains, the ``k`` best
+are kept (ties: the earlier sentence) in document order. Questions whose answer was stripped are kept
+(:meth:`ClozeSet.answerable` marks them), as they were in the papers' data.
+
+**The stand-in** (:func:`generate_standin`) has the real set's shapes and nothing else (random words): it
+lets ``python -m lnedu run attentive_reader --preset paper --plan`` time a paper-size update without the files.
 
 Both return :class:`ClozeSet` arrays (batch-major, padded) whose :meth:`ClozeSet.batch` gives time-major
 mini-batches for the recurrent layers. Token ids: ``@entity0`` .. ``@entity{K-1}`` are ids ``0 .. K-1``, so an
@@ -34,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import DataCorrupt, damaged
+from .download import DataCorrupt, RealDataSet, cache_dir, damaged
 
 __all__ = [
     "ClozeSet",
@@ -46,7 +59,14 @@ __all__ = [
     "bag_of_words_accuracy",
     "rule_reader",
     "read_question",
+    "write_question",
+    "split_sentences",
+    "top_sentences",
     "load_cnn_questions",
+    "find_cnn_questions",
+    "generate_standin",
+    "CNN_SET",
+    "CNN_SHAPES",
 ]
 
 PAD, UNK, PLACEHOLDER = "<pad>", "<unk>", "@placeholder"
@@ -54,6 +74,24 @@ PAD, UNK, PLACEHOLDER = "<pad>", "<unk>", "@placeholder"
 # "@entity99999999999" would otherwise allocate 10^11 of them. The anonymized CNN / Daily Mail files number
 # their entities per document (ids in the hundreds); 10,000 leaves ample room.
 MAX_ENTITY_ID = 9_999
+
+# the DeepMind Q&A CNN questions the `paper` preset needs (refused, never replaced by generated ones, when absent)
+CNN_SET = RealDataSet(
+    name="cnn",
+    what="the DeepMind Q&A CNN questions (Hermann et al. 2015: 380,298 training / 3,924 validation .question files)",
+    source="Hermann et al., 'Teaching machines to read and comprehend' (NIPS 2015): the questions at "
+           "https://cs.nyu.edu/~kcho/DMQA/, built by https://github.com/deepmind/rc-data",
+    get="a manual download of the CNN questions (cnn.tgz) from the DMQA page, unpacked into $LNEDU_DATA/cnn (the "
+        "articles' licence applies)",
+    files="training/ and validation/ folders (optionally under questions/) of .question files: URL, blank, "
+          "context, blank, query with @placeholder, blank, answer @entityN, blank, @entityN:name lines",
+)
+
+# the shapes of Cooijmans et al.'s top-4 CNN data, for the stand-in that times a paper-size update:
+# vocabulary 65,829 words (RBN Appendix C); entity ids up to 527 per document (Hermann et al. 2015, Table 1:
+# "max # entities 527"); 4 sentences of ~25 tokens (Table 1's 762 tokens per document over ~30 sentences: an
+# estimate, derived here); a CNN query is ~13 tokens (derived here, approximate).
+CNN_SHAPES = {"vocab": 65_829, "entities": 528, "doc_len": 100, "query_len": 13}
 
 # two words each, so every generated sentence has the same length: entity, relation, entity, "."
 RELATIONS = ("works for", "lives near", "spoke to", "voted for", "sold to", "wrote to", "argued with", "waited for")
@@ -101,6 +139,16 @@ class ClozeSet:
     def __len__(self) -> int:
         return len(self.answers)
 
+    def answerable(self) -> np.ndarray:
+        """(N,) bool: whether each question's answer occurs in its (kept) document."""
+        return self.candidates[np.arange(len(self)), self.answers]
+
+    def subset(self, idx) -> ClozeSet:
+        """Questions ``idx`` (indices or a bool mask) as a new set."""
+        idx = np.asarray(idx)
+        return ClozeSet(self.docs[idx], self.doc_len[idx], self.queries[idx], self.query_len[idx], self.answers[idx],
+                        self.candidates[idx])
+
     def batch(self, idx):
         """Questions ``idx`` for the model, time-major and trimmed to the batch's longest document and query:
         ``(doc (T_d, B), doc_mask (T_d, B) bool, query (T_q, B), query_mask (T_q, B), answers (B,),
@@ -125,8 +173,9 @@ class ClozeCorpus:
     description: str
 
 
-def _pack(vocab: ClozeVocab, questions) -> ClozeSet:
-    """``questions``: (doc tokens, query tokens, answer entity number) triples -> a :class:`ClozeSet`."""
+def _pack(vocab: ClozeVocab, questions, *, answer_in_doc: bool = True) -> ClozeSet:
+    """``questions``: (doc tokens, query tokens, answer entity number) triples -> a :class:`ClozeSet`.
+    ``answer_in_doc``: refuse a question whose answer is not among its document's entities."""
     K = vocab.n_entities
     docs = [vocab.encode(d) for d, _, _ in questions]
     queries = [vocab.encode(q) for _, q, _ in questions]
@@ -141,7 +190,7 @@ def _pack(vocab: ClozeVocab, questions) -> ClozeSet:
         ents = d[d < K]
         cand[i, ents] = True
     answers = np.array([a for _, _, a in questions], dtype=np.int64)
-    if n and not cand[np.arange(n), answers].all():
+    if answer_in_doc and n and not cand[np.arange(n), answers].all():
         bad = int(np.flatnonzero(~cand[np.arange(n), answers])[0])
         raise ValueError(f"questions: expected every answer among its document's entities; question {bad} is not")
     return ClozeSet(D, np.array([len(d) for d in docs], dtype=np.int64), Q,
@@ -298,6 +347,51 @@ def read_question(path) -> dict:
     return {"url": url, "context": context, "query": query, "answer": answer, "entities": entities}
 
 
+def write_question(path, context, query, answer, entities=None, url: str = "http://example.com/story") -> Path:
+    """Write one question in the ``.question`` layout :func:`read_question` reads: ``context`` and ``query`` as
+    text or token lists, ``answer`` an ``@entityN`` token, ``entities`` a ``{"@entityN": name}`` mapping
+    (default: every ``@entityN`` of the context and query, named ``"Entity N"``)."""
+    context, query = (" ".join(t) if not isinstance(t, str) else t for t in (context, query))
+    if entities is None:
+        entities = {t: f"Entity {t[7:]}" for t in (context + " " + query).split() if _entity_id(t) is not None}
+    mapping = "\n".join(f"{k}:{v}" for k, v in entities.items())
+    path = Path(path)
+    path.write_text(f"{url}\n\n{context}\n\n{query}\n\n{answer}\n\n{mapping}\n", encoding="utf-8")
+    return path
+
+
+SENTENCE_ENDS = (".", "!", "?")
+
+
+def split_sentences(tokens) -> list[list[str]]:
+    """A token list cut after every ``.``, ``!`` or ``?`` (a last sentence without one is kept)."""
+    out, cur = [], []
+    for t in tokens:
+        cur.append(t)
+        if t in SENTENCE_ENDS:
+            out.append(cur)
+            cur = []
+    return out + ([cur] if cur else [])
+
+
+def top_sentences(context, query, k: int = 4) -> list[str]:
+    """The ``k`` sentences of ``context`` (tokens) that best match ``query`` (tokens), in document order.
+
+    Our reading of Cooijmans et al.'s "4 most relevant sentences ... identified by a string matching procedure"
+    (RBN Appendix C; their code for it is not published): a sentence scores the number of distinct query
+    tokens other than ``@placeholder`` that it contains; the ``k`` highest scores are kept, a tie going to the
+    earlier sentence. A document of at most ``k`` sentences is returned whole."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    sents = split_sentences(context)
+    if len(sents) <= k:
+        return list(context)
+    words = set(query) - {PLACEHOLDER}
+    score = [len(words & set(s)) for s in sents]
+    best = sorted(sorted(range(len(sents)), key=lambda i: -score[i])[:k])  # stable sort: ties keep the earlier
+    return [t for i in best for t in sents[i]]
+
+
 def _question_files(folder: Path, max_questions):
     files = sorted(folder.glob("*.question"))
     return files[:max_questions] if max_questions else files
@@ -311,40 +405,85 @@ def _split_folder(root: Path, names) -> Path | None:
     return None
 
 
-def load_cnn_questions(path, *, max_vocab: int = 50_000, max_questions: int | None = None,
-                       max_sentences: int | None = None) -> ClozeCorpus:
-    """The CNN (or Daily Mail) questions under ``path``: a folder with ``training/`` and ``validation/`` (or
-    ``questions/training`` ...) of ``.question`` files. The vocabulary is the ``max_vocab`` most frequent
-    words of the training documents and queries (the rest become ``<unk>``); the entity ids run up to the
-    largest ``@entityN`` seen. ``max_questions``: read at most that many files per split (sorted by name);
-    ``max_sentences``: keep only the first sentences of each document (a sentence ends at ``.``, ``!`` or ``?``),
-    a stand-in for the "top 4" passages of Cooijmans et al., who kept the 4 sentences that best match the query.
-    """
-    root = Path(path)
+def find_cnn_questions(path=None) -> tuple[Path, Path] | None:
+    """The ``(training, validation)`` folders of ``.question`` files under ``path`` (default: the cache's
+    ``cnn/`` folder, ``$LNEDU_DATA/cnn``), or ``None`` where either is absent or holds no ``.question`` file."""
+    root = Path(path) if path else cache_dir() / "cnn"
     tr, va = _split_folder(root, ("training", "train")), _split_folder(root, ("validation", "valid", "dev"))
-    if tr is None or va is None:
-        raise FileNotFoundError(f"path: expected training/ and validation/ folders of .question files under {root}")
+    if tr is None or va is None or not any(tr.glob("*.question")) or not any(va.glob("*.question")):
+        return None
+    return tr, va
+
+
+def load_cnn_questions(path=None, *, max_vocab: int = 50_000, max_questions: int | None = None,
+                       max_sentences: int | None = None, select: str = "query") -> ClozeCorpus:
+    """The CNN (or Daily Mail) questions under ``path`` (default: ``$LNEDU_DATA/cnn``): a folder with ``training/``
+    and ``validation/`` (or ``questions/training`` ...) of ``.question`` files; refused with :data:`CNN_SET`'s
+    message where they are absent. The vocabulary is the ``max_vocab`` most frequent words of the training
+    documents and queries (the rest become ``<unk>``); the entity ids run up to the largest ``@entityN`` seen.
+    ``max_questions``: read at most that many files per split (sorted by name). ``max_sentences``: cut each
+    document to that many sentences, chosen by ``select``: ``"query"`` the ones that best match the query
+    (:func:`top_sentences`, Cooijmans et al.'s "top 4"), ``"first"`` the first ones. Every question is kept,
+    also one whose answer the cut removed (:meth:`ClozeSet.answerable` is False for it; the description counts
+    them), as in Cooijmans et al.'s data.
+    """
+    if select not in ("query", "first"):
+        raise ValueError(f"select: expected 'query' or 'first', got {select!r}")
+    root = Path(path) if path else cache_dir() / "cnn"
+    found = find_cnn_questions(root)
+    if found is None:
+        raise CNN_SET.missing(looked_in=[root])
     splits = {}
-    for name, folder in (("train", tr), ("valid", va)):
-        files = _question_files(folder, max_questions)
-        if not files:
-            raise FileNotFoundError(f"path: no .question files in {folder}")
-        qs = [read_question(f) for f in files]
+    for name, folder in zip(("train", "valid"), found):
+        qs = [read_question(f) for f in _question_files(folder, max_questions)]
         if max_sentences:
             for q in qs:
-                ends = [i for i, t in enumerate(q["context"]) if t in (".", "!", "?")]
-                if len(ends) >= max_sentences:
-                    q["context"] = q["context"][: ends[max_sentences - 1] + 1]
+                if select == "query":
+                    q["context"] = top_sentences(q["context"], q["query"], int(max_sentences))
+                else:
+                    q["context"] = [t for s in split_sentences(q["context"])[: int(max_sentences)] for t in s]
         splits[name] = qs
     all_q = splits["train"] + splits["valid"]
     n_ent = 1 + max(i for q in all_q for i in map(_entity_id, q["context"] + q["query"] + [q["answer"]])
                     if i is not None)  # at most MAX_ENTITY_ID + 1: read_question refuses larger ids
     counts = Counter(t for q in splits["train"] for t in q["context"] + q["query"] if not t.startswith("@"))
     vocab = ClozeVocab(max(n_ent, 2), [w for w, _ in counts.most_common(int(max_vocab))])
-    packed = {}
-    for name, qs in splits.items():
-        keep = [(q["context"], q["query"], int(q["answer"][7:])) for q in qs if q["answer"] in q["context"]]
-        packed[name] = _pack(vocab, keep)
+    packed = {name: _pack(vocab, [(q["context"], q["query"], int(q["answer"][7:])) for q in qs], answer_in_doc=False)
+              for name, qs in splits.items()}
+    cut = f"{max_sentences} sentences per document ({'best match to the query' if select == 'query' else 'the first'})"
+    gone = ", ".join(f"{int((~s.answerable()).sum())} {n}" for n, s in packed.items())
     desc = (f"CNN-format questions from {root}: {len(packed['train'])} train / {len(packed['valid'])} validation, "
-            f"{len(vocab)} tokens, {vocab.n_entities} entity ids")
+            f"{len(vocab)} tokens, {vocab.n_entities} entity ids"
+            + (f"; {cut}; answer not in the kept sentences: {gone}" if max_sentences else ""))
     return ClozeCorpus(packed["train"], packed["valid"], vocab, desc)
+
+
+def generate_standin(n_train: int, n_valid: int, *, vocab: int = CNN_SHAPES["vocab"],
+                     n_entities: int = CNN_SHAPES["entities"], doc_len: int = CNN_SHAPES["doc_len"],
+                     query_len: int = CNN_SHAPES["query_len"], seed: int = 0) -> ClozeCorpus:
+    """Random questions with the real set's shapes (:data:`CNN_SHAPES`): a ``vocab``-token vocabulary with
+    ``n_entities`` entity ids, documents of ``doc_len`` and queries of ``query_len`` tokens, every answer among
+    its document's entities. Nothing to learn in them: they exist to time a paper-size update."""
+    for name, v in (("n_train", n_train), ("n_valid", n_valid), ("doc_len", doc_len), ("query_len", query_len)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if vocab < n_entities + 4:
+        raise ValueError(f"vocab: expected at least n_entities + 4 = {n_entities + 4}, got {vocab!r}")
+    voc = ClozeVocab(int(n_entities), [f"w{i}" for i in range(int(vocab) - int(n_entities) - 3)])
+    rng = np.random.default_rng(seed)
+    first_word = voc.placeholder + 1
+
+    def make(n):
+        words = rng.integers(first_word, len(voc), size=(n, doc_len))
+        ents = rng.integers(0, n_entities, size=(n, 8))  # 8 entity mentions per document
+        pos = rng.permuted(np.tile(np.arange(doc_len), (n, 1)), axis=1)[:, :8]
+        np.put_along_axis(words, pos, ents, axis=1)
+        q = rng.integers(first_word, len(voc), size=(n, query_len))
+        q[:, 0] = voc.placeholder
+        cand = np.zeros((n, n_entities), dtype=bool)
+        np.put_along_axis(cand, ents, True, axis=1)
+        return ClozeSet(words, np.full(n, doc_len), q, np.full(n, query_len), ents[:, 0].copy(), cand)
+
+    desc = (f"stand-in questions with the CNN top-4 shapes (random words, nothing to learn): vocabulary {len(voc)}, "
+            f"{n_entities} entity ids, documents of {doc_len} and queries of {query_len} tokens")
+    return ClozeCorpus(make(int(n_train)), make(int(n_valid)), voc, desc)

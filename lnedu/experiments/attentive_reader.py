@@ -32,12 +32,19 @@ Variants (the recurrent layer is the same kind for document and query):
 * ``ln-lstm-g0.1``: the same with every LN gain initialized to 0.1;
 * ``bn-lstm-g1.0``: ``bn-lstm`` with gamma 1.0 (the setting Cooijmans et al. warn saturates the tanh).
 
-Data: :func:`lnedu.data.cloze.load_generated_cloze` by default (short documents of templated facts about
-anonymous entities, where a bag of words answers only about half the questions), the same questions for every
-variant and seed (the seed sets the model's initialization and the batch order); ``data_path`` reads the CNN
-``.question`` files instead (:func:`lnedu.data.cloze.load_cnn_questions`, the first 4 sentences of each
-document). Adam with global-norm clipping at 10 (the paper's ``clip-c 10``), each variant at its own learning rate
-(``lr_by_variant``, from ``python -m lnedu tune attentive_reader``).
+Data (``Config.data``): ``"cnn"``, the ``paper`` preset's, reads the DeepMind CNN ``.question`` files
+(:func:`lnedu.data.cloze.load_cnn_questions`) from ``data_path`` (``--data PATH``; default ``$LNEDU_DATA/cnn``) and
+**refuses** where they are absent (:data:`lnedu.data.cloze.CNN_SET` names the set, where it comes from and the
+manual download); it never trains on anything else. It keeps the 4 sentences of each document that best match
+the query (:func:`lnedu.data.cloze.top_sentences`, our reading of Cooijmans et al.'s unpublished "string matching
+procedure") and every question, also those whose answer the cut removed. ``"auto"``, the default of
+``tiny``/``small``/``medium``/``long``, reads the CNN files where found and otherwise generates questions
+(:func:`lnedu.data.cloze.load_generated_cloze`: short documents of templated facts about anonymous entities,
+where a bag of words answers only about half; the corpus' ``description`` says which ran), the same questions
+for every variant and seed (the seed sets the model's initialization and the batch order). Adam with global-norm
+clipping at 10 (the paper's ``clip-c 10``), each variant at its own learning rate in the small presets
+(``lr_by_variant``, from ``python -m lnedu tune attentive_reader``). ``medium`` is ``small`` with 8x the updates
+on 4x the questions (about half an hour on 2 cores), the run in which every arm leaves the first plateau.
 
 Why the BN arms (and LN at gain 0.1) stay on the first plateau (~68% error: a guess among the document's entities)
 in the small run's 1,000 updates, measured on seed 100 (``lnedu/experiments/tuned/attentive_reader-small.json``
@@ -51,13 +58,41 @@ gains have grown; LN at gain 0.1 is still on the plateau at 2,500 updates (its h
 is the paper's "gain 1.0 performed significantly better". So the budget decides: the ``long`` preset (2,500
 updates) is the run in which the BN arms learn; there, BN's population statistics cost it 16 (gain 1) and 8
 (gain 0.1) points of validation error against the same questions scored with batch statistics.
+
+Settings: the paper's (LN §6.2 and Cooijmans et al.'s Appendix C, whose setup the LN paper reuses) against our
+presets (``settings_table(attentive_reader)``; a row marked "differs" is one where the ``paper`` preset does not
+do what the paper did, and says why):
+
+| setting | paper | `paper` preset | `medium` preset | `small` preset |
+|---|---|---|---|---|
+| data | the CNN questions of Hermann et al. (2015), Cooijmans et al.'s top-4 version (LN §6.2) | the CNN .question files (refused when absent) | generated cloze questions (the CNN files where found) | generated cloze questions (the CNN files where found) |
+| passage | 'the 4 most relevant sentences ... identified by a string matching procedure' (RBN App. C) | the 4 sentences with the most distinct query words (differs: their procedure is not published; ours (lnedu.data.cloze.top_sentences) is one reading of it, so the kept sentences and the share of answers cut (their 57% accuracy ceiling) may differ) | 4 generated facts (CNN files: the 4 sentences with the most distinct query words) | 4 generated facts (CNN files: the 4 sentences with the most distinct query words) |
+| questions whose answer was cut | kept in both sets: they cap validation accuracy at 57% (RBN App. C) | kept; answer softmax over every entity id | left out of training, counted as errors in validation | left out of training, counted as errors in validation |
+| answer softmax | over the entity tokens (the code's entity mask over the output vocabulary) | every entity id | the document's entities | the document's entities |
+| vocabulary | 65,829 words (RBN App. C) | 65,829 CNN words | 65,829 CNN words | 65,829 CNN words |
+| entity numbers | 'shuffle the order of the placeholders in each text inside the minibatch' (RBN App. C) | renumbered in every minibatch | as in the data | as in the data |
+| example order | 'randomly sample the examples with replacement' (RBN App. C) | a fresh permutation every epoch (differs: without replacement (every question once per epoch): the same expected visits, less variance) | a fresh permutation every epoch | a fresh permutation every epoch |
+| model | unidirectional attentive reader (Hermann et al. 2015), LN inside the LSTMs only (LN §6.2; usebidir 0) | unidirectional attentive reader (AttentiveReader) | unidirectional attentive reader (AttentiveReader) | unidirectional attentive reader (AttentiveReader) |
+| model options | --learn_h0 1 --use_dq_sims 1 --use_desc_skip_c_g 1, dropout on (LN code README) | none (differs: not implemented: zero initial states, no document-query bilinear term in the attention scores, no skip connection from the document to g, no dropout) | none | none |
+| hidden units | 240 (RBN App. C; --dim 240) | 240 | 32 | 32 |
+| word vectors | not stated; the code makes them --dim wide (240) | 240 | 32 | 32 |
+| initial gains | LN 1.0 and 0.1 (LN §6.2); BN 0.1 (RBN §4) | LN 1, 0.1; BN 0.1, 1 | LN 1, 0.1; BN 0.1, 1 | LN 1, 0.1; BN 0.1, 1 |
+| BN-everywhere | batch norm on 'each term going into the tanh' of the attention (RBN §5.4) | W_ym y_t, W_um u, W_rg r, W_ug u | W_ym y_t, W_um u, W_rg r, W_ug u | W_ym y_t, W_um u, W_rg r, W_ug u |
+| optimizer | Adam (RBN App. C; --optimizer adam) | Adam | Adam | Adam |
+| learning rate | 8e-5 (RBN App. C; --lr 8e-5) | 8e-05 | lstm: 0.01; bn-lstm: 0.01; bn-everywhere: 0.003; ln-lstm: 0.01; ln-lstm-g0.1: 0.003; bn-lstm-g1.0: 0.01 | lstm: 0.01; bn-lstm: 0.01; bn-everywhere: 0.003; ln-lstm: 0.01; ln-lstm-g0.1: 0.003; bn-lstm-g1.0: 0.01 |
+| batch size | 64 (RBN App. C) | 64 | 32 | 32 |
+| gradient clipping | global norm 10 (RBN App. C; clip-c 10) | 10 | 10 | 10 |
+| updates | Figure 2's axis runs to 800k training steps (LN §6.2) | 800,000 | 8,000 | 1,000 |
+| validation | every 1,000 updates (validFreq 1000); validation set only (LN footnote 3) | 1,000 | 200 | 50 |
 """
 
+# ruff: noqa: E501 (the settings table above has one row a line, as settings_table writes it)
 from __future__ import annotations
 
 import functools
 import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -65,7 +100,14 @@ from .. import backend, optim
 from .. import functional as F
 from .. import init as I
 from ..backend import get_array_module, to_numpy
-from ..data.cloze import load_cnn_questions, load_generated_cloze
+from ..data.cloze import (
+    CNN_SET,
+    find_cnn_questions,
+    generate_standin,
+    load_cnn_questions,
+    load_generated_cloze,
+)
+from ..data.download import cache_dir
 from ..functional.attention_reader import (
     attentive_read,
     attentive_read_backward,
@@ -79,6 +121,7 @@ from . import verdicts as V
 from .common import CheckpointedTask, epoch_batches, lr_for
 from .diagnostics import due, stats_record, train_mode_forward
 from .runner import load_task
+from .settings import Setting
 from .verdicts import Verdict
 
 NAME = "attentive_reader"
@@ -93,7 +136,7 @@ MAIN = ("lstm", "bn-lstm", "bn-everywhere", "ln-lstm")  # Figure 2's curves
 __all__ = [
     "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "GRID", "MAIN", "Config", "PRESETS", "AttentiveReader",
     "ReaderTask", "build", "build_model", "load_data", "load_trained", "answer_question", "summarize", "verdict",
-    "plot", "plot_attention",
+    "plot", "plot_attention", "standin", "SETTINGS", "SEEDS",
 ]
 
 
@@ -101,12 +144,22 @@ __all__ = [
 class Config:
     embed: int = 32  # word embedding size
     hidden: int = 32  # LSTM units (document and query); also the attention and readout sizes
-    n_entities: int = 10  # anonymous entity names
-    n_sentences: int = 4  # facts per generated document (the paper's passages: 4 sentences)
-    n_train: int = 8000
+    n_entities: int = 10  # anonymous entity names (generated data; the CNN files set their own)
+    n_sentences: int = 4  # facts per generated document; sentences kept per CNN document (the papers' "top 4")
+    n_train: int = 8000  # generated questions (the CNN files: all of them)
     n_valid: int = 500
     data_seed: int = 0  # the questions; the run's seed sets the model and the batch order
-    data_path: str = ""  # a folder of CNN .question files (training/, validation/) instead of generated data
+    # "cnn": the DeepMind CNN .question files, refused when absent; "generated": lnedu.data.cloze's generator;
+    # "auto": the CNN files where found, else generated (the description says which); "standin": random
+    # questions with the CNN shapes (timing only, see standin())
+    data: str = "auto"
+    data_path: str = ""  # the CNN folder (training/, validation/ of .question files); "": $LNEDU_DATA/cnn
+    select: str = "query"  # CNN sentences kept: "query" the n_sentences that best match the query, "first"
+    max_vocab: int = 65_829  # CNN words kept (the rest <unk>): Cooijmans et al.'s vocabulary size
+    # the answer's softmax: "document" over the entities of the (kept) document, "all" over every entity id (the
+    # papers' code: an entity mask over the vocabulary, so a question whose answer was cut still trains)
+    candidates: str = "document"
+    shuffle_entities: bool = False  # renumber the entities of every question afresh in each minibatch (RBN App. C)
     batch_size: int = 32
     lr: float = 1e-2
     clip: float = 10.0  # global gradient norm
@@ -126,9 +179,71 @@ PRESETS = {
         "ln-lstm": 0.01, "ln-lstm-g0.1": 0.003, "bn-lstm-g1.0": 0.01}),
     # the LN paper's command line for this task: --dim 240 --lr 8e-5 --batch_size 64 --optimizer adam
     # (clip-c 10, validFreq 1000); Figure 2 runs to 800,000 steps. Set data_path to use the CNN questions.
-    "paper": Config(embed=100, hidden=240, n_entities=60, n_sentences=4, n_train=380_000, n_valid=4000,
-                    batch_size=64, lr=8e-5, steps=800_000, eval_every=1000, checkpoint_every=1000),
+    # the settings of LN §6.2 / Cooijmans et al.'s Appendix C (SETTINGS below lists each, with where it is stated):
+    # the CNN top-4 questions, 240 units, word vectors of the same size (the code's dim_word = dim), Adam 8e-5,
+    # batches of 64, clipping at 10, 800,000 updates (Figure 2's axis), validation every 1,000 (validFreq 1000)
+    "paper": Config(embed=240, hidden=240, n_sentences=4, data="cnn", select="query", candidates="all",
+                    shuffle_entities=True, batch_size=64, lr=8e-5, steps=800_000, eval_every=1000,
+                    checkpoint_every=1000),
 }
+# medium: the small run's sizes and tuned rates for 8x the updates on 4x the questions, so that every arm (the BN
+# ones and LN at gain 0.1 included, see "Why the BN arms ..." above) has time to leave the first plateau. Sized
+# by timing `build(PRESETS["small"], variant, 0).step()` (5 warm-up, then 300 updates per variant) with
+# OPENBLAS_NUM_THREADS=1 on a 2-core machine shared with other jobs: 5.5-13.1 ms/update, mean 10.3 ms over the
+# six variants. 6 variants x 3 seeds x 8,000 updates x 10.3 ms = 25 min, plus ~1 min of evaluations.
+PRESETS["medium"] = replace(PRESETS["small"], n_train=32_000, steps=8000, eval_every=200, checkpoint_every=1000)
+_DATA_WORDS = {"cnn": "the CNN .question files (refused when absent)", "standin": "random stand-in questions",
+               "auto": "generated cloze questions (the CNN files where found)",
+               "generated": "generated cloze questions"}
+
+
+def _passage(c):
+    top = (f"the {c.n_sentences} sentences with the most distinct query words" if c.select == "query" else
+           f"the first {c.n_sentences} sentences")
+    return {"cnn": top, "auto": f"{c.n_sentences} generated facts (CNN files: {top})"}.get(
+        c.data, f"{c.n_sentences} generated facts")
+
+# the settings table (lnedu.experiments.settings): RBN = Cooijmans et al. 2017, "Recurrent Batch Normalization";
+# "the code" = the attentive reader code the papers ran (LN README: cooijmanstim/Attentive_reader, branch bn, a
+# fork of Gulcehre's caglar/Attentive_reader, whose train_attentive_reader.py sets every word-vector size to --dim)
+SETTINGS = (
+    Setting("data", "the CNN questions of Hermann et al. (2015), Cooijmans et al.'s top-4 version (LN §6.2)",
+            lambda c: _DATA_WORDS.get(c.data, c.data)),
+    Setting("passage", "'the 4 most relevant sentences ... identified by a string matching procedure' (RBN App. C)",
+            _passage,
+            differs="their procedure is not published; ours (lnedu.data.cloze.top_sentences) is one reading of "
+                    "it, so the kept sentences and the share of answers cut (their 57% accuracy ceiling) may differ"),
+    Setting("questions whose answer was cut", "kept in both sets: they cap validation accuracy at 57% (RBN App. C)",
+            lambda c: ("kept; answer softmax over every entity id" if c.candidates == "all" else
+                       "left out of training, counted as errors in validation")),
+    Setting("answer softmax", "over the entity tokens (the code's entity mask over the output vocabulary)",
+            lambda c: "every entity id" if c.candidates == "all" else "the document's entities"),
+    Setting("vocabulary", "65,829 words (RBN App. C)", lambda c: f"{c.max_vocab:,} CNN words" if c.data in
+            ("cnn", "auto") else "the generator's"),
+    Setting("entity numbers", "'shuffle the order of the placeholders in each text inside the minibatch' (RBN App. C)",
+            lambda c: "renumbered in every minibatch" if c.shuffle_entities else "as in the data"),
+    Setting("example order", "'randomly sample the examples with replacement' (RBN App. C)",
+            lambda c: "a fresh permutation every epoch",
+            differs="without replacement (every question once per epoch): the same expected visits, less variance"),
+    Setting("model", "unidirectional attentive reader (Hermann et al. 2015), LN inside the LSTMs only "
+            "(LN §6.2; usebidir 0)", lambda c: "unidirectional attentive reader (AttentiveReader)"),
+    Setting("model options", "--learn_h0 1 --use_dq_sims 1 --use_desc_skip_c_g 1, dropout on (LN code README)",
+            lambda c: "none",
+            differs="not implemented: zero initial states, no document-query bilinear term in the attention "
+                    "scores, no skip connection from the document to g, no dropout"),
+    Setting("hidden units", "240 (RBN App. C; --dim 240)", "hidden"),
+    Setting("word vectors", "not stated; the code makes them --dim wide (240)", "embed"),
+    Setting("initial gains", "LN 1.0 and 0.1 (LN §6.2); BN 0.1 (RBN §4)", lambda c: "LN 1, 0.1; BN 0.1, 1"),
+    Setting("BN-everywhere", "batch norm on 'each term going into the tanh' of the attention (RBN §5.4)",
+            lambda c: "W_ym y_t, W_um u, W_rg r, W_ug u"),
+    Setting("optimizer", "Adam (RBN App. C; --optimizer adam)", lambda c: "Adam"),
+    Setting("learning rate", "8e-5 (RBN App. C; --lr 8e-5)", lambda c: c.lr_by_variant or c.lr),
+    Setting("batch size", "64 (RBN App. C)", "batch_size"),
+    Setting("gradient clipping", "global norm 10 (RBN App. C; clip-c 10)", "clip"),
+    Setting("updates", "Figure 2's axis runs to 800k training steps (LN §6.2)", "steps"),
+    Setting("validation", "every 1,000 updates (validFreq 1000); validation set only (LN footnote 3)", "eval_every"),
+)
+
 # the small run long enough for the BN arms to leave the first plateau (see "Why the BN arms ..." above): 2.5x the
 # updates of small, same rates; not part of `make reproduce` (LNEDU_PRESET=long, or --preset long)
 PRESETS["long"] = replace(PRESETS["small"], steps=2500, eval_every=100, checkpoint_every=500)
@@ -285,17 +400,48 @@ def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, 
 # data
 
 
+DATA_SOURCES = ("auto", "cnn", "generated", "standin")
+
+
 @functools.lru_cache(maxsize=4)
-def _data(n_train, n_valid, n_entities, n_sentences, data_seed, data_path):
-    if data_path:
-        return load_cnn_questions(data_path, max_sentences=n_sentences)
+def _cnn(root, n_sentences, select, max_vocab):
+    return load_cnn_questions(root, max_sentences=n_sentences, select=select, max_vocab=max_vocab)
+
+
+@functools.lru_cache(maxsize=4)
+def _generated(n_train, n_valid, n_entities, n_sentences, data_seed):
     return load_generated_cloze(n_train, n_valid, n_entities=n_entities, n_sentences=n_sentences, seed=data_seed)
 
 
 def load_data(config: Config):
-    """The :class:`lnedu.data.cloze.ClozeCorpus` a config trains on (cached: every run shares it)."""
-    return _data(config.n_train, config.n_valid, config.n_entities, config.n_sentences, config.data_seed,
-                 config.data_path)
+    """The :class:`lnedu.data.cloze.ClozeCorpus` a config trains on (cached: every run shares it).
+
+    ``data="cnn"`` reads the CNN questions from ``data_path`` (default ``$LNEDU_DATA/cnn``) and refuses
+    (:data:`lnedu.data.cloze.CNN_SET`, a ``DataUnavailable``) where they are absent; ``"auto"`` reads them where
+    found and otherwise generates questions (its description says so), except that a ``data_path`` given and
+    not found is refused; ``"generated"`` and ``"standin"`` never look for files."""
+    if config.data not in DATA_SOURCES:
+        raise ValueError(f"data: expected one of {DATA_SOURCES}, got {config.data!r}")
+    if config.data == "standin":
+        return generate_standin(config.n_train, config.n_valid, seed=config.data_seed)
+    if config.data in ("cnn", "auto"):
+        root = Path(config.data_path) if config.data_path else cache_dir() / "cnn"
+        if find_cnn_questions(root) is not None:
+            return _cnn(str(root.resolve()), config.n_sentences, config.select, config.max_vocab)
+        if config.data == "cnn" or config.data_path:
+            raise CNN_SET.missing(looked_in=[root])
+        gen = _generated(config.n_train, config.n_valid, config.n_entities, config.n_sentences, config.data_seed)
+        return replace(gen, description=f"{gen.description} (no CNN questions in {root})")
+    return _generated(config.n_train, config.n_valid, config.n_entities, config.n_sentences, config.data_seed)
+
+
+def standin(config: Config) -> Config:
+    """``config`` with its data replaced by random questions of the CNN top-4 shapes
+    (:func:`lnedu.data.cloze.generate_standin`: a 65,829-word vocabulary, 528 entity ids, documents of 100 and
+    queries of 13 tokens): the same model and batch, so ``--plan`` can time a paper-size update without the
+    files. A few batches of training questions, and as many validation questions as the CNN set has (3,924,
+    Hermann et al. 2015, Table 1) so that a timed evaluation costs what a real one does."""
+    return replace(config, data="standin", data_path="", n_train=4 * config.batch_size, n_valid=3924)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -306,27 +452,72 @@ class ReaderTask(CheckpointedTask):
     """Train one reader: mini-batches in an order fixed by ``(seed, epoch)``; ``evaluate`` scores the whole
     validation set in eval mode (batch norm with its running statistics): ``valid_error`` and ``valid_nll``.
     The checkpoint (:class:`~lnedu.experiments.common.CheckpointedTask`) holds the model, Adam and the update
-    count; the schedule is the config's."""
+    count; the schedule is the config's.
+
+    A question whose answer is not in its (cut) document (CNN data, :meth:`lnedu.data.cloze.ClozeSet.answerable`)
+    is trained on and scored as usual with ``candidates="all"``; with ``"document"`` its answer cannot be given,
+    so it is left out of training and counted as an error in ``valid_error`` (``valid_nll`` is over the others).
+    With ``shuffle_entities`` every question of a minibatch gets its entities renumbered by a random permutation
+    (a function of the seed and the update count, so a resumed run repeats it)."""
 
     def __init__(self, model, optimizer, data, config: Config, seed: int, eval_batch: int = 500):
         self.model, self.opt, self.data, self.config, self.seed = model, optimizer, data, config, int(seed)
+        if config.candidates not in ("document", "all"):
+            raise ValueError(f"candidates: expected 'document' or 'all', got {config.candidates!r}")
         self.schedule_from(config)
         self.t = 0
-        self.steps_per_epoch = len(data.train) // config.batch_size
+        self.train_set, self.valid_set, self.unanswerable = data.train, data.valid, 0
+        if config.candidates == "document":
+            ok, vok = data.train.answerable(), data.valid.answerable()
+            if not ok.all():
+                self.train_set = data.train.subset(ok)
+            if not vok.all():
+                self.valid_set = data.valid.subset(vok)
+            self.unanswerable = int((~vok).sum())
+        self.steps_per_epoch = len(self.train_set) // config.batch_size
         if self.steps_per_epoch < 1:
-            raise ValueError(f"batch_size: expected at most {len(data.train)} (the training set), got "
+            raise ValueError(f"batch_size: expected at most {len(self.train_set)} (the training set), got "
                              f"{config.batch_size}")
         self.eval_batch = int(eval_batch)
+        self.examples_per_update = int(config.batch_size)  # questions per update
 
-    def _arrays(self, split, idx):
+    def flops_per_update(self) -> float:
+        """Floating-point operations of one update, counting the matrix products (a multiply-add is 2 FLOPs) at
+        the training set's padded lengths T_d, T_q (an upper bound where batches are shorter): forward
+        ``2 B (T_d + T_q) (E + H) 4H`` (both LSTMs' input and recurrent products) ``+ 2 B T_d H^2 + 2 B H^2``
+        (``W_ym y_t``, ``W_um u``) ``+ 2 * 2 B T_d H`` (the scores ``w_ms^T m_t`` and the read ``sum_t s_t y_t``)
+        ``+ 2 * 2 B H^2`` (``W_rg r``, ``W_ug u``) ``+ 2 B H K`` (``W_out``); the backward costs twice the
+        forward, so 3x in all. Element-wise work (gates, normalizations, softmax) is not counted."""
+        c, H = self.config, self.model.hidden
+        B, E, K = c.batch_size, c.embed, self.model.n_entities
+        Td, Tq = self.train_set.docs.shape[1], self.train_set.queries.shape[1]
+        forward = (2 * B * (Td + Tq) * (E + H) * 4 * H + 2 * B * Td * H * H + 2 * B * H * H + 2 * 2 * B * Td * H
+                   + 2 * 2 * B * H * H + 2 * B * H * K)
+        return float(3 * forward)
+
+    def _arrays(self, split, idx, shuffle=None):
+        """Questions ``idx`` of ``split`` for the model; ``shuffle``: a generator that renumbers the entities."""
         doc, dm, q, qm, ans, cand = split.batch(idx)
+        if self.config.candidates == "all":
+            cand = np.ones_like(cand)
+        if shuffle is not None:  # new id of entity k in question b: perm[b, k]
+            B, K = cand.shape
+            perm = shuffle.permuted(np.tile(np.arange(K), (B, 1)), axis=1)
+            col = np.arange(B)[None, :]
+            doc = np.where(doc < K, perm[col, np.minimum(doc, K - 1)], doc)
+            q = np.where(q < K, perm[col, np.minimum(q, K - 1)], q)
+            ans = perm[np.arange(B), ans]
+            moved = np.zeros_like(cand)
+            np.put_along_axis(moved, perm, cand, axis=1)
+            cand = moved
         return (doc, None if dm.all() else backend.asarray(dm), q, None if qm.all() else backend.asarray(qm),
                 backend.asarray(ans), backend.asarray(cand))
 
     def step(self) -> dict:
         epoch, k = divmod(self.t, self.steps_per_epoch)
-        idx = epoch_batches(len(self.data.train), self.config.batch_size, self.seed, epoch)[k]
-        doc, dm, q, qm, ans, cand = self._arrays(self.data.train, idx)
+        idx = epoch_batches(len(self.train_set), self.config.batch_size, self.seed, epoch)[k]
+        shuffle = np.random.default_rng([self.seed, self.t, 17]) if self.config.shuffle_entities else None
+        doc, dm, q, qm, ans, cand = self._arrays(self.train_set, idx, shuffle)
         self.model.train()
         logits = self.model.forward(doc, dm, q, qm, cand)
         loss, cache = F.softmax_cross_entropy(logits, ans)
@@ -338,18 +529,19 @@ class ReaderTask(CheckpointedTask):
         return {"loss": loss, "error": error, "grad_norm": self.opt.last_grad_norm}
 
     def _score(self, batch: int) -> tuple:
-        """``(nll, error)`` over the validation questions in batches of ``batch``, in the model's current mode."""
-        n = len(self.data.valid)
+        """``(nll, error)`` over the validation questions in batches of ``batch``, in the model's current mode; the
+        error counts the questions it cannot answer (``self.unanswerable``) as wrong."""
+        n = len(self.valid_set)
         nll = err = 0.0
         for i in range(0, n - n % batch if self.model.training else n, batch):  # train mode: whole batches only
             idx = np.arange(i, min(n, i + batch))
-            doc, dm, q, qm, ans, cand = self._arrays(self.data.valid, idx)
+            doc, dm, q, qm, ans, cand = self._arrays(self.valid_set, idx)
             logits = self.model.forward(doc, dm, q, qm, cand)
             loss, _ = F.softmax_cross_entropy(logits, ans)
             nll += loss * len(idx)
             err += float(to_numpy((logits.argmax(axis=-1) != ans).sum()))
         m = n - n % batch if self.model.training else n
-        return nll / m, err / m
+        return nll / m, (err + self.unanswerable) / (m + self.unanswerable)
 
     def evaluate(self) -> dict:
         """``valid_nll``, ``valid_error`` (eval mode: batch norm with its running statistics); and at a few points
@@ -365,7 +557,7 @@ class ReaderTask(CheckpointedTask):
             if any("running_" in k for k, _ in self.model.named_buffers()):
                 out["valid_nll_batchstats"], out["valid_error_batchstats"] = train_mode_forward(
                     self.model, lambda: self._score(self.config.batch_size))
-            first = self._arrays(self.data.valid, np.arange(min(len(self.data.valid), self.config.batch_size)))
+            first = self._arrays(self.valid_set, np.arange(min(len(self.valid_set), self.config.batch_size)))
             out.update(stats_record(self.model, lambda: self.model.forward(*first[:4], first[5])))
         self.model.train()
         return out
@@ -395,24 +587,24 @@ def load_trained(out, config: Config, variant: str, seed: int) -> ReaderTask:
 def answer_question(task: ReaderTask, i: int) -> dict:
     """Validation question ``i`` read by the task's model (eval mode): its tokens, the attention over the
     document, the answer probabilities and the answer given. Host values."""
-    data = task.data
-    doc, dm, q, qm, ans, cand = task._arrays(data.valid, [i])
+    data, valid = task.data, task.valid_set
+    doc, dm, q, qm, ans, cand = task._arrays(valid, [i])
     task.model.eval()
     logits = to_numpy(task.model.forward(doc, dm, q, qm, cand))[0]
     task.model.train()
     p = np.exp(logits - logits.max())
     p /= p.sum()
-    n = int(data.valid.doc_len[i])
-    return {"doc": data.vocab.decode(data.valid.docs[i][:n]).split(),
-            "query": data.vocab.decode(data.valid.queries[i][: data.valid.query_len[i]]),
-            "attention": task.model.attention()[:n, 0], "probs": p, "answer": int(data.valid.answers[i]),
+    n = int(valid.doc_len[i])
+    return {"doc": data.vocab.decode(valid.docs[i][:n]).split(),
+            "query": data.vocab.decode(valid.queries[i][: valid.query_len[i]]),
+            "attention": task.model.attention()[:n, 0], "probs": p, "answer": int(valid.answers[i]),
             "given": int(p.argmax())}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # verdict
 
-SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "paper": (0, 1, 2)}
+SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "medium": (0, 1, 2), "paper": (0, 1, 2)}
 PAPER_NUMBERS = ("no numbers in the LN paper (Figure 2 curves only); Cooijmans et al.'s top-4 validation minima: "
                  "LSTM 50.3%, BN-LSTM 49.5%, BN-everywhere 50.0% (RBN §5.4)")
 LEARN_MARGIN = 0.02  # "not tested" guard: an arm's mean validation error must fall 2 points below its first value
