@@ -11,18 +11,24 @@ import pytest
 
 from lnedu.data import DataUnavailable
 from lnedu.data.handwriting import (
+    ALPHABET,
+    encode_text,
     load_handwriting,
     load_iam_ondb,
     load_synthetic_handwriting,
     offsets_to_strokes,
+    one_hot_text,
     parse_strokes_xml,
+    read_transcriptions,
     strokes_to_offsets,
     synthetic_lines,
+    synthetic_lines_with_text,
 )
 from lnedu.experiments import handwriting as hw
 from lnedu.experiments.runner import RunResult, load_task, run_one
 from lnedu.functional.mdn import mdn_components, mdn_nll, mdn_nll_backward, mdn_params, mdn_sample, mdn_size
-from lnedu.gradcheck import check_function, check_module
+from lnedu.functional.window import char_window, char_window_backward
+from lnedu.gradcheck import check_function, check_gradients, check_module
 
 # ---------------------------------------------------------------------------------------------------------
 # data
@@ -95,12 +101,60 @@ def test_load_iam_ondb_from_a_local_folder_splits_by_form_and_scales(tmp_path, r
     assert len(load_iam_ondb(root, test_fraction=0.2, seed=1).train) == 12
 
 
+def _write_ascii(path, lines):
+    """A transcription file in IAM-OnDB's layout: the OCR text, then the ``CSR:`` lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("OCR:\n\nsomething else\n\nCSR:\n\n" + "\n".join(lines) + "\n", encoding="latin-1")
+
+
+def test_transcriptions_pair_each_stroke_file_with_its_line_of_text(tmp_path, rng):
+    root = tmp_path / "iam"
+    texts = {"a01-000": ["A MOVE to stop", "Mr. Gaitskell from"], "b02-010": ["nominating any", "more Labour"]}
+    for form, lines in texts.items():
+        _write_ascii(root / "ascii" / form[:3] / form / f"{form}u.txt", lines)
+        for i in range(len(lines) + (form == "a01-000")):  # a01-000u-03 has strokes but no text
+            strokes = [np.cumsum(rng.integers(-40, 40, size=(6, 2)), axis=0) + 1000]
+            _write_xml(root / "lineStrokes" / form[:3] / form / f"{form}u-{i + 1:02d}.xml", strokes)
+    got = read_transcriptions(root)
+    assert got == {"a01-000u-01": "A MOVE to stop", "a01-000u-02": "Mr. Gaitskell from",
+                   "b02-010u-01": "nominating any", "b02-010u-02": "more Labour"}
+    assert read_transcriptions(root / "ascii") == got
+    d = load_iam_ondb(root, test_fraction=0.5, seed=0, need_text=True)
+    assert len(d.train) + len(d.test) == 4 and "4 with their text" in d.description  # the line without text left
+    pairs = list(zip(d.train + d.test, d.train_text + d.test_text))
+    assert sorted(t for _, t in pairs) == sorted(got.values())
+    d2 = load_iam_ondb(root / "lineStrokes", test_fraction=0.5, seed=0)  # the lineStrokes folder itself
+    assert len(d2.train) + len(d2.test) == 5 and sum(t is None for t in d2.train_text + d2.test_text) == 1
+    (root / "ascii" / "a01" / "a01-000" / "a01-000u.txt").write_text("no marker", encoding="latin-1")
+    with pytest.raises(ValueError, match="a01-000u.txt has none"):
+        read_transcriptions(root)
+
+
+def test_text_is_one_hot_over_57_symbols():
+    assert len(ALPHABET) == 57 and len(set(ALPHABET)) == 57
+    np.testing.assert_array_equal(encode_text("Ab z#"), [ALPHABET.index(c) if c != "#" else 0 for c in "Ab z#"])
+    c = one_hot_text(["ab", "hello"])
+    assert c.shape == (2, 5, 57) and c.dtype == np.float32
+    np.testing.assert_array_equal(c.sum(-1), [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])  # zeros after a text's end
+    assert c[1, 4, ALPHABET.index("o")] == 1
+    lines, texts = synthetic_lines_with_text(3, seed=2)
+    assert all(np.array_equal(a, b) for a, b in zip(lines, synthetic_lines(3, seed=2)))
+    for line, text in zip(lines, texts):  # each word is one pen-down stroke, dots and bars added after it
+        words = text.split(" ")
+        assert set(text) <= set("acehilnortu ")
+        assert int(line[:, 2].sum()) == len(words) + sum(w.count("i") + w.count("t") for w in words)
+
+
 def test_missing_iam_ondb_is_a_clear_error_and_auto_falls_back(tmp_path, monkeypatch):
     monkeypatch.setenv("LNEDU_DATA", str(tmp_path / "cache"))
-    with pytest.raises(DataUnavailable, match="needs a registration"):
+    with pytest.raises(DataUnavailable, match="iam-ondb: IAM-OnDB .* needs a free registration.* --data PATH"):
         load_iam_ondb(tmp_path / "nowhere")
-    with pytest.raises(DataUnavailable, match="no stroke files"):
+    with pytest.raises(DataUnavailable, match=r"not found in .*cache.iam-ondb"):
         load_handwriting("iam")
+    root = tmp_path / "strokes-only"
+    _write_xml(root / "lineStrokes" / "a01" / "a01-000" / "a01-000u-01.xml", [[(1, 2), (3, 4)]])
+    with pytest.raises(DataUnavailable, match="ascii"):  # the synthesis network needs the text
+        load_handwriting("iam", root, need_text=True)
     d = load_handwriting("auto", n_train=5, n_test=2)
     assert d.name == "synthetic" and len(d.train) == 5 and len(d.test) == 2
     with pytest.raises(ValueError, match="source: expected"):
@@ -242,17 +296,114 @@ def test_mdn_sample_shapes_and_distribution(rng):
 # the model and the experiment
 
 
+def _window_inputs(rng, B, K, U, V):
+    p_hat = 0.5 * rng.standard_normal((B, 3 * K))
+    p_hat[:, 2 * K:] -= 0.5  # steps of about 0.6 characters
+    kappa_prev = rng.uniform(0, U, size=(B, K))
+    chars = rng.standard_normal((B, U, V))  # any values: the backward must not assume one-hot
+    return p_hat, kappa_prev, chars
+
+
+@pytest.mark.parametrize("B, K, U, V", [(1, 1, 1, 1), (3, 2, 5, 4), (2, 4, 9, 6)])
+def test_char_window_gradient_check(rng, B, K, U, V):
+    p_hat, kappa_prev, chars = _window_inputs(rng, B, K, U, V)
+    w, kappa, cache = char_window(p_hat, kappa_prev, chars)
+    Rw, Rk = rng.standard_normal(w.shape), rng.standard_normal(kappa.shape)
+    dp, dk = char_window_backward(Rw, Rk, cache)
+
+    def loss():
+        w, kappa, _ = char_window(p_hat, kappa_prev, chars)
+        return float((w * Rw).sum() + (kappa * Rk).sum())
+
+    rep = check_gradients(loss, {"p_hat": p_hat, "kappa_prev": kappa_prev}, {"p_hat": dp, "kappa_prev": dk})
+    assert rep.max_rel_error < 1e-7, str(rep)
+    dp0, dk0 = char_window_backward(Rw, None, cache)  # dkappa=None: no gradient from the next step
+    np.testing.assert_allclose(dk0 + Rk, dk)
+
+
+def test_char_window_is_graves_eq_46_to_51_written_out(rng):
+    B, K, U, V = 2, 3, 6, 5
+    p_hat, kappa_prev, chars = _window_inputs(rng, B, K, U, V)
+    w, kappa, cache = char_window(p_hat, kappa_prev, chars)
+    for b in range(B):
+        alpha, beta = np.exp(p_hat[b, :K]), np.exp(p_hat[b, K: 2 * K])
+        kap = kappa_prev[b] + np.exp(p_hat[b, 2 * K:])
+        phi = [sum(alpha[k] * math.exp(-beta[k] * (kap[k] - u) ** 2) for k in range(K)) for u in range(1, U + 1)]
+        np.testing.assert_allclose(kappa[b], kap, rtol=1e-14)
+        np.testing.assert_allclose(cache.phi[b], phi, rtol=1e-12)
+        np.testing.assert_allclose(w[b], sum(phi[u] * chars[b, u] for u in range(U)), rtol=1e-12)
+    with pytest.raises(ValueError, match="p_hat: expected shape"):
+        char_window(p_hat[:, :-1], kappa_prev, chars)
+    with pytest.raises(ValueError, match="chars: expected shape"):
+        char_window(p_hat, kappa_prev, chars[:1])
+    with pytest.raises(TypeError, match="chars: expected dtype"):
+        char_window(p_hat, kappa_prev, chars.astype(np.float32))
+
+
+def _model_check(model, x, chars, rng):
+    """Float64 finite differences of ``sum(R * model(x, chars))`` against backward, every parameter and x.
+    Step 1e-6: the window's exponentials curve the loss enough that the central difference's truncation error
+    reaches 2e-7 at the default 1e-5 in one case (it falls as h^2, so it is not the gradient's)."""
+    out = model.forward(x, chars=chars)
+    R = rng.standard_normal(out.shape)
+    model.zero_grad()
+    dx = model.backward(R)
+    named = list(model.named_parameters())
+    analytic = {k: g.copy() for k, _, g in named} | {"input": dx}
+    arrays = {k: p for k, p, _ in named} | {"input": x}
+    return check_gradients(lambda: float((model.forward(x, chars=chars) * R).sum()), arrays, analytic, h=1e-6)
+
+
 @pytest.mark.parametrize("variant, layers", [("baseline", 1), ("ln", 1), ("baseline", 3), ("ln", 2)])
 def test_model_gradient_check(rng, variant, layers):
-    cfg = dataclasses.replace(hw.PRESETS["tiny"], hidden=3, layers=layers, components=2)
+    """The synthesis network, through the window's recurrence with layer 1 and into every layer above (an
+    alphabet of 5 keeps the finite differences quick; the 57 of the presets is checked below)."""
+    model = hw.HandwritingModel(3, layers, 2, window=2, alphabet=5, ln=None if variant == "baseline" else "appendix",
+                                rng=rng, dtype=np.float64)
+    for _, p, _ in model.named_parameters():  # away from the initial values (gains of 1, biases of 0)
+        p += 0.1 * rng.standard_normal(p.shape)
+    x = rng.standard_normal((4, 2, 3))
+    x[..., 2] = rng.random((4, 2)) < 0.3
+    chars = np.zeros((2, 3, 5))
+    chars[0, [0, 1, 2], rng.integers(0, 5, 3)] = 1
+    chars[1, [0, 1], rng.integers(0, 5, 2)] = 1  # a shorter text: zeros after its end
+    rep = _model_check(model, x, chars, rng)
+    assert rep.max_rel_error < 1e-7, str(rep)
+    names = [k for k, _, _ in model.named_parameters()]
+    assert sum(k.startswith("rnn") and k.endswith("W_x") for k in names) == layers and "window.W" in names
+    assert model.window.params["W"].shape == (3, 6) and model.out.params["W"].shape == (layers * 3, mdn_size(2))
+    built = hw.build_model(dataclasses.replace(hw.PRESETS["tiny"], hidden=3, layers=layers), variant, 0)
+    assert built.rnns[0].params["W_x"].shape[0] == 3 + 57 and built.K == 10
+    assert all(r.params["W_x"].shape[0] == 3 + 3 + 57 for r in built.rnns[1:])
+
+
+def test_the_window_reads_the_text(rng):
+    """The output depends on the text, the text of one sequence moves only that sequence's output, and a
+    forward carried on from a state equals one forward over the whole sequence (the generation path)."""
+    model = hw.build_model(hw.PRESETS["tiny"], "ln", 0).astype(np.float64)
+    x = rng.standard_normal((6, 2, 3))
+    a = model.forward(x, chars=one_hot_text(["hello", "tea"], dtype=np.float64))
+    b = model.forward(x, chars=one_hot_text(["hello", "cat"], dtype=np.float64))
+    assert np.abs(a[:, 0] - b[:, 0]).max() < 1e-12 < np.abs(a[:, 1] - b[:, 1]).max()
+    chars = one_hot_text(["hello", "tea"], dtype=np.float64)
+    first = model.forward(x[:4], chars=chars)
+    rest = model.forward(x[4:], model.state, chars=chars)
+    np.testing.assert_allclose(np.concatenate([first, rest]), a, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="chars: expected the one-hot text"):
+        model.forward(x)
+
+
+@pytest.mark.parametrize("variant, layers", [("baseline", 1), ("ln", 2)])
+def test_unconditional_model_gradient_check(rng, variant, layers):
+    """``window=False``: Graves's §4 prediction network, no text."""
+    cfg = dataclasses.replace(hw.PRESETS["tiny"], hidden=3, layers=layers, components=2, window=False)
     model = hw.build_model(cfg, variant, rng).astype(np.float64)
     x = rng.standard_normal((3, 2, 3))
     x[..., 2] = rng.random((3, 2)) < 0.3
     rep = check_module(model, x, seed=layers)
     assert rep.max_rel_error < 1e-7, str(rep)
-    names = [k for k, _, _ in model.named_parameters()]
-    assert sum(k.startswith("rnn") and k.endswith("W_x") for k in names) == layers and "out.W" in names
-    assert model.out.params["W"].shape == (layers * 3, mdn_size(2))
+    assert model.rnns[0].params["W_x"].shape[0] == 3
+    assert not any(k.startswith("window") for k, _, _ in model.named_parameters())
 
 
 def test_batches_are_a_function_of_seed_and_step():
@@ -266,6 +417,39 @@ def test_batches_are_a_function_of_seed_and_step():
     w, m = hw.make_windows([lines[0], lines[3]], [0, 30], 9)
     np.testing.assert_array_equal(m.sum(0), [5, 9])  # the 5-point line is padded, the long one is cut
     assert (w[5:, 0] == 0).all() and np.array_equal(w[:, 1], lines[3][30:39])
+    texts = ["a", "bb", "ccc", "dddd"]
+    xs, ys, mask, chars = hw.sample_batch(lines, 3, 8, seed=1, step=7, texts=texts)  # the synthesis network's
+    assert np.array_equal(hw.sample_batch(lines, 3, 8, seed=1, step=7)[0].shape, xs.shape)
+    for b in range(3):  # every window starts at its line's first point, with that line's text
+        n = int(chars[b].sum())
+        line = lines[texts.index("abcd"[int(np.argmax(chars[b, 0])) - ALPHABET.index("a")] * n)]
+        np.testing.assert_array_equal(xs[: min(8, len(line)), b], line[:8])
+
+
+def test_flops_per_update_is_the_hand_count():
+    cfg = dataclasses.replace(hw.PRESETS["tiny"], layers=2)  # H 16, M 3, T 20, B 8, K 10, V 57
+    task = hw.build(cfg, "ln", 0)
+    U = np.mean([len(t) for t in task.data.train_text])
+    H, V = 16, 57
+    layer1 = 2 * 60 * 64 + 2 * 16 * 64  # [x, w] W_x and h W_h, 4H = 64 columns
+    layer2 = 2 * (3 + 16 + 57) * 64 + 2 * 16 * 64
+    out = 2 * 32 * 19  # [h1, h2] W_out: 2H rows, 1 + 6M = 19 columns
+    window = 2 * H * 30 + 2 * U * V  # Eq. 48's map to 3K, Eq. 47's sum over the U characters
+    assert task.flops_per_update() == pytest.approx(3 * 20 * 8 * (layer1 + layer2 + out + window), rel=1e-12)
+    assert task.examples_per_update == 8
+    plain = hw.build(dataclasses.replace(cfg, window=False), "baseline", 0)
+    assert plain.flops_per_update() == 3 * 20 * 8 * (2 * 3 * 64 + 2 * 16 * 64 + layer2 - 2 * 57 * 64 + out)
+
+
+def test_standin_has_the_real_sets_shapes_and_the_paper_preset_needs_the_real_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path))
+    paper = hw.PRESETS["paper"]
+    stand = hw.standin(paper)
+    assert dataclasses.replace(stand, data=paper.data) == paper and stand.data == "standin"
+    d = load_handwriting("standin", n_train=6, n_test=2)
+    assert d.name == "standin" and 500 < d.lengths[0] < 1000 and 12 < np.mean([len(t) for t in d.train_text]) < 30
+    with pytest.raises(DataUnavailable, match="iam-ondb: .* --data PATH"):
+        hw.load_data(dataclasses.replace(paper, data_path=str(tmp_path / "empty")))
 
 
 def _run(tmp_path, variant, **kw):
@@ -345,11 +529,15 @@ def test_generate_and_plots(rng):
 
     matplotlib.use("Agg")
     model = hw.build_model(hw.PRESETS["tiny"], "ln", rng)
-    a = hw.generate(model, 30, 5, batch=2)
-    b = hw.generate(model, 30, 5, batch=2)
+    a = hw.generate(model, 30, 5, batch=2, text="hello")
+    b = hw.generate(model, 30, 5, batch=2, text="hello")
     assert a.shape == (30, 2, 3) and np.isfinite(a).all() and set(np.unique(a[..., 2])) <= {0.0, 1.0}
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, hw.generate(model, 30, 6, batch=2))
+    assert not np.array_equal(a, hw.generate(model, 30, 6, batch=2, text="hello"))
+    with pytest.raises(ValueError, match="text: expected the string to write"):
+        hw.generate(model, 3, 5)
+    plain = hw.build_model(dataclasses.replace(hw.PRESETS["tiny"], window=False), "ln", rng)
+    assert hw.generate(plain, 4, 5).shape == (4, 1, 3)
     fig = hw.plot_strokes([a[:, 0], a[:, 1], synthetic_lines(1)[0]], titles=["x", "y", "z"], ncols=2)
     assert len(fig.axes) == 4 and all(ax.get_aspect() == 1.0 for ax in fig.axes[:3])
     assert len(fig.axes[2].lines) == int(synthetic_lines(1)[0][:, 2].sum())  # one line per stroke
@@ -363,6 +551,9 @@ def test_registered_with_the_runner():
     from lnedu import experiments
 
     exp = experiments.get("handwriting")
-    assert exp is hw and set(exp.PRESETS) == {"tiny", "small", "paper"}
+    assert exp is hw and set(exp.PRESETS) == {"tiny", "small", "medium", "paper"} and len(exp.SEEDS["medium"]) >= 3
     paper = exp.PRESETS["paper"]
     assert (paper.hidden, paper.layers, paper.components, paper.seq_len, paper.batch_size) == (400, 3, 20, 500, 8)
+    assert paper.window and paper.window_gaussians == 10 and paper.data == "iam"
+    # Graves's synthesis network at the paper's size: "about 3.7M weights" (LN §6.5)
+    assert 3.6e6 < hw.build_model(paper, "baseline", 0).num_parameters() < 3.75e6

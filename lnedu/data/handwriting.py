@@ -9,15 +9,25 @@ axes together, so letters keep their shape), stored in :attr:`StrokeDataset.scal
 Sources, chosen by :func:`load_handwriting`:
 
 * **IAM-OnDB** (Liwicki & Bunke 2005): 12,179 lines by 221 writers, captured on a whiteboard. It needs a
-  registration, so lnedu never downloads it: unpack ``lineStrokes-all.tar.gz`` yourself and point ``path``
-  (or ``$LNEDU_DATA/iam-ondb``) at the folder holding ``lineStrokes/``. :func:`parse_strokes_xml` reads one
-  file. The split into train and test is by form (the folder ``a01-000`` holding a form's lines), seeded.
+  registration, so lnedu never downloads it (:data:`IAM_ONDB` says how to get it): unpack
+  ``lineStrokes-all.tar.gz`` and ``ascii-all.tar.gz`` yourself into one folder and point ``path`` (``--data``, or
+  ``$LNEDU_DATA/iam-ondb``) at it. :func:`parse_strokes_xml` reads one stroke file, :func:`read_transcriptions`
+  the text of every line (the ``CSR:`` section of ``ascii/a01/a01-000/a01-000u.txt``: its line ``i`` is the
+  text of ``lineStrokes/a01/a01-000/a01-000u-0i.xml``). The split into train and test is by form (the folder
+  ``a01-000`` holding a form's lines), seeded.
 * **Synthetic** (the embedded default): lines of cursive "words" written with a tiny stroke font of eleven
-  lowercase letters (``a c e h i l n o t u``), each letter a handful of control points joined by a
+  lowercase letters (``a c e h i l n o r t u``), each letter a handful of control points joined by a
   Catmull-Rom spline. Every line draws its own slant, size, width, baseline tilt, spacing and a jitter of
   every control point, and the pen samples the curve at a jittered, roughly constant arc length with a
   little noise on every point. Dots on ``i`` and bars on ``t`` are separate short strokes added after their
-  word, as people write them. Deterministic by seed; nothing is read from disk.
+  word, as people write them. Every line keeps its text (letters, a space between words), which Graves's
+  synthesis network reads through its character window. Deterministic by seed; nothing is read from disk.
+* **Stand-in** (``"standin"``): the synthetic generator with longer lines (3-5 words of 3-5 letters, about
+  700 points and 19 characters, near IAM-OnDB's line), for measuring a paper-size update without the real set.
+
+Text is one-hot over :data:`ALPHABET` (:func:`one_hot_text`): 57 symbols, the size Graves (2013, §5.2) and the
+LN paper (§6.5) give for IAM-OnDB's character vectors; they do not list them, so ours are the space, a-z, A-Z,
+``. , '`` and one symbol for every other character.
 """
 
 from __future__ import annotations
@@ -28,9 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import DataUnavailable, cache_dir
+from .download import DataUnavailable, RealDataSet, cache_dir
 
 __all__ = [
+    "IAM_ONDB",
+    "ALPHABET",
+    "encode_text",
+    "one_hot_text",
+    "read_transcriptions",
     "StrokeDataset",
     "parse_strokes_xml",
     "strokes_to_offsets",
@@ -39,6 +54,7 @@ __all__ = [
     "load_iam_ondb",
     "synthetic_line",
     "synthetic_lines",
+    "synthetic_lines_with_text",
     "load_synthetic_handwriting",
     "load_handwriting",
     "GLYPHS",
@@ -47,18 +63,52 @@ __all__ = [
 
 @dataclass
 class StrokeDataset:
-    """Lines of handwriting as ``(T_i, 3)`` float32 arrays of ``(dx, dy, pen_up)``, scaled offsets."""
+    """Lines of handwriting as ``(T_i, 3)`` float32 arrays of ``(dx, dy, pen_up)``, scaled offsets, and the text
+    of each line (``train_text[i]`` is written by ``train[i]``; ``None`` where the source has no text)."""
 
     train: list
     test: list
-    name: str  # "iam-ondb" or "synthetic"
+    name: str  # "iam-ondb", "synthetic" or "standin"
     scale: float  # raw units per unit of the stored offsets
     description: str
+    train_text: list | None = None
+    test_text: list | None = None
 
     @property
     def lengths(self) -> tuple:
         """Mean number of points per line, train and test."""
         return float(np.mean([len(s) for s in self.train])), float(np.mean([len(s) for s in self.test]))
+
+
+IAM_ONDB = RealDataSet(
+    name="iam-ondb",
+    what="IAM-OnDB online handwriting (12,179 lines by 221 writers: pen strokes as XML, and their text)",
+    source="Liwicki & Bunke 2005; https://fki.tic.heia-fr.ch/databases/iam-on-line-handwriting-database",
+    get=("the manual step (the set needs a free registration, so lnedu cannot download it): register on that "
+         "page, download lineStrokes-all.tar.gz and ascii-all.tar.gz, and unpack both into $LNEDU_DATA/iam-ondb"),
+    files="lineStrokes/**/*.xml and ascii/**/*.txt",
+)
+
+# the 57 symbols of the one-hot text (Graves 2013 §5.2: "57"); index 0 stands for every character not listed
+ALPHABET = "\0 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,'"
+_INDEX = {ch: i for i, ch in enumerate(ALPHABET) if i}
+
+
+def encode_text(text: str) -> np.ndarray:
+    """The indices of ``text``'s characters in :data:`ALPHABET` (0 for a character it does not list)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a string, got {type(text).__name__}")
+    return np.array([_INDEX.get(ch, 0) for ch in text], dtype=np.int64)
+
+
+def one_hot_text(texts, dtype=np.float32) -> np.ndarray:
+    """``(B, U, 57)`` one-hot characters of ``texts`` (B strings), zero vectors after a text's end (``U`` is the
+    longest text's length, at least 1): Graves's ``c_1 .. c_U`` for each sequence of a batch."""
+    codes = [encode_text(t) for t in texts]
+    out = np.zeros((len(codes), max([1] + [len(c) for c in codes]), len(ALPHABET)), dtype=dtype)
+    for b, c in enumerate(codes):
+        out[b, np.arange(len(c)), c] = 1
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -134,17 +184,35 @@ def parse_strokes_xml(path, *, flip_y: bool = True) -> np.ndarray:
 def find_iam_ondb(path=None) -> list:
     """The stroke files of IAM-OnDB, sorted: ``PATH/lineStrokes/**/*.xml`` (or ``PATH/**/*.xml`` when ``PATH``
     is the ``lineStrokes`` folder itself). ``path`` defaults to ``$LNEDU_DATA/iam-ondb`` (see
-    :func:`lnedu.data.cache_dir`). Raises :class:`DataUnavailable` saying where it looked."""
-    folder = Path(path) if path is not None else cache_dir() / "iam-ondb"
+    :func:`lnedu.data.cache_dir`). Raises :data:`IAM_ONDB`'s refusal (a :class:`DataUnavailable`) saying where
+    it looked and how to get the set."""
+    folder = Path(path) if path not in (None, "") else cache_dir() / "iam-ondb"
     root = folder / "lineStrokes" if (folder / "lineStrokes").is_dir() else folder
     files = sorted(root.rglob("*.xml")) if root.is_dir() else []
     if not files:
-        raise DataUnavailable(
-            f"IAM-OnDB: no stroke files (lineStrokes/**/*.xml) under {folder}. The set needs a registration at "
-            "https://fki.tic.heia-fr.ch/databases/iam-on-line-handwriting-database, so lnedu cannot download it: "
-            "unpack lineStrokes-all.tar.gz there, or pass path=..."
-        )
+        raise IAM_ONDB.missing(looked_in=[folder])
     return files
+
+
+def _csr_lines(path: Path) -> list:
+    """The transcribed lines of one IAM-OnDB text file: the non-empty lines after its ``CSR:`` marker."""
+    text = path.read_text(encoding="latin-1")
+    if "CSR:" not in text:
+        raise ValueError(f"path: expected an IAM-OnDB transcription with a 'CSR:' section, but {path.name} has none")
+    return [ln.strip() for ln in text.split("CSR:", 1)[1].splitlines() if ln.strip()]
+
+
+def read_transcriptions(path) -> dict:
+    """The text of every line of IAM-OnDB: ``{stroke file stem: text}``, e.g. ``{"a01-000u-01": "A MOVE to stop
+    Mr. Gaitskell from"}``, from ``PATH/ascii/**/*.txt`` (or ``PATH/**/*.txt`` when ``PATH`` is the ``ascii``
+    folder). Line ``i`` (from 1) of the ``CSR:`` section of ``a01-000u.txt`` is the text of ``a01-000u-0i.xml``.
+    An empty dict when there is no ``ascii`` folder."""
+    folder = Path(path)
+    root = folder / "ascii" if (folder / "ascii").is_dir() else folder
+    if not root.is_dir() or root.name != "ascii":
+        return {}
+    return {f"{f.stem}-{i:02d}": line for f in sorted(root.rglob("*.txt")) for i, line in
+            enumerate(_csr_lines(f), start=1)}
 
 
 def _normalize(train, test):
@@ -163,15 +231,25 @@ def _normalize(train, test):
 
 
 def load_iam_ondb(path=None, *, test_fraction: float = 0.1, seed: int = 0, max_lines: int | None = None,
-                  min_points: int = 2) -> StrokeDataset:
-    """IAM-OnDB's lines from a local copy (see :func:`find_iam_ondb`), split by form, scaled.
+                  min_points: int = 2, need_text: bool = False) -> StrokeDataset:
+    """IAM-OnDB's lines from a local copy (see :func:`find_iam_ondb`), split by form, scaled, with their text
+    (:func:`read_transcriptions`) where the ``ascii`` folder is there.
 
     ``max_lines`` keeps the first lines of a seeded shuffle (for quick runs); lines with fewer than
-    ``min_points`` points are dropped.
+    ``min_points`` points are dropped. ``need_text`` (the synthesis network): refuse without the ``ascii``
+    folder, and drop the lines it has no text for (the description counts them).
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
     files = find_iam_ondb(path)
+    folder = Path(path) if path not in (None, "") else cache_dir() / "iam-ondb"
+    texts = read_transcriptions(folder if (folder / "ascii").is_dir() else folder.parent)
+    if need_text and not texts:
+        raise IAM_ONDB.missing(looked_in=[folder / "ascii"])
+    if need_text:
+        files = [f for f in files if f.stem in texts]
+        if not files:
+            raise IAM_ONDB.missing(looked_in=[folder])
     order = np.random.default_rng(seed).permutation(len(files))
     if max_lines is not None:
         order = order[: int(max_lines)]
@@ -180,16 +258,22 @@ def load_iam_ondb(path=None, *, test_fraction: float = 0.1, seed: int = 0, max_l
     perm = np.random.default_rng([seed, 1]).permutation(len(forms))
     n_test = max(1, int(round(test_fraction * len(forms)))) if len(forms) > 1 else 0
     test_forms = {forms[i] for i in perm[:n_test]}
-    train, test = [], []
+    split = {"train": ([], []), "test": ([], [])}
     for f in files:
         seq = parse_strokes_xml(f)
         if len(seq) >= min_points:
-            (test if f.parent.name in test_forms else train).append(seq)
+            lines, text = split["test" if f.parent.name in test_forms else "train"]
+            lines.append(seq)
+            text.append(texts.get(f.stem))
+    (train, train_text), (test, test_text) = split["train"], split["test"]
     if not train or not test:
         raise DataUnavailable(f"IAM-OnDB: found {len(train)} train and {len(test)} test lines; need both")
     train, test, scale = _normalize(train, test)
+    with_text = sum(t is not None for t in train_text + test_text)
     return StrokeDataset(train, test, "iam-ondb", scale,
-                         f"IAM-OnDB (Liwicki & Bunke 2005), {len(train)} train / {len(test)} test lines, split by form")
+                         f"IAM-OnDB (Liwicki & Bunke 2005), {len(train)} train / {len(test)} test lines, split by "
+                         f"form, {with_text} with their text", train_text if with_text else None,
+                         test_text if with_text else None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -239,15 +323,21 @@ def synthetic_line(rng: np.random.Generator, *, words: tuple = (2, 4), letters: 
 
     ``words`` and ``letters`` are inclusive ranges for the number of words per line and letters per word.
     """
+    return _synthetic_line(rng, words, letters, units)[0]
+
+
+def _synthetic_line(rng, words, letters, units):
+    """:func:`synthetic_line`'s offsets and the line's text (its words joined by spaces)."""
     alphabet = sorted(GLYPHS)
     slant = rng.uniform(0.1, 0.45)  # x += slant * y
     size = units * rng.uniform(0.8, 1.25)
     stretch = rng.uniform(0.85, 1.2)  # letter width relative to height
     tilt = rng.normal(0, 0.02)  # baseline drift, rise per unit of x
     step = rng.uniform(0.07, 0.11)  # pen sampling distance, in x-heights
-    strokes, cursor = [], 0.0
+    strokes, cursor, text = [], 0.0, []
     for _ in range(rng.integers(words[0], words[1] + 1)):
         word = rng.choice(alphabet, size=rng.integers(letters[0], letters[1] + 1))
+        text.append("".join(word))
         ctrl, extras = [], []
         for k, ch in enumerate(word):
             body, marks = GLYPHS[ch]
@@ -264,38 +354,54 @@ def synthetic_line(rng: np.random.Generator, *, words: tuple = (2, 4), letters: 
             pts[:, 0] += slant * pts[:, 1]
             strokes.append(pts * size)
         cursor += rng.uniform(0.5, 1.0) * stretch  # the space between words
-    return strokes_to_offsets(strokes)
+    return strokes_to_offsets(strokes), " ".join(text)
+
+
+def synthetic_lines_with_text(n: int, seed: int = 0, *, words: tuple = (2, 4), letters: tuple = (1, 5),
+                              units: float = 30.0) -> tuple:
+    """``(lines, texts)``: ``n`` synthetic lines (raw offsets) and the text each one writes, the same for the
+    same seed; line ``i`` depends only on ``(seed, i)``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    pairs = [_synthetic_line(np.random.default_rng([int(seed), i, 0x57]), words, letters, units)
+             for i in range(int(n))]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def synthetic_lines(n: int, seed: int = 0, **kwargs) -> list:
     """``n`` synthetic lines (raw offsets), the same for the same seed; line ``i`` depends only on ``(seed, i)``."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: expected a positive integer, got {n!r}")
-    return [synthetic_line(np.random.default_rng([int(seed), i, 0x57]), **kwargs) for i in range(int(n))]
+    return synthetic_lines_with_text(n, seed, **kwargs)[0]
 
 
-def load_synthetic_handwriting(n_train: int = 400, n_test: int = 80, seed: int = 0) -> StrokeDataset:
-    """The embedded default: ``n_train`` + ``n_test`` synthetic lines (disjoint draws), scaled like the real set."""
-    lines = synthetic_lines(int(n_train) + int(n_test), seed)
+def load_synthetic_handwriting(n_train: int = 400, n_test: int = 80, seed: int = 0, *,
+                               standin: bool = False) -> StrokeDataset:
+    """The embedded default: ``n_train`` + ``n_test`` synthetic lines (disjoint draws) with their text, scaled
+    like the real set. ``standin``: longer lines, near IAM-OnDB's length (for measuring a paper-size update)."""
+    shape = {"words": (3, 5), "letters": (3, 5)} if standin else {}
+    lines, texts = synthetic_lines_with_text(int(n_train) + int(n_test), seed, **shape)
     train, test, scale = _normalize(lines[: int(n_train)], lines[int(n_train):])
-    return StrokeDataset(train, test, "synthetic", scale,
-                         f"synthetic cursive from lnedu's stroke font (embedded default), "
-                         f"{len(train)} train / {len(test)} test lines")
+    what = ("IAM-OnDB-length stand-in lines from lnedu's stroke font (generated, not IAM-OnDB)" if standin else
+            "synthetic cursive from lnedu's stroke font (embedded default)")
+    return StrokeDataset(train, test, "standin" if standin else "synthetic", scale,
+                         f"{what}, {len(train)} train / {len(test)} test lines",
+                         texts[: int(n_train)], texts[int(n_train):])
 
 
 def load_handwriting(source: str = "auto", path=None, *, seed: int = 0, n_train: int = 400, n_test: int = 80,
-                     max_lines: int | None = None) -> StrokeDataset:
+                     max_lines: int | None = None, need_text: bool = False) -> StrokeDataset:
     """IAM-OnDB when a local copy is found (or ``source='iam'``), else the synthetic lines.
 
-    ``source``: ``'auto'`` (real if on disk, else synthetic), ``'iam'`` (real or an error), ``'synthetic'``.
-    ``n_train``/``n_test`` size the synthetic set; ``max_lines`` limits the real one.
+    ``source``: ``'auto'`` (real if on disk, else synthetic), ``'iam'`` (real, or :data:`IAM_ONDB`'s refusal),
+    ``'synthetic'``, ``'standin'`` (synthetic lines of IAM-OnDB's length). ``path``: the IAM-OnDB folder (``None``
+    or ``""``: ``$LNEDU_DATA/iam-ondb``). ``n_train``/``n_test`` size the synthetic set; ``max_lines`` limits the
+    real one; ``need_text``: the lines' text is required (see :func:`load_iam_ondb`).
     """
-    if source not in ("auto", "iam", "synthetic"):
-        raise ValueError(f"source: expected 'auto', 'iam' or 'synthetic', got {source!r}")
-    if source != "synthetic":
+    if source not in ("auto", "iam", "synthetic", "standin"):
+        raise ValueError(f"source: expected 'auto', 'iam', 'synthetic' or 'standin', got {source!r}")
+    if source in ("auto", "iam"):
         try:
-            return load_iam_ondb(path, seed=seed, max_lines=max_lines)
+            return load_iam_ondb(path, seed=seed, max_lines=max_lines, need_text=need_text)
         except DataUnavailable:
             if source == "iam":
                 raise
-    return load_synthetic_handwriting(n_train, n_test, seed)
+    return load_synthetic_handwriting(n_train, n_test, seed, standin=source == "standin")

@@ -25,9 +25,11 @@ from .norms import *  # noqa: F401,F403
 from .norms import __all__ as _norms_all
 from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _recurrent_all
+from .window import *  # noqa: F401,F403
+from .window import __all__ as _window_all
 
 _blocked.register()
 _numba.register()  # after _blocked, so asked first; only when Numba is installed, and nothing compiles yet
 
 __all__ = (["dispatch", "use_reference"] + list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)
-           + list(_axes_all) + list(_ln_variants_all))
+           + list(_axes_all) + list(_ln_variants_all) + list(_window_all))
