@@ -44,6 +44,9 @@ class DamagedFile(ValueError):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):  # pickled whole: a worker process's refusal reaches the caller (joblib, Dask)
+        return type(self), (self.path, self.problem)
+
 
 class FolderLocked(RuntimeError):
     """Another live process holds the lock of a folder this process wants to write into."""

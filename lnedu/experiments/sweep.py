@@ -2,15 +2,23 @@
 
 A grid experiment (one that sets ``GRID = True``, such as ``text8_grid``) has many ``(variant, seed)`` runs
 that share nothing, so they can run at the same time. :func:`run_grid` hands each one to
-:func:`lnedu.experiments.run_one` through ``joblib.Parallel``:
+:func:`lnedu.experiments.run_one`:
 
-* locally (the default), with joblib's ``loky`` backend: ``n_jobs`` worker processes, each run in one of
-  them (joblib also limits each worker's BLAS threads, so ``n_jobs`` workers share the cores instead of
-  oversubscribing them);
-* on a Dask cluster when ``scheduler`` gives its address (``"tcp://host:port"``): a
-  ``distributed.Client`` connects to it and ``joblib.parallel_config(backend="dask")`` sends the same
-  calls to the cluster's workers. This needs ``pip install "lnedu[cluster]"`` here and lnedu installed on
-  every worker.
+* locally (the default), through ``joblib.Parallel`` with the ``loky`` backend: ``n_jobs`` worker processes,
+  each run in one of them (joblib also limits each worker's BLAS threads, so ``n_jobs`` workers share the
+  cores instead of oversubscribing them); the first run that fails stops the grid;
+* on a Dask cluster when ``scheduler`` gives its address (``"tcp://host:port"``): a ``distributed.Client``
+  connects to it and submits every run as its own task (named ``NAME-VARIANT-seedS-CALL``, as the scheduler's
+  dashboard shows it). A run that fails does not stop the others; when all are done, one error names every
+  failed run and why. This needs ``pip install "lnedu[cluster]"`` here and the same lnedu on every worker.
+
+A worker that dies (killed, out of memory, its batch job's time is up) loses the run it was training; the
+scheduler gives that task to another worker (up to ``distributed.scheduler.allowed-failures`` times, 3 by
+default, then the run fails with ``KilledWorker``). The new attempt resumes from the run's last checkpoint
+when it can see the run folder (shared storage), even without ``resume=True``: each attempt is noted in the
+run folder's ``attempts.json`` (this grid call's id; for every attempt its host, pid and the step it started
+from), so a second attempt of the same call knows the run is its own, takes over the lock the lost worker
+left, and continues. A later grid call starts its runs over unless ``resume=True``.
 
 Every run writes its logs and checkpoints under ``out`` where it runs (a worker without a shared file
 system keeps them on its own disk); the finished results come back to this process, which stores each
@@ -24,21 +32,68 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
+import socket
+import time
+import uuid
 from pathlib import Path
 
 from .. import backend
-from .._io import atomic_write_text
+from .._io import DamagedFile, atomic_write_text, read_json
+from ..checkpoint import read_meta
 from .runner import RunResult, check_seeds, resolve, run, run_one
 
-__all__ = ["run_grid", "connect"]
+__all__ = ["run_grid", "connect", "ATTEMPTS"]
+
+ATTEMPTS = "attempts.json"  # in a run folder: the cluster's attempts at that run (see the module docstring)
 
 
-def _one(module: str, config, variant: str, seed: int, out: str, resume: bool, array_backend: str) -> RunResult:
-    """One ``(variant, seed)`` run; what a joblib worker executes (the module travels by name, and the worker
-    takes the caller's array backend)."""
+def _one(module: str, config, variant: str, seed: int, out: str, resume: bool, array_backend: str,
+         call: str = "") -> RunResult:
+    """One ``(variant, seed)`` run; what a worker executes (the module travels by name, and the worker takes
+    the caller's array backend). ``call``: the id of the grid call on a cluster, which lets a second attempt
+    at the run (after its first worker was lost) resume it."""
     backend.use(array_backend)
     exp = importlib.import_module(module)
+    if call:
+        resume = _note_attempt(Path(out) / exp.NAME / f"{variant}-seed{seed}", call, resume)
     return run_one(exp, config, variant, seed, Path(out), resume=resume, progress=False)
+
+
+def _note_attempt(folder: Path, call: str, resume: bool) -> bool:
+    """Add this attempt to ``folder/attempts.json``; returns whether the run should resume.
+
+    An earlier attempt of the same grid call means the scheduler gave this run to us after the worker
+    training it was lost: resume from its checkpoint, and remove its lock (the runner takes over a dead
+    owner's lock by itself only on the same host; the lost worker may have been on another)."""
+    path = folder / ATTEMPTS
+    attempts = []
+    if path.exists():
+        saved = read_json(path, "record of a run's attempts on a cluster (JSON)")
+        if not (isinstance(saved, dict) and isinstance(saved.get("attempts"), list)
+                and all(isinstance(a, dict) for a in saved["attempts"])):
+            raise DamagedFile(path, "expected {'call': ..., 'attempts': [...]}, got other JSON; delete it")
+        if saved.get("call") == call:
+            attempts = saved["attempts"]
+    if attempts:
+        resume = True
+        lock = folder / "lock"
+        try:
+            owner = json.loads(lock.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            owner = None  # no lock, or a garbled one: the runner deals with it
+        lost = attempts[-1]
+        if isinstance(owner, dict) and (owner.get("host"), owner.get("pid")) == (lost.get("host"), lost.get("pid")):
+            lock.unlink(missing_ok=True)
+    ckpt = folder / "checkpoint.npz"
+    try:
+        from_step = read_meta(ckpt)["step"] if resume and ckpt.exists() else 0
+    except DamagedFile:
+        from_step = None  # the runner refuses the damaged checkpoint, naming it
+    folder.mkdir(parents=True, exist_ok=True)
+    attempts.append({"host": socket.gethostname(), "pid": os.getpid(), "from_step": from_step, "since": time.time()})
+    atomic_write_text(path, json.dumps({"call": call, "attempts": attempts}, indent=1))
+    return resume
 
 
 def connect(scheduler: str):
@@ -51,7 +106,12 @@ def connect(scheduler: str):
             "not installed; install it with `pip install \"lnedu[cluster]\"` (or run without a scheduler to use "
             "the local cores)"
         ) from exc
-    return Client(scheduler)
+    try:
+        return Client(scheduler)
+    except OSError as exc:
+        raise OSError(f"scheduler: expected a Dask scheduler listening at {scheduler!r}, but could not reach it "
+                      f"({exc}); start one (`dask scheduler`, or a dask-jobqueue cluster) and pass its address") \
+            from None
 
 
 def _store(out: Path, exp, config, result: RunResult) -> None:
@@ -64,6 +124,41 @@ def _store(out: Path, exp, config, result: RunResult) -> None:
     atomic_write_text(done, json.dumps({"config": config_json, "train": result.train, "eval": result.eval}))
 
 
+def _why(exc: BaseException) -> str:
+    """One failed run's cause in a line, with the way out where one is known."""
+    why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if type(exc).__name__ == "KilledWorker":
+        why += (" (the worker died each time: out of memory, or a batch job's time limit? for runs longer than "
+                "a job, raise distributed.scheduler.allowed-failures)")
+    elif isinstance(exc, ModuleNotFoundError):
+        why += " (every worker needs lnedu installed, the same version as here)"
+    return why
+
+
+def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool) -> None:
+    """Submit every run as its own task, store each result as it arrives; then one error for all that failed."""
+    from distributed import as_completed
+
+    call = uuid.uuid4().hex  # this grid call: a second attempt at one of its runs resumes it (see _one)
+    futures = {client.submit(_one, exp.__name__, config, v, s, str(out), resume, backend.current(), call,
+                             key=f"{exp.NAME}-{v}-seed{s}-{call[:8]}"): (v, s)
+               for v in variants for s in seeds}
+    failed = []
+    for future in as_completed(futures):
+        if future.status == "finished":
+            _store(out, exp, config, future.result())
+        else:  # "error": the run raised; "cancelled": the scheduler dropped it
+            exc = future.exception() if future.status == "error" else RuntimeError(f"its task was {future.status} "
+                                                                                     "by the scheduler")
+            failed.append((*futures[future], exc))
+    if failed:
+        failed.sort(key=lambda f: (variants.index(f[0]), seeds.index(f[1])))
+        runs = "; ".join(f"{v} seed {s}: {_why(exc)}" for v, s, exc in failed)
+        raise RuntimeError(f"{exp.NAME}: {len(failed)} of {len(futures)} runs failed on the cluster ({runs}); the "
+                           f"others are finished and stored in {out}: fix the cause and run again with --resume "
+                           "(resume=True) to train only what is missing") from failed[0][2]
+
+
 def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2, scheduler=None, *,
              variants=None, resume: bool = False, config=None, verbose: int = 0) -> dict:
     """Run every ``variant x seed`` of experiment module ``exp`` in parallel; returns ``{variant: [RunResult]}``.
@@ -71,10 +166,8 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
     ``n_jobs``: local worker processes (joblib's ``loky`` backend; ``-1`` for every core). ``scheduler``: the
     address of a Dask scheduler; when given, the runs go to that cluster instead and ``n_jobs`` is not used.
     The other arguments are those of :func:`lnedu.experiments.run`, whose results and ``summary.json`` this
-    reproduces exactly: only the wall-clock time differs.
+    reproduces exactly: only the wall-clock time differs. ``verbose``: joblib's progress messages (local runs).
     """
-    from joblib import Parallel, delayed, parallel_config
-
     from .verdicts import seeds_for
 
     seeds = check_seeds(seeds_for(exp, preset) if seeds is None else seeds)
@@ -82,19 +175,20 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs: expected a positive number of workers or -1 (every core), got {n_jobs!r}")
     out = Path(out)
-    jobs = [delayed(_one)(exp.__name__, config, v, int(s), str(out), resume, backend.current())
-            for v in variants for s in seeds]
     if scheduler is None:
+        from joblib import Parallel, delayed, parallel_config
+
         with parallel_config(backend="loky", n_jobs=n_jobs):
-            results = Parallel(verbose=verbose)(jobs)
+            results = Parallel(verbose=verbose)(
+                delayed(_one)(exp.__name__, config, v, s, str(out), resume, backend.current())
+                for v in variants for s in seeds)
+        for r in results:
+            _store(out, exp, config, r)
     else:
         client = connect(str(scheduler))
-        try:
-            with parallel_config(backend="dask"):
-                results = Parallel(verbose=verbose)(jobs)
+        try:  # an absolute folder: a worker's working directory is not this one (on shared storage: the same)
+            _on_cluster(client, exp, config, variants, seeds, out.absolute(), resume)
         finally:
             client.close()
-    for r in results:
-        _store(out, exp, config, r)
     # every run is finished and stored: the runner now only reads them back and writes the summary
     return run(exp, preset, seeds=seeds, variants=variants, out=out, resume=True, progress=False, config=config)
