@@ -66,6 +66,7 @@ do what the paper did, and says why):
 | setting | paper | `paper` preset | `medium` preset | `small` preset |
 |---|---|---|---|---|
 | data | the CNN questions of Hermann et al. (2015), Cooijmans et al.'s top-4 version (LN §6.2) | the CNN .question files (refused when absent) | generated cloze questions (the CNN files where found) | generated cloze questions (the CNN files where found) |
+| questions | 380,298 training / 3,924 validation (Hermann et al. 2015, Table 1) | every file under --data | 32,000 / 500 generated | 8,000 / 500 generated |
 | passage | 'the 4 most relevant sentences ... identified by a string matching procedure' (RBN App. C) | the 4 sentences with the most distinct query words (differs: their procedure is not published; ours (lnedu.data.cloze.top_sentences) is one reading of it, so the kept sentences and the share of answers cut (their 57% accuracy ceiling) may differ) | 4 generated facts (CNN files: the 4 sentences with the most distinct query words) | 4 generated facts (CNN files: the 4 sentences with the most distinct query words) |
 | questions whose answer was cut | kept in both sets: they cap validation accuracy at 57% (RBN App. C) | kept; answer softmax over every entity id | left out of training, counted as errors in validation | left out of training, counted as errors in validation |
 | answer softmax | over the entity tokens (the code's entity mask over the output vocabulary) | every entity id | the document's entities | the document's entities |
@@ -84,6 +85,7 @@ do what the paper did, and says why):
 | gradient clipping | global norm 10 (RBN App. C; clip-c 10) | 10 | 10 | 10 |
 | updates | Figure 2's axis runs to 800k training steps (LN §6.2) | 800,000 | 8,000 | 1,000 |
 | validation | every 1,000 updates (validFreq 1000); validation set only (LN footnote 3) | 1,000 | 200 | 50 |
+| BN statistics | over zero-padded batches, padding included (RBN §5.4; only their BN-e* avoids it) | padding included (BNLSTM) | padding included (BNLSTM) | padding included (BNLSTM) |
 """
 
 # ruff: noqa: E501 (the settings table above has one row a line, as settings_table writes it)
@@ -209,6 +211,8 @@ def _passage(c):
 SETTINGS = (
     Setting("data", "the CNN questions of Hermann et al. (2015), Cooijmans et al.'s top-4 version (LN §6.2)",
             lambda c: _DATA_WORDS.get(c.data, c.data)),
+    Setting("questions", "380,298 training / 3,924 validation (Hermann et al. 2015, Table 1)",
+            lambda c: "every file under --data" if c.data == "cnn" else f"{c.n_train:,} / {c.n_valid:,} generated"),
     Setting("passage", "'the 4 most relevant sentences ... identified by a string matching procedure' (RBN App. C)",
             _passage,
             differs="their procedure is not published; ours (lnedu.data.cloze.top_sentences) is one reading of "
@@ -242,6 +246,8 @@ SETTINGS = (
     Setting("gradient clipping", "global norm 10 (RBN App. C; clip-c 10)", "clip"),
     Setting("updates", "Figure 2's axis runs to 800k training steps (LN §6.2)", "steps"),
     Setting("validation", "every 1,000 updates (validFreq 1000); validation set only (LN footnote 3)", "eval_every"),
+    Setting("BN statistics", "over zero-padded batches, padding included (RBN §5.4; only their BN-e* avoids it)",
+            lambda c: "padding included (BNLSTM)"),
 )
 
 # the small run long enough for the BN arms to leave the first plateau (see "Why the BN arms ..." above): 2.5x the
@@ -483,14 +489,18 @@ class ReaderTask(CheckpointedTask):
 
     def flops_per_update(self) -> float:
         """Floating-point operations of one update, counting the matrix products (a multiply-add is 2 FLOPs) at
-        the training set's padded lengths T_d, T_q (an upper bound where batches are shorter): forward
+        the lengths T_d, T_q a batch is trimmed to (its longest document and query; the mean over 20 random
+        batches of the training set, so an estimate where lengths vary): forward
         ``2 B (T_d + T_q) (E + H) 4H`` (both LSTMs' input and recurrent products) ``+ 2 B T_d H^2 + 2 B H^2``
         (``W_ym y_t``, ``W_um u``) ``+ 2 * 2 B T_d H`` (the scores ``w_ms^T m_t`` and the read ``sum_t s_t y_t``)
         ``+ 2 * 2 B H^2`` (``W_rg r``, ``W_ug u``) ``+ 2 B H K`` (``W_out``); the backward costs twice the
         forward, so 3x in all. Element-wise work (gates, normalizations, softmax) is not counted."""
         c, H = self.config, self.model.hidden
         B, E, K = c.batch_size, c.embed, self.model.n_entities
-        Td, Tq = self.train_set.docs.shape[1], self.train_set.queries.shape[1]
+        n, rng = len(self.train_set), np.random.default_rng(0)
+        picks = [rng.choice(n, min(B, n), replace=False) for _ in range(20)]
+        Td = float(np.mean([self.train_set.doc_len[i].max() for i in picks]))
+        Tq = float(np.mean([self.train_set.query_len[i].max() for i in picks]))
         forward = (2 * B * (Td + Tq) * (E + H) * 4 * H + 2 * B * Td * H * H + 2 * B * H * H + 2 * 2 * B * Td * H
                    + 2 * 2 * B * H * H + 2 * B * H * K)
         return float(3 * forward)
