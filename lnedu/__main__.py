@@ -97,7 +97,7 @@ def _cmd_run(args) -> int:
     out = Path(args.out) / args.preset  # one layout: the notebooks read runs/PRESET/NAME too
     if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
         raise ValueError(f"--jobs: expected a positive number of workers or -1 (every core), got {args.jobs}")
-    if args.device == "gpu":
+    if args.device == "gpu" and (args.scheduler is None or args.plan):  # a cluster's workers hold the GPUs
         backend.use("cupy")
     if args.plan:
         from .experiments.plan import plan
@@ -117,7 +117,8 @@ def _cmd_run(args) -> int:
             raise ValueError("--restart-damaged: expected a run one after another; for a grid experiment, delete "
                              "the damaged run's folder instead")
         run_grid(exp, args.preset, seeds=args.seeds, out=out, n_jobs=jobs, scheduler=args.scheduler,
-                 variants=args.variants, resume=args.resume, config=config)
+                 variants=args.variants, resume=args.resume, config=config,
+                 array_backend="cupy" if args.device == "gpu" else "numpy")
     else:
         experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=out,
                         resume=args.resume, restart_damaged=args.restart_damaged, config=config)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from lnedu import backend
 from lnedu._io import DamagedFile, FolderLocked
 from lnedu.checkpoint import DamagedCheckpoint, read_meta
 from lnedu.experiments import text8_grid
@@ -147,6 +148,21 @@ def test_a_failed_run_reaches_the_caller_naming_it_and_the_others_are_stored(clu
         assert type(back) is type(exc) and (back.path, back.problem, str(back)) == (exc.path, exc.problem, str(exc))
 
 
+@pytest.mark.skipif(backend.gpu_available(), reason="this machine's workers could train on CuPy")
+def test_device_gpu_goes_to_the_workers_not_to_this_process(cluster, tmp_path):
+    """``--device gpu --scheduler ADDR`` on a machine without a GPU (a cluster's login node) sends CuPy to the
+    workers; here they have none either, so each run fails there, and says why."""
+    res = subprocess.run([sys.executable, "-m", "lnedu", "run", "text8_grid", "--preset", "tiny", "--seeds", "0",
+                          "--variants", "gru-ln-xavier", "--device", "gpu", "--scheduler", cluster.scheduler_address,
+                          "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.startswith("lnedu: text8_grid: 1 of 1 runs failed on the cluster (gru-ln-xavier seed 0: "
+                                 "BackendError: backend: 'cupy' was requested"), res.stderr
+    with pytest.raises(ValueError, match="array_backend: expected 'numpy' or 'cupy', got 'tpu'"):
+        run_grid(text8_grid, "tiny", seeds=(0,), out=tmp_path, scheduler=cluster.scheduler_address,
+                 array_backend="tpu")
+
+
 def test_no_scheduler_at_the_address_is_a_clear_error(tmp_path):
     import socket
 
@@ -196,3 +212,11 @@ def test_a_failed_run_on_local_workers_reaches_the_caller_naming_the_file(tmp_pa
     assert res.returncode == 2
     line = res.stderr.strip().splitlines()[0]
     assert line.startswith(f"lnedu: {folder / 'checkpoint.npz'}: not a readable checkpoint"), res.stderr
+
+
+def test_without_dask_s_distributed_the_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
+    with pytest.raises(RuntimeError, match=r"^scheduler: running on the Dask cluster at 'tcp://127.0.0.1:8786' "
+                                           r"needs Dask's distributed package.*lnedu\[cluster\]"):
+        run_grid(text8_grid, "tiny", seeds=(0,), out=tmp_path, variants=["gru-ln-xavier"],
+                 scheduler="tcp://127.0.0.1:8786")

@@ -135,12 +135,12 @@ def _why(exc: BaseException) -> str:
     return why
 
 
-def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool) -> None:
+def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool, array_backend: str) -> None:
     """Submit every run as its own task, store each result as it arrives; then one error for all that failed."""
     from distributed import as_completed
 
     call = uuid.uuid4().hex  # this grid call: a second attempt at one of its runs resumes it (see _one)
-    futures = {client.submit(_one, exp.__name__, config, v, s, str(out), resume, backend.current(), call,
+    futures = {client.submit(_one, exp.__name__, config, v, s, str(out), resume, array_backend, call,
                              key=f"{exp.NAME}-{v}-seed{s}-{call[:8]}"): (v, s)
                for v in variants for s in seeds}
     failed = []
@@ -160,13 +160,15 @@ def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool) -
 
 
 def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2, scheduler=None, *,
-             variants=None, resume: bool = False, config=None, verbose: int = 0) -> dict:
+             variants=None, resume: bool = False, config=None, verbose: int = 0, array_backend=None) -> dict:
     """Run every ``variant x seed`` of experiment module ``exp`` in parallel; returns ``{variant: [RunResult]}``.
 
     ``n_jobs``: local worker processes (joblib's ``loky`` backend; ``-1`` for every core). ``scheduler``: the
     address of a Dask scheduler; when given, the runs go to that cluster instead and ``n_jobs`` is not used.
     The other arguments are those of :func:`lnedu.experiments.run`, whose results and ``summary.json`` this
     reproduces exactly: only the wall-clock time differs. ``verbose``: joblib's progress messages (local runs).
+    ``array_backend``: ``"numpy"`` or ``"cupy"``, what the workers train on (default: this process's,
+    :func:`lnedu.backend.current`); on a cluster the workers may have GPUs where this process has none.
     """
     from .verdicts import seeds_for
 
@@ -174,20 +176,23 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
     config, variants = resolve(exp, preset, config, variants)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs: expected a positive number of workers or -1 (every core), got {n_jobs!r}")
+    array_backend = backend.current() if array_backend is None else array_backend
+    if array_backend not in ("numpy", "cupy"):
+        raise ValueError(f"array_backend: expected 'numpy' or 'cupy', got {array_backend!r}")
     out = Path(out)
     if scheduler is None:
         from joblib import Parallel, delayed, parallel_config
 
         with parallel_config(backend="loky", n_jobs=n_jobs):
             results = Parallel(verbose=verbose)(
-                delayed(_one)(exp.__name__, config, v, s, str(out), resume, backend.current())
+                delayed(_one)(exp.__name__, config, v, s, str(out), resume, array_backend)
                 for v in variants for s in seeds)
         for r in results:
             _store(out, exp, config, r)
     else:
         client = connect(str(scheduler))
         try:  # an absolute folder: a worker's working directory is not this one (on shared storage: the same)
-            _on_cluster(client, exp, config, variants, seeds, out.absolute(), resume)
+            _on_cluster(client, exp, config, variants, seeds, out.absolute(), resume, array_backend)
         finally:
             client.close()
     # every run is finished and stored: the runner now only reads them back and writes the summary
