@@ -116,3 +116,31 @@ def test_layer_norm_2d_names_a_missing_gain():
 def test_batchnorm2d_momentum_is_checked_like_batchnorm():
     with pytest.raises(ValueError, match=r"momentum: expected a number in \(0, 1\]"):
         nn.BatchNorm2d(3, momentum=5.0)
+
+
+# ---- the convnet experiment (LN §6.7): what --plan reads (issue 18) -----------------------------------------
+
+
+def test_convnet_flops_per_update_is_the_hand_count_of_the_im2col_products():
+    """tiny: conv3x3(4) on 8x8 (2048 patch rows of 9), conv3x3/2(8) (512 rows of 36), linear 128 -> 10, batch 32;
+    each product (m, k) x (k, n) costs 2*m*k*n forward and twice that backward."""
+    from lnedu.experiments import convnet
+
+    task = convnet.build(convnet.PRESETS["tiny"], "bn", 0)
+    assert task.examples_per_update == 32
+    by_hand = 6 * (32 * 8 * 8 * 1 * 9 * 4 + 32 * 4 * 4 * 4 * 9 * 8 + 32 * 8 * 4 * 4 * 10)
+    assert task.flops_per_update() == by_hand == 1_572_864
+
+
+def test_convnet_standin_has_mnists_28x28_images():
+    import dataclasses
+
+    from lnedu.experiments import convnet
+
+    cfg = convnet.standin(dataclasses.replace(convnet.PRESETS["paper"], channels=2))
+    assert cfg.data == "standin" and cfg.batch_size == 128 and cfg.epochs == 30
+    task = convnet.build(cfg, "ln", 0)
+    assert task.data.x_train.shape == (60000, 1, 28, 28) and task.steps == 30 * (60000 // 128)
+    # conv3x3(2) on 28x28, conv3x3/2(4) to 14x14, linear 4*14*14 -> 10, batch 128
+    assert task.flops_per_update() == 6 * 128 * (28 * 28 * 9 * 2 + 14 * 14 * 18 * 4 + 4 * 14 * 14 * 10)
+    assert len(convnet.SEEDS["medium"]) >= 3 and convnet.PRESETS["medium"].data == "auto"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lnedu.data import DataCorrupt, DataUnavailable, fetch, load_digits, load_digits_dataset, load_mnist, read_idx
-from lnedu.data.mnist import MNIST_FILES
+from lnedu.data.mnist import MNIST_FILES, last_training_images, load_mnist_standin, write_idx
 
 
 def _write_idx(path, array, dtype_code=0x08, compress=True):
@@ -49,8 +49,56 @@ def test_load_mnist_from_a_local_folder_of_idx_files(tmp_path):
 
 
 def test_load_mnist_from_a_folder_missing_files_is_a_clear_error(tmp_path):
-    with pytest.raises(DataUnavailable, match="missing train-images"):
+    with pytest.raises(DataUnavailable, match="missing: train-images") as e:
         load_mnist(tmp_path)
+    msg = str(e.value)  # MNIST_SET's refusal: the set, where it was looked for, where it comes from, how to get it
+    assert msg.startswith("mnist: MNIST handwritten digits") and str(tmp_path) in msg and "\n" not in msg
+    assert "python -m lnedu data fetch mnist" in msg and "--data PATH" in msg and "yann.lecun.com" in msg
+
+
+def test_an_explicit_folder_is_never_replaced_by_the_embedded_digits(tmp_path, monkeypatch):
+    """Issue 18: with a folder given, `auto` reads it or fails; before, a missing file fell back to the digits."""
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path / "cache"))
+    monkeypatch.delenv("LNEDU_DOWNLOAD", raising=False)
+    _mnist_folder(tmp_path / "m", n_train=12, n_test=4, compress=False)
+    assert load_digits_dataset("auto", tmp_path / "m").name == "mnist"
+    (tmp_path / "m" / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(DataUnavailable, match="missing: t10k-images-idx3-ubyte.gz"):
+        load_digits_dataset("auto", tmp_path / "m")
+    with pytest.raises(DataUnavailable, match=r"^mnist: .* not found in .*cache[/\\]mnist;"):
+        load_digits_dataset("mnist")  # asked for by name: refused, with the cache folder it looked in
+    assert load_digits_dataset("auto").name == "digits"  # nothing asked for, nothing cached: the embedded default
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+def test_write_idx_is_read_back_and_writes_the_format_byte_for_byte(tmp_path, dtype):
+    rng = np.random.default_rng(3)
+    a = (rng.normal(size=(3, 5, 2)) * 50).astype(dtype) if dtype not in (np.uint8,) else \
+        rng.integers(0, 256, (3, 5, 2)).astype(dtype)
+    write_idx(tmp_path / "a.gz", a)
+    write_idx(tmp_path / "a", a)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), a)
+    np.testing.assert_array_equal(read_idx(tmp_path / "a"), a)
+    if dtype == np.uint8:  # the same bytes as the independent writer above (magic 0x00000803, dims, data)
+        _write_idx(tmp_path / "b", a, compress=False)
+        assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    with pytest.raises(ValueError, match="array: expected one of IDX's types"):
+        write_idx(tmp_path / "c", a.astype(np.int64))
+
+
+def test_mnist_standin_has_mnists_shapes_and_the_training_set_can_be_cut_to_its_last_images():
+    d = load_digits_dataset("standin")
+    assert d.name == "standin" and d.x_train.shape == (60000, 784) and d.x_test.shape == (10000, 784)
+    assert d.image_shape == (28, 28) and d.num_classes == 10 and "stand-in" in d.description
+    assert 0 <= d.x_train.min() and d.x_train.max() <= 1 and d.x_train.std() > 0.2
+    assert load_mnist_standin() is d  # one cached copy for every variant of a plan
+    cut = last_training_images(d, 55000)
+    assert cut.x_train.shape == (55000, 784) and np.shares_memory(cut.x_train, d.x_train)
+    np.testing.assert_array_equal(cut.y_train, d.y_train[5000:])  # the first 5,000 are left out
+    assert "last 55000" in cut.description and cut.x_test is d.x_test
+    assert last_training_images(d, 0) is d and last_training_images(d, 70000) is d
+    with pytest.raises(ValueError, match="train_images: expected a number of training images >= 0"):
+        last_training_images(d, -1)
 
 
 def test_fetch_downloads_checks_and_caches(tmp_path):

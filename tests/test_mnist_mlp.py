@@ -151,3 +151,46 @@ def test_plot_has_figure_6s_layout():
             np.testing.assert_allclose(lines[2].get_xdata(), [0, 1, 2, 3])
     legend = axes[0, 0].get_legend()
     assert legend is not None and not legend.get_frame_on() and axes[1, 1].get_legend() is None
+
+
+# ---- issue 18: what --plan reads, the medium preset, the settings table -------------------------------------
+
+
+def test_flops_per_update_is_the_hand_count_of_the_matrix_products():
+    """tiny: 64-32-32-10 at batch 4; each Linear (k in, n out) costs 2*4*k*n forward and twice that backward."""
+    task = mnist_mlp.build(mnist_mlp.PRESETS["tiny"], "ln-bs4", 0)
+    assert task.examples_per_update == 4
+    assert task.flops_per_update() == 3 * 2 * 4 * (64 * 32 + 32 * 32 + 32 * 10) == 81_408
+    wide = dataclasses.replace(mnist_mlp.PRESETS["tiny"], hidden=10, layers=3)
+    task = mnist_mlp.build(wide, "baseline-bs128", 0)
+    assert task.examples_per_update == 128
+    assert task.flops_per_update() == 6 * 128 * (64 * 10 + 10 * 10 + 10 * 10 + 10 * 10) == 721_920
+
+
+def test_standin_keeps_the_sizes_and_puts_mnists_shapes_in_place_of_the_data():
+    paper = dataclasses.replace(mnist_mlp.PRESETS["paper"], hidden=8)
+    cfg = mnist_mlp.standin(paper)
+    assert cfg.data == "standin" and dataclasses.replace(cfg, data="mnist") == paper
+    task = mnist_mlp.build(cfg, "bn-bs128", 0)
+    assert task.data.x_train.shape == (55000, 784) and task.data.x_test.shape == (10000, 784)
+    assert task.model[0].in_features == 784 and task.steps == 60 * (55000 // 128)
+    assert task.flops_per_update() == 6 * 128 * (784 * 8 + 8 * 8 + 8 * 10)
+
+
+def test_medium_preset_is_the_papers_network_and_epochs_on_the_embedded_data():
+    medium, small = mnist_mlp.PRESETS["medium"], mnist_mlp.PRESETS["small"]
+    assert (medium.hidden, medium.layers, medium.epochs, medium.data) == (1000, 2, 60, "auto")
+    assert medium.lr_by_variant == small.lr_by_variant and medium.train_images == 2000
+    assert len(mnist_mlp.SEEDS["medium"]) >= 3
+
+
+def test_the_settings_table_is_in_the_docstring_and_marks_the_one_difference():
+    from lnedu.experiments.settings import settings_table
+
+    table = settings_table(mnist_mlp)
+    assert table.to_markdown() in mnist_mlp.__doc__
+    differing = [row[0] for row in table.rows if "(differs:" in row[2]]
+    assert differing == ["batch norm"]  # the paper's "all layers", read as the hidden layers
+    rows = {row[0]: row for row in table.rows}
+    assert rows["network"][2] == "784-1000-1000-10" and rows["epochs"][2] == "60"
+    assert rows["training images"][2].startswith("the last 55,000 of 60,000")
