@@ -168,6 +168,10 @@ def test_flops_per_update_matches_a_hand_count():
     assert (lstm, attention, readout) == (4480, 672, 128)
     assert task.flops_per_update() == 3 * (lstm + attention + readout) == 15_840
     assert task.examples_per_update == 4
+    # the papers' options: W_dq^T y_t, W_dq^T u and their dot products; W_md^T mean(y)
+    extra = 2 * 40 * 2 * 2 + 2 * 4 * 2 * 2 + 2 * 40 * 2 + 2 * 4 * 2 * 2
+    opts = ar.build(dataclasses.replace(cfg, dq_sims=True, desc_skip=True, dropout=0.5), "ln-lstm", 0)
+    assert opts.flops_per_update() == 3 * (lstm + attention + readout + extra) == 15_840 + 3 * 544
 
 
 def test_entity_shuffling_renumbers_each_question_consistently():
@@ -278,6 +282,47 @@ def test_whole_model_gradients(variant, masked, seed):
     assert report.max_rel_error < 1e-7, str(report)
     if variant == "bn-everywhere":
         assert {"g_ym", "g_um", "g_rg", "g_ug"} <= set(model.params)
+
+
+@pytest.mark.parametrize("variant, masked, seed", [("ln-lstm", True, 7)])
+def test_whole_model_gradients_with_the_papers_options(variant, masked, seed):
+    """The command line's options (document-query term, skip to g, dropout with fixed masks) by finite
+    differences, in float64, every parameter (W_dq, W_md included)."""
+    rng = np.random.default_rng(seed)
+    V, K, B = 24, 6, 8
+    cfg = dataclasses.replace(ar.PRESETS["tiny"], embed=5, hidden=3, dq_sims=True, desc_skip=True, dropout=0.3)
+    model = ar.build_model(cfg, variant, V, K, np.random.default_rng(seed), dtype=np.float64)
+    assert {"W_dq", "W_md"} <= set(model.params)
+    for name, p, _ in model.named_parameters():
+        if name.split(".")[-1].startswith("g_"):
+            p[...] = 1 + 0.1 * rng.standard_normal(p.shape)
+        else:
+            p += 0.1 * rng.standard_normal(p.shape)
+    doc, dm, query, qm, ans, cand = _small_batch(rng, V, K, B, Td=5, Tq=3, masked=masked)
+
+    def logits():
+        model.drop_rng = np.random.default_rng(3)  # the same dropout masks on every call
+        return model.forward(doc, dm, query, qm, cand)
+
+    def loss():
+        return F.softmax_cross_entropy(logits(), ans)[0]
+
+    model.zero_grad()
+    out = logits()
+    _, cache = F.softmax_cross_entropy(out, ans)
+    model.backward(F.softmax_cross_entropy_backward(1.0, cache))
+    named = list(model.named_parameters())
+    report = check_gradients(loss, {k: p for k, p, _ in named}, {k: g.copy() for k, _, g in named}, h=4e-6)
+    assert report.max_rel_error < 1e-7, str(report)
+    # dropout: some of g zeroed in training, none in eval mode; the options change the answer
+    assert (model._cache[8] == 0).any()
+    model.eval()
+    a = model.forward(doc, dm, query, qm, cand)
+    assert (model._cache[8] == model._cache[3]).all() and np.isfinite(a[cand]).all()
+    model.dq_sims = model.desc_skip = False
+    assert not np.allclose(model.forward(doc, dm, query, qm, cand)[cand], a[cand])
+    with pytest.raises(ValueError, match="dropout: expected a probability in \\[0, 1\\), got 1.0"):
+        ar.build_model(dataclasses.replace(cfg, dropout=1.0), variant, V, K, np.random.default_rng(0))
 
 
 def test_initial_gains_of_the_variants():

@@ -74,7 +74,10 @@ do what the paper did, and says why):
 | entity numbers | 'shuffle the order of the placeholders in each text inside the minibatch' (RBN App. C) | renumbered in every minibatch | as in the data | as in the data |
 | example order | 'randomly sample the examples with replacement' (RBN App. C) | a fresh permutation every epoch (differs: without replacement (every question once per epoch): the same expected visits, less variance) | a fresh permutation every epoch | a fresh permutation every epoch |
 | model | unidirectional attentive reader (Hermann et al. 2015), LN inside the LSTMs only (LN §6.2; usebidir 0) | unidirectional attentive reader (AttentiveReader) | unidirectional attentive reader (AttentiveReader) | unidirectional attentive reader (AttentiveReader) |
-| model options | --learn_h0 1 --use_dq_sims 1 --use_desc_skip_c_g 1, dropout on (LN code README) | none (differs: not implemented: zero initial states, no document-query bilinear term in the attention scores, no skip connection from the document to g, no dropout) | none | none |
+| document-query term in the attention | --use_dq_sims 1 (LN code README) | (W_dq^T y_t).(W_dq^T u) inside m_t's tanh | none | none |
+| skip from the document to g | --use_desc_skip_c_g 1 (LN code README) | W_md^T mean_t(y_t) inside g's tanh | none | none |
+| dropout | on (use-drop True, LN code README); rate 0.5 (the code's default dropout_rate) | 0.5 on the word vectors and on g | none | none |
+| initial LSTM states | learned (--learn_h0 1, LN code README) | zeros (differs: not implemented: lnedu's LSTM layers start from zero states) | zeros | zeros |
 | hidden units | 240 (RBN App. C; --dim 240) | 240 | 32 | 32 |
 | word vectors | not stated; the code makes them --dim wide (240) | 240 | 32 | 32 |
 | initial gains | LN 1.0 and 0.1 (LN §6.2); BN 0.1 (RBN §4) | LN 1, 0.1; BN 0.1, 1 | LN 1, 0.1; BN 0.1, 1 | LN 1, 0.1; BN 0.1, 1 |
@@ -162,6 +165,10 @@ class Config:
     # papers' code: an entity mask over the vocabulary, so a question whose answer was cut still trains)
     candidates: str = "document"
     shuffle_entities: bool = False  # renumber the entities of every question afresh in each minibatch (RBN App. C)
+    # the options of the papers' command line (LN code README; Gulcehre's attentive-reader code, model.py):
+    dq_sims: bool = False  # --use_dq_sims 1: a bilinear document-query term (W_dq^T y_t).(W_dq^T u) inside m_t's tanh
+    desc_skip: bool = False  # --use_desc_skip_c_g 1: W_md^T (mean of the y_t) added inside g's tanh
+    dropout: float = 0.0  # use-drop True: dropout on the word vectors and on g (the code's dropout_rate 0.5)
     batch_size: int = 32
     lr: float = 1e-2
     clip: float = 10.0  # global gradient norm
@@ -185,8 +192,8 @@ PRESETS = {
     # the CNN top-4 questions, 240 units, word vectors of the same size (the code's dim_word = dim), Adam 8e-5,
     # batches of 64, clipping at 10, 800,000 updates (Figure 2's axis), validation every 1,000 (validFreq 1000)
     "paper": Config(embed=240, hidden=240, n_sentences=4, data="cnn", select="query", candidates="all",
-                    shuffle_entities=True, batch_size=64, lr=8e-5, steps=800_000, eval_every=1000,
-                    checkpoint_every=1000),
+                    shuffle_entities=True, dq_sims=True, desc_skip=True, dropout=0.5, batch_size=64, lr=8e-5,
+                    steps=800_000, eval_every=1000, checkpoint_every=1000),
 }
 # medium: the small run's sizes and tuned rates for 8x the updates on 4x the questions, so that every arm (the BN
 # ones and LN at gain 0.1 included, see "Why the BN arms ..." above) has time to leave the first plateau. Sized
@@ -231,10 +238,14 @@ SETTINGS = (
             differs="without replacement (every question once per epoch): the same expected visits, less variance"),
     Setting("model", "unidirectional attentive reader (Hermann et al. 2015), LN inside the LSTMs only "
             "(LN §6.2; usebidir 0)", lambda c: "unidirectional attentive reader (AttentiveReader)"),
-    Setting("model options", "--learn_h0 1 --use_dq_sims 1 --use_desc_skip_c_g 1, dropout on (LN code README)",
-            lambda c: "none",
-            differs="not implemented: zero initial states, no document-query bilinear term in the attention "
-                    "scores, no skip connection from the document to g, no dropout"),
+    Setting("document-query term in the attention", "--use_dq_sims 1 (LN code README)",
+            lambda c: "(W_dq^T y_t).(W_dq^T u) inside m_t's tanh" if c.dq_sims else "none"),
+    Setting("skip from the document to g", "--use_desc_skip_c_g 1 (LN code README)",
+            lambda c: "W_md^T mean_t(y_t) inside g's tanh" if c.desc_skip else "none"),
+    Setting("dropout", "on (use-drop True, LN code README); rate 0.5 (the code's default dropout_rate)",
+            lambda c: f"{c.dropout:g} on the word vectors and on g" if c.dropout else "none"),
+    Setting("initial LSTM states", "learned (--learn_h0 1, LN code README)", lambda c: "zeros",
+            differs="not implemented: lnedu's LSTM layers start from zero states"),
     Setting("hidden units", "240 (RBN App. C; --dim 240)", "hidden"),
     Setting("word vectors", "not stated; the code makes them --dim wide (240)", "embed"),
     Setting("initial gains", "LN 1.0 and 0.1 (LN §6.2); BN 0.1 (RBN §4)", lambda c: "LN 1, 0.1; BN 0.1, 1"),
@@ -277,7 +288,7 @@ class AttentiveReader(Module):
 
     def __init__(self, vocab_size: int, n_entities: int, make_rnn, *, embed: int = 32, hidden: int = 48,
                  bn_everywhere: bool = False, gamma: float = 0.1, momentum: float = 0.1, eps: float = 1e-5,
-                 rng=None, dtype=np.float32):
+                 dq_sims: bool = False, desc_skip: bool = False, dropout: float = 0.0, rng=None, dtype=np.float32):
         super().__init__()
         rng = I.as_rng(rng)
         H, K = int(hidden), int(n_entities)
@@ -295,6 +306,14 @@ class AttentiveReader(Module):
                 self.add_param("g_" + site, I.constant(gamma)((H,), dtype=dtype))
                 self.add_buffer("running_mean_" + site, I.zeros((H,), dtype=dtype))
                 self.add_buffer("running_var_" + site, I.ones((H,), dtype=dtype))
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.dq_sims, self.desc_skip, self.dropout = bool(dq_sims), bool(desc_skip), float(dropout)
+        if self.dq_sims:
+            self.add_param("W_dq", I.xavier_uniform((H, H), rng, dtype))
+        if self.desc_skip:
+            self.add_param("W_md", I.xavier_uniform((H, H), rng, dtype))
+        self.drop_rng = None  # the generator of the dropout masks (the task sets one per update)
         self._cache = None
 
     # ---- batch norm on a pre-activation (bn-everywhere only) ------------------------------------------
@@ -323,31 +342,57 @@ class AttentiveReader(Module):
         return d
 
     # ---- forward / backward -----------------------------------------------------------------------------
+    def _drop_mask(self, shape, xp):
+        """Inverted dropout's mask (kept units scaled by 1/(1-p)), or ``None`` (no dropout, or eval mode)."""
+        if not (self.training and self.dropout > 0):
+            return None
+        rng = self.drop_rng if self.drop_rng is not None else np.random.default_rng()
+        keep = rng.random(shape) >= self.dropout
+        return xp.asarray(keep / (1 - self.dropout), dtype=self.params["W_out"].dtype)
+
     def forward(self, doc, doc_mask, query, query_mask, candidates):
         p, xp = self.params, get_array_module(self.params["W_out"])
         Td, B = doc.shape
         x = self.emb.forward(xp.concatenate([xp.asarray(doc), xp.asarray(query)], axis=0))
+        drop_x = self._drop_mask(x.shape, xp)  # dropout on the word vectors (the papers' code, use-drop)
+        if drop_x is not None:
+            x = x * drop_x
         Y, _ = self.doc.forward(x[:Td], mask=doc_mask)  # y_t (T, B, H)
         _, (u, _) = self.query.forward(x[Td:], mask=query_mask)  # u: the query's final state (B, H)
         H = self.hidden
         bn = {}
         a_y = self._norm("ym", Y.reshape(-1, H) @ p["W_ym"], bn).reshape(Td, B, H)
         a_u = self._norm("um", u @ p["W_um"], bn)
+        dq = None
+        if self.dq_sims:  # + (W_dq^T y_t) . (W_dq^T u), one number per position, inside m_t's tanh
+            dq = (Y.reshape(-1, H) @ p["W_dq"]).reshape(Td, B, H), u @ p["W_dq"]
+            a_y = a_y + (dq[0] * dq[1][None]).sum(axis=-1, keepdims=True)
         r, read = attentive_read(Y, a_y, a_u, p["w_ms"], doc_mask)
-        g = xp.tanh(self._norm("rg", r @ p["W_rg"], bn) + self._norm("ug", u @ p["W_ug"], bn))
-        logits, cand = candidate_logits(g @ p["W_out"], candidates)
-        self._cache = (Y, u, r, g, read, cand, bn, Td)
+        pre = self._norm("rg", r @ p["W_rg"], bn) + self._norm("ug", u @ p["W_ug"], bn)
+        ybar = None
+        if self.desc_skip:  # + W_md^T mean_t(y_t), the mean over the document's real positions
+            m = xp.ones((Td, B, 1), dtype=Y.dtype) if doc_mask is None else xp.asarray(doc_mask, Y.dtype)[..., None]
+            ybar = (Y * m).sum(axis=0) / m.sum(axis=0)
+            pre = pre + ybar @ p["W_md"]
+        g = xp.tanh(pre)
+        drop_g = self._drop_mask(g.shape, xp)
+        gd = g if drop_g is None else g * drop_g
+        logits, cand = candidate_logits(gd @ p["W_out"], candidates)
+        self._cache = (Y, u, r, g, read, cand, bn, Td, gd, drop_x, drop_g, dq, ybar, doc_mask)
         return logits
 
     def backward(self, dlogits):
         if self._cache is None:
             raise RuntimeError("AttentiveReader.backward: call forward first")
-        Y, u, r, g, read, cand, bn, Td = self._cache
+        Y, u, r, g, read, cand, bn, Td, gd, drop_x, drop_g, dq, ybar, doc_mask = self._cache
         p, gr, H = self.params, self.grads, self.hidden
         xp = get_array_module(Y)
         dz = candidate_logits_backward(dlogits, cand)
-        gr["W_out"] += g.T @ dz
-        dpre = (dz @ p["W_out"].T) * (1 - g * g)  # through g = tanh(...)
+        gr["W_out"] += gd.T @ dz
+        dg = dz @ p["W_out"].T
+        if drop_g is not None:
+            dg = dg * drop_g
+        dpre = dg * (1 - g * g)  # through g = tanh(...)
         d_rg, d_ug = self._norm_backward("rg", dpre, bn), self._norm_backward("ug", dpre, bn)
         gr["W_rg"] += r.T @ d_rg
         gr["W_ug"] += u.T @ d_ug
@@ -355,6 +400,18 @@ class AttentiveReader(Module):
         du = d_ug @ p["W_ug"].T
         dY, da_y, da_u, dw_ms = attentive_read_backward(dr, read)
         gr["w_ms"] += dw_ms
+        if ybar is not None:  # the skip: ybar = sum_t m_t y_t / sum_t m_t
+            gr["W_md"] += ybar.T @ dpre
+            m = xp.ones((Td, Y.shape[1], 1), dtype=Y.dtype) if doc_mask is None else \
+                xp.asarray(doc_mask, Y.dtype)[..., None]
+            dY += (dpre @ p["W_md"].T)[None] * m / m.sum(axis=0)
+        if dq is not None:  # sim_t = sum_h yq_t,h uq_h, added to every unit of a_y
+            yq, uq = dq
+            dsim = da_y.sum(axis=-1, keepdims=True)  # (T, B, 1)
+            dyq, duq = dsim * uq[None], (dsim * yq).sum(axis=0)
+            gr["W_dq"] += Y.reshape(-1, H).T @ dyq.reshape(-1, H) + u.T @ duq
+            dY += (dyq.reshape(-1, H) @ p["W_dq"].T).reshape(Y.shape)
+            du += duq @ p["W_dq"].T
         da_u = self._norm_backward("um", da_u, bn)
         gr["W_um"] += u.T @ da_u
         du += da_u @ p["W_um"].T
@@ -363,7 +420,8 @@ class AttentiveReader(Module):
         dY += (da_y @ p["W_ym"].T).reshape(Y.shape)
         dxd, _ = self.doc.backward(dY)
         dxq, _ = self.query.backward(None, (du, None))
-        self.emb.backward(xp.concatenate([dxd, dxq], axis=0))
+        dx = xp.concatenate([dxd, dxq], axis=0)
+        self.emb.backward(dx if drop_x is None else dx * drop_x)
         return None
 
     def attention(self):
@@ -371,7 +429,8 @@ class AttentiveReader(Module):
         return to_numpy(self._cache[4].s)
 
     def extra_repr(self):
-        return f"hidden={self.hidden}, entities={self.n_entities}, bn_everywhere={self.bn_everywhere}"
+        return (f"hidden={self.hidden}, entities={self.n_entities}, bn_everywhere={self.bn_everywhere}, "
+                f"dq_sims={self.dq_sims}, desc_skip={self.desc_skip}, dropout={self.dropout}")
 
 
 def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, rng, dtype=np.float32,
@@ -399,7 +458,8 @@ def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, 
             return BNLSTM(d, h, gamma=gamma, max_steps=next(lengths), rng=rng, dtype=dtype)
 
     return AttentiveReader(vocab_size, n_entities, make_rnn, embed=config.embed, hidden=config.hidden,
-                           bn_everywhere=variant == "bn-everywhere", rng=rng, dtype=dtype)
+                           bn_everywhere=variant == "bn-everywhere", dq_sims=config.dq_sims,
+                           desc_skip=config.desc_skip, dropout=config.dropout, rng=rng, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -493,8 +553,10 @@ class ReaderTask(CheckpointedTask):
         batches of the training set, so an estimate where lengths vary): forward
         ``2 B (T_d + T_q) (E + H) 4H`` (both LSTMs' input and recurrent products) ``+ 2 B T_d H^2 + 2 B H^2``
         (``W_ym y_t``, ``W_um u``) ``+ 2 * 2 B T_d H`` (the scores ``w_ms^T m_t`` and the read ``sum_t s_t y_t``)
-        ``+ 2 * 2 B H^2`` (``W_rg r``, ``W_ug u``) ``+ 2 B H K`` (``W_out``); the backward costs twice the
-        forward, so 3x in all. Element-wise work (gates, normalizations, softmax) is not counted."""
+        ``+ 2 * 2 B H^2`` (``W_rg r``, ``W_ug u``) ``+ 2 B H K`` (``W_out``); with ``dq_sims`` ``+ 2 B T_d H^2 +
+        2 B H^2 + 2 B T_d H`` (``W_dq^T y_t``, ``W_dq^T u``, their dot products), with ``desc_skip`` ``+ 2 B H^2``
+        (``W_md``); the backward costs twice the forward, so 3x in all. Element-wise work (gates, normalizations,
+        softmax, the skip's mean) is not counted."""
         c, H = self.config, self.model.hidden
         B, E, K = c.batch_size, c.embed, self.model.n_entities
         n, rng = len(self.train_set), np.random.default_rng(0)
@@ -503,6 +565,10 @@ class ReaderTask(CheckpointedTask):
         Tq = float(np.mean([self.train_set.query_len[i].max() for i in picks]))
         forward = (2 * B * (Td + Tq) * (E + H) * 4 * H + 2 * B * Td * H * H + 2 * B * H * H + 2 * 2 * B * Td * H
                    + 2 * 2 * B * H * H + 2 * B * H * K)
+        if c.dq_sims:
+            forward += 2 * B * Td * H * H + 2 * B * H * H + 2 * B * Td * H
+        if c.desc_skip:
+            forward += 2 * B * H * H
         return float(3 * forward)
 
     def _arrays(self, split, idx, shuffle=None):
@@ -527,6 +593,7 @@ class ReaderTask(CheckpointedTask):
         epoch, k = divmod(self.t, self.steps_per_epoch)
         idx = epoch_batches(len(self.train_set), self.config.batch_size, self.seed, epoch)[k]
         shuffle = np.random.default_rng([self.seed, self.t, 17]) if self.config.shuffle_entities else None
+        self.model.drop_rng = np.random.default_rng([self.seed, self.t, 29])  # dropout masks: a function of (seed, t)
         doc, dm, q, qm, ans, cand = self._arrays(self.train_set, idx, shuffle)
         self.model.train()
         logits = self.model.forward(doc, dm, q, qm, cand)
@@ -564,11 +631,13 @@ class ReaderTask(CheckpointedTask):
         nll, err = self._score(self.eval_batch)
         out = {"valid_nll": nll, "valid_error": err}
         if due(self.t, self.steps, self.eval_every):
+            dropout, self.model.dropout = self.model.dropout, 0.0  # the diagnostics read the model, not noise
             if any("running_" in k for k, _ in self.model.named_buffers()):
                 out["valid_nll_batchstats"], out["valid_error_batchstats"] = train_mode_forward(
                     self.model, lambda: self._score(self.config.batch_size))
             first = self._arrays(self.valid_set, np.arange(min(len(self.valid_set), self.config.batch_size)))
             out.update(stats_record(self.model, lambda: self.model.forward(*first[:4], first[5])))
+            self.model.dropout = dropout
         self.model.train()
         return out
 
