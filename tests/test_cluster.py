@@ -153,11 +153,13 @@ def test_device_gpu_goes_to_the_workers_not_to_this_process(cluster, tmp_path):
     """``--device gpu --scheduler ADDR`` on a machine without a GPU (a cluster's login node) sends CuPy to the
     workers; here they have none either, so each run fails there, and says why."""
     res = subprocess.run([sys.executable, "-m", "lnedu", "run", "text8_grid", "--preset", "tiny", "--seeds", "0",
-                          "--variants", "gru-ln-xavier", "--device", "gpu", "--scheduler", cluster.scheduler_address,
-                          "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+                          "--variants", "gru-ln-xavier", "mgu-noln-xavier", "--device", "gpu", "--scheduler",
+                          cluster.scheduler_address, "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                         env=ENV, timeout=300)
     assert res.returncode == 2
-    assert res.stderr.startswith("lnedu: text8_grid: 1 of 1 runs failed on the cluster (gru-ln-xavier seed 0: "
-                                 "BackendError: backend: 'cupy' was requested"), res.stderr
+    assert res.stderr.startswith("lnedu: text8_grid: 2 of 2 runs failed on the cluster (gru-ln-xavier seed 0, "
+                                 "mgu-noln-xavier seed 0: BackendError: backend: 'cupy' was requested"), res.stderr
+    assert res.stderr.count("BackendError") == 1  # one cause, said once
     with pytest.raises(ValueError, match="array_backend: expected 'numpy' or 'cupy', got 'tpu'"):
         run_grid(text8_grid, "tiny", seeds=(0,), out=tmp_path, scheduler=cluster.scheduler_address,
                  array_backend="tpu")

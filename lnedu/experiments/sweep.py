@@ -153,7 +153,11 @@ def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool, a
             failed.append((*futures[future], exc))
     if failed:
         failed.sort(key=lambda f: (variants.index(f[0]), seeds.index(f[1])))
-        runs = "; ".join(f"{v} seed {s}: {_why(exc)}" for v, s, exc in failed)
+        by_cause: dict = {}  # one cause (the data missing on every worker, say) is said once
+        for v, s, exc in failed:
+            by_cause.setdefault(_why(exc), []).append(f"{v} seed {s}")
+        runs = "; ".join(", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "") + f": {why}"
+                         for why, named in by_cause.items())
         raise RuntimeError(f"{exp.NAME}: {len(failed)} of {len(futures)} runs failed on the cluster ({runs}); the "
                            f"others are finished and stored in {out}: fix the cause and run again with --resume "
                            "(resume=True) to train only what is missing") from failed[0][2]
