@@ -393,6 +393,27 @@ def test_the_window_reads_the_text(rng):
         model.forward(x)
 
 
+def test_synthesis_network_runs_on_every_backend(xp, rng):
+    """The same outputs and gradients from device arrays as from host arrays (cupy where a GPU is)."""
+    from lnedu.backend import to_numpy
+
+    cfg = dataclasses.replace(hw.PRESETS["tiny"], layers=2)
+    host = hw.build_model(cfg, "ln", 3).astype(np.float64)
+    dev = hw.build_model(cfg, "ln", 3).astype(np.float64)
+    if xp is not np:
+        dev.to_backend()
+    x = rng.standard_normal((5, 2, 3))
+    chars = one_hot_text(["tea", "cut in"], dtype=np.float64)
+    R = rng.standard_normal((5, 2, mdn_size(cfg.components)))
+    out_h = host.forward(x, chars=chars)
+    out_d = dev.forward(xp.asarray(x), chars=xp.asarray(chars))
+    np.testing.assert_allclose(to_numpy(out_d), out_h, rtol=1e-10, atol=1e-12)
+    dx_h, dx_d = host.backward(R), dev.backward(xp.asarray(R))
+    np.testing.assert_allclose(to_numpy(dx_d), dx_h, rtol=1e-9, atol=1e-12)
+    for (k, _, g), (_, _, gd) in zip(host.named_parameters(), dev.named_parameters()):
+        np.testing.assert_allclose(to_numpy(gd), g, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
 @pytest.mark.parametrize("variant, layers", [("baseline", 1), ("ln", 2)])
 def test_unconditional_model_gradient_check(rng, variant, layers):
     """``window=False``: Graves's §4 prediction network, no text."""
