@@ -286,16 +286,19 @@ def test_whole_model_gradients(variant, masked, seed):
 
 @pytest.mark.parametrize("variant, masked, seed", [("ln-lstm", True, 7)])
 def test_whole_model_gradients_with_the_papers_options(variant, masked, seed):
-    """The command line's options (document-query term, skip to g, dropout with fixed masks) by finite
-    differences, in float64, every parameter (W_dq, W_md included)."""
+    """The command line's options (document-query term, skip to g, dropout with fixed masks, learned initial
+    states) by finite differences, in float64, every parameter (W_dq, W_md, h0, c0 included)."""
     rng = np.random.default_rng(seed)
     V, K, B = 24, 6, 8
-    cfg = dataclasses.replace(ar.PRESETS["tiny"], embed=5, hidden=3, dq_sims=True, desc_skip=True, dropout=0.3)
+    cfg = dataclasses.replace(ar.PRESETS["tiny"], embed=5, hidden=3, dq_sims=True, desc_skip=True, dropout=0.3,
+                              learn_h0=True)
     model = ar.build_model(cfg, variant, V, K, np.random.default_rng(seed), dtype=np.float64)
-    assert {"W_dq", "W_md"} <= set(model.params)
+    assert {"W_dq", "W_md"} <= set(model.params) and {"h0", "c0"} <= set(model.doc.params) & set(model.query.params)
     for name, p, _ in model.named_parameters():
         if name.split(".")[-1].startswith("g_"):
             p[...] = 1 + 0.1 * rng.standard_normal(p.shape)
+        elif name.split(".")[-1] in ("h0", "c0"):  # an initial state of unit size: LN of W_h h0 stays well scaled
+            p[...] = rng.standard_normal(p.shape)
         else:
             p += 0.1 * rng.standard_normal(p.shape)
     doc, dm, query, qm, ans, cand = _small_batch(rng, V, K, B, Td=5, Tq=3, masked=masked)

@@ -77,9 +77,9 @@ do what the paper did, and says why):
 | document-query term in the attention | --use_dq_sims 1 (LN code README) | (W_dq^T y_t).(W_dq^T u) inside m_t's tanh | none | none |
 | skip from the document to g | --use_desc_skip_c_g 1 (LN code README) | W_md^T mean_t(y_t) inside g's tanh | none | none |
 | dropout | on (use-drop True, LN code README); rate 0.5 (the code's default dropout_rate) | 0.5 on the word vectors and on g | none | none |
-| initial LSTM states | learned (--learn_h0 1, LN code README) | zeros (differs: not implemented: lnedu's LSTM layers start from zero states) | zeros | zeros |
+| initial LSTM states | learned (--learn_h0 1, LN code README) | learned h0 and c0 | zeros | zeros |
 | hidden units | 240 (RBN App. C; --dim 240) | 240 | 32 | 32 |
-| word vectors | not stated; the code makes them --dim wide (240) | 240 | 32 | 32 |
+| word vectors | not stated; the code makes them --dim wide: 240 (the LN README's log name: dimworda 240) | 240 | 32 | 32 |
 | initial gains | LN 1.0 and 0.1 (LN §6.2); BN 0.1 (RBN §4) | LN 1, 0.1; BN 0.1, 1 | LN 1, 0.1; BN 0.1, 1 | LN 1, 0.1; BN 0.1, 1 |
 | BN-everywhere | batch norm on 'each term going into the tanh' of the attention (RBN §5.4) | W_ym y_t, W_um u, W_rg r, W_ug u | W_ym y_t, W_um u, W_rg r, W_ug u | W_ym y_t, W_um u, W_rg r, W_ug u |
 | optimizer | Adam (RBN App. C; --optimizer adam) | Adam | Adam | Adam |
@@ -169,6 +169,7 @@ class Config:
     dq_sims: bool = False  # --use_dq_sims 1: a bilinear document-query term (W_dq^T y_t).(W_dq^T u) inside m_t's tanh
     desc_skip: bool = False  # --use_desc_skip_c_g 1: W_md^T (mean of the y_t) added inside g's tanh
     dropout: float = 0.0  # use-drop True: dropout on the word vectors and on g (the code's dropout_rate 0.5)
+    learn_h0: bool = False  # --learn_h0 1: both LSTMs start from a learned state (lnedu's learns h0 and c0)
     batch_size: int = 32
     lr: float = 1e-2
     clip: float = 10.0  # global gradient norm
@@ -192,7 +193,7 @@ PRESETS = {
     # the CNN top-4 questions, 240 units, word vectors of the same size (the code's dim_word = dim), Adam 8e-5,
     # batches of 64, clipping at 10, 800,000 updates (Figure 2's axis), validation every 1,000 (validFreq 1000)
     "paper": Config(embed=240, hidden=240, n_sentences=4, data="cnn", select="query", candidates="all",
-                    shuffle_entities=True, dq_sims=True, desc_skip=True, dropout=0.5, batch_size=64, lr=8e-5,
+                    shuffle_entities=True, dq_sims=True, desc_skip=True, dropout=0.5, learn_h0=True, batch_size=64, lr=8e-5,
                     steps=800_000, eval_every=1000, checkpoint_every=1000),
 }
 # medium: the small run's sizes and tuned rates for 8x the updates on 4x the questions, so that every arm (the BN
@@ -244,10 +245,11 @@ SETTINGS = (
             lambda c: "W_md^T mean_t(y_t) inside g's tanh" if c.desc_skip else "none"),
     Setting("dropout", "on (use-drop True, LN code README); rate 0.5 (the code's default dropout_rate)",
             lambda c: f"{c.dropout:g} on the word vectors and on g" if c.dropout else "none"),
-    Setting("initial LSTM states", "learned (--learn_h0 1, LN code README)", lambda c: "zeros",
-            differs="not implemented: lnedu's LSTM layers start from zero states"),
+    Setting("initial LSTM states", "learned (--learn_h0 1, LN code README)",
+            lambda c: "learned h0 and c0" if c.learn_h0 else "zeros"),
     Setting("hidden units", "240 (RBN App. C; --dim 240)", "hidden"),
-    Setting("word vectors", "not stated; the code makes them --dim wide (240)", "embed"),
+    Setting("word vectors", "not stated; the code makes them --dim wide: 240 (the LN README's log name: dimworda 240)",
+            "embed"),
     Setting("initial gains", "LN 1.0 and 0.1 (LN §6.2); BN 0.1 (RBN §4)", lambda c: "LN 1, 0.1; BN 0.1, 1"),
     Setting("BN-everywhere", "batch norm on 'each term going into the tanh' of the attention (RBN §5.4)",
             lambda c: "W_ym y_t, W_um u, W_rg r, W_ug u"),
@@ -444,7 +446,7 @@ def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, 
         ln = None if variant == "lstm" else "appendix"
 
         def make_rnn(d, h, rng):
-            layer = LSTM(d, h, ln=ln, rng=rng, dtype=dtype)
+            layer = LSTM(d, h, ln=ln, learn_h0=config.learn_h0, rng=rng, dtype=dtype)
             if variant == "ln-lstm-g0.1":
                 for name in ("g_x", "g_h", "g_c"):
                     layer.params[name][...] = 0.1
@@ -455,7 +457,7 @@ def build_model(config: Config, variant: str, vocab_size: int, n_entities: int, 
         lengths = iter(max_steps)  # the document's layer is made first, then the query's
 
         def make_rnn(d, h, rng):
-            return BNLSTM(d, h, gamma=gamma, max_steps=next(lengths), rng=rng, dtype=dtype)
+            return BNLSTM(d, h, gamma=gamma, max_steps=next(lengths), learn_h0=config.learn_h0, rng=rng, dtype=dtype)
 
     return AttentiveReader(vocab_size, n_entities, make_rnn, embed=config.embed, hidden=config.hidden,
                            bn_everywhere=variant == "bn-everywhere", dq_sims=config.dq_sims,
