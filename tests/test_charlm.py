@@ -100,20 +100,78 @@ def test_input_codes_are_orthogonal_with_unit_mean_square(rng):
         charlm.CharLM(LSTM(6, 3), 7)
 
 
-def test_charlm_resumes_mid_run_with_identical_results(tmp_path):
-    cfg = charlm.PRESETS["tiny"]  # 16 updates, a checkpoint every 8: the carried state is in it
+@pytest.mark.parametrize("state", ["crops", "carried"])
+def test_charlm_resumes_mid_run_with_identical_results(tmp_path, state):
+    cfg = dataclasses.replace(charlm.PRESETS["tiny"], state=state)  # 16 updates, a checkpoint every 8
     whole = run_one(charlm, cfg, "bn", 2, tmp_path / "a", progress=False)
     with pytest.raises(KeyboardInterrupt):
         run_one(charlm, cfg, "bn", 2, tmp_path / "b", progress=False, stop_after=11)
     saved = experiments.load_task(charlm, tmp_path / "b", cfg, "bn", 2)  # what the checkpoint holds
-    assert saved.t == 8 and saved.state is not None and len(saved.state) == 2  # the carried (h, c) is in it
+    assert saved.t == 8
+    if state == "carried":
+        assert saved.state is not None and len(saved.state) == 2  # the carried (h, c) is in it
+    else:
+        assert saved.state is None  # every crop starts from zeros: nothing to carry
     resumed = run_one(charlm, cfg, "bn", 2, tmp_path / "b", resume=True, progress=False)
     assert _without_timing(resumed.train) == _without_timing(whole.train)
     assert resumed.untimed().eval == whole.untimed().eval
 
 
-def test_training_lowers_the_bpc(tmp_path):
-    cfg = dataclasses.replace(charlm.PRESETS["tiny"], steps=30, eval_every=30)
+def _nats_from_zero_states(model, windows):
+    """Mean NLL (nats) over ``windows``, each run from a zero state, written out here."""
+    total, count = 0.0, 0
+    for x, y in windows:
+        logits, _ = model.forward(x, None)
+        z = logits.astype(np.float64)
+        logp = z - z.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        total -= np.take_along_axis(logp, y[..., None], -1).sum()
+        count += y.size
+    return total / count
+
+
+def test_crops_train_and_evaluate_from_a_zero_state(rng):
+    cfg = dataclasses.replace(charlm.PRESETS["tiny"], steps=4)
+    task = charlm.build(cfg, "ln", 0)
+    assert task.mode == "crops" and task.examples_per_update == cfg.batch_size
+    x, _ = task.stream.window(0, 0)
+    assert x.shape == (cfg.seq_len, cfg.batch_size)
+    for _ in range(3):
+        task.step()
+        assert task.state is None  # nothing passes from one update to the next
+    valid = task.eval_streams["valid_bpc"]  # the first eval_chars of the validation text, cut into crops
+    assert len(valid.starts) == cfg.eval_chars // cfg.eval_len and valid.T == cfg.eval_len
+    ev = task.evaluate()
+    task.model.eval()
+    nats = _nats_from_zero_states(task.model, valid.epoch(0))
+    assert ev["valid_bpc"] == pytest.approx(nats / np.log(2), rel=1e-5)
+    carried = charlm.build(dataclasses.replace(cfg, state="carried"), "ln", 0)
+    assert carried.evaluate()["valid_bpc"] != pytest.approx(charlm.build(cfg, "ln", 0).evaluate()["valid_bpc"])
+    with pytest.raises(ValueError, match="state: expected one of"):
+        charlm.build(dataclasses.replace(cfg, state="streams"), "ln", 0)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "ln", "normprop"])
+def test_flops_per_update_is_the_hand_count(variant):
+    cfg = dataclasses.replace(charlm.PRESETS["tiny"], hidden=5, batch_size=3, seq_len=7)
+    task = charlm.build(cfg, variant, 0)
+    V, H, B, T = task.model.vocab_size, 5, 3, 7
+    # per character: x (1, V) @ W_x (V, 4H), h (1, H) @ W_h (H, 4H), h (1, H) @ W_out (H, V); 2 FLOPs a
+    # multiply-add; forward + the backward's two products per forward product = 3 x
+    assert task.flops_per_update() == 3 * 2 * B * T * (V * 4 * H + H * 4 * H + H * V)
+
+
+def test_the_standin_has_the_paper_shapes():
+    cfg = charlm.standin(charlm.PRESETS["paper"])
+    assert cfg.data == "standin" and (cfg.hidden, cfg.batch_size, cfg.seq_len) == (1000, 64, 100)
+    task = charlm.build(dataclasses.replace(cfg, hidden=8), "baseline", 0)
+    assert task.model.vocab_size == 51  # PTB's 50 characters and <unk>
+    assert task.flops_per_update() == 6 * 64 * 100 * (51 * 32 + 8 * 32 + 8 * 51)
+
+
+@pytest.mark.parametrize("state", ["crops", "carried"])
+def test_training_lowers_the_bpc(tmp_path, state):
+    cfg = dataclasses.replace(charlm.PRESETS["tiny"], steps=30, eval_every=30, state=state)
     res = run_one(charlm, cfg, "ln", 0, tmp_path, progress=False)
     first, last = res.eval[0]["valid_bpc"], res.eval[-1]["valid_bpc"]
     assert last < first - 0.5, (first, last)
@@ -172,6 +230,21 @@ def _grid_results(rng, init_effect):
         b = cell[c] - 0.05 * ln + init[i]
         out[v] = [_fake_run(v, s, b + rng.normal(0, 0.002), 1.0) for s in range(3)]
     return out
+
+
+def test_text8_flops_per_update_is_the_hand_count():
+    cfg = dataclasses.replace(text8_grid.PRESETS["tiny"], hidden=6, batch_size=2, seq_len=5)
+    B, T, H = 2, 5, 6
+    for variant, gates in (("lstm-ln-xavier", 4), ("gru-noln-orthogonal", 3), ("mgu-ln-variance_scaling", 2)):
+        task = text8_grid.build(cfg, variant, 0)
+        V = task.model.vocab_size
+        # gates x H columns from the input and from the state (GRU and MGU: the gates' and the candidate's), the
+        # output layer; 2 FLOPs a multiply-add, 3 x for forward and backward
+        assert task.flops_per_update() == 6 * B * T * (V * gates * H + H * gates * H + H * V), variant
+        assert task.examples_per_update == B
+    paper = text8_grid.standin(text8_grid.PRESETS["paper"])
+    assert paper.data == "standin" and paper.state == "crops" and (paper.hidden, paper.seq_len) == (2000, 200)
+    assert text8_grid.build(dataclasses.replace(paper, hidden=4), "gru-ln-xavier", 0).model.vocab_size == 28
 
 
 def test_grid_verdict_averages_over_the_other_factors(rng):

@@ -1,5 +1,6 @@
 """Text data: the PTB-character and text8 loaders on small files written here, the embedded default, the
-character vocabulary, and the truncated-BPTT batches (deterministic by seed, contiguous across windows)."""
+generated stand-in, the refusal when a real corpus is asked for and missing, the character vocabulary, the
+independent crops and the truncated-BPTT batches (deterministic by seed, contiguous across windows)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import pytest
 
 from lnedu.data import DataCorrupt, DataUnavailable
 from lnedu.data.text import (
+    STANDIN_ALPHABET,
     BPTTStream,
     CharVocab,
+    Crops,
     load_ptb_chars,
     load_pydoc_text,
+    load_standin_text,
     load_text8,
     load_text_corpus,
     parse_ptb_chars,
@@ -55,9 +59,9 @@ def test_missing_ptb_files_name_what_is_missing(tmp_path):
     (tmp_path / "ptb.char.train.txt").write_text(" a _ b \n")
     with pytest.raises(DataUnavailable, match="missing ptb.char.valid.txt, ptb.char.test.txt"):
         load_ptb_chars(tmp_path)
-    with pytest.raises(DataUnavailable):
-        load_text_corpus("ptb", "real", tmp_path)
-    assert load_text_corpus("ptb", "auto", tmp_path).name == "pydoc"  # the embedded default
+    for source in ("real", "auto"):  # a folder named explicitly is what was meant, even in auto mode
+        with pytest.raises(DataUnavailable, match=f"^ptb: .* not found in {tmp_path};"):
+            load_text_corpus("ptb", source, tmp_path)
 
 
 @pytest.mark.parametrize("form", ["file", "zip", "folder"])
@@ -215,3 +219,80 @@ def test_a_ptb_file_that_is_not_utf8_names_the_file(tmp_path):
     (tmp_path / PTB_CHAR_FILES["valid"]).write_bytes(b"a \xff b\n")
     with pytest.raises(DataCorrupt, match=r"ptb.char.valid.txt: expected utf-8 text, got byte 0xff at offset 2"):
         load_ptb_chars(tmp_path)
+
+
+def test_random_crops_are_pieces_of_the_text_fixed_by_seed_epoch_and_index(rng):
+    ids = rng.integers(0, 50, 997)
+    crops = Crops(ids, batch_size=5, seq_len=13, seed=4)
+    assert len(crops) == 996 // 65 and crops.tokens_per_epoch == len(crops) * 65
+    x, y = crops.window(1, 2)
+    assert x.shape == y.shape == (13, 5) and x.dtype == np.int64
+    for b in range(5):  # each column is a crop of the text, its targets the characters one later
+        start = int(np.flatnonzero([np.array_equal(ids[i:i + 13], x[:, b]) for i in range(997 - 13)])[0])
+        np.testing.assert_array_equal(y[:, b], ids[start + 1:start + 14])
+    again = Crops(ids, batch_size=5, seq_len=13, seed=4).window(1, 2)
+    assert np.array_equal(again[0], x) and np.array_equal(again[1], y)
+    assert not np.array_equal(crops.window(1, 3)[0], x) and not np.array_equal(crops.window(2, 2)[0], x)
+    assert not np.array_equal(Crops(ids, 5, 13, seed=5).window(1, 2)[0], x)
+    starts = np.concatenate([Crops(ids, 64, 13, seed=s).window(0, 0)[0][0] for s in range(30)])
+    assert starts.size == 64 * 30  # every start leaves room for the last target: the last crop can end the text
+    ends = Crops(np.arange(20), 200, 19, seed=1).window(0, 0)[1]
+    assert set(ends[-1]) == {19}
+
+
+def test_consecutive_crops_cover_the_text_and_a_sample_is_fixed(rng):
+    ids = rng.integers(0, 30, 103)
+    crops = Crops(ids, batch_size=4, seq_len=10, mode="consecutive")
+    windows = list(crops.epoch(7))
+    assert len(windows) == len(crops) == 3 and [w[0].shape for w in windows] == [(10, 4), (10, 3), (10, 3)]
+    x = np.concatenate([w[0] for w in windows], axis=1)  # crop j is ids[10 j : 10 j + 10]
+    np.testing.assert_array_equal(x.T.reshape(-1), ids[:100])
+    np.testing.assert_array_equal(np.concatenate([w[1] for w in windows], axis=1).T.reshape(-1), ids[1:101])
+    assert len(Crops(ids, 4, 10, mode="consecutive", count=5).starts) == 5
+    a, b = Crops(ids, 3, 10, mode="sample", count=7, seed=2), Crops(ids, 3, 10, mode="sample", count=7, seed=2)
+    assert np.array_equal(a.starts, b.starts) and len(a) == 3 and a.tokens_per_epoch == 70
+    assert np.all(np.diff(a.starts) >= 0) and a.starts.max() <= 103 - 11
+
+
+def test_crops_bad_arguments(rng):
+    ids = rng.integers(0, 5, 30)
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        Crops(ids, 2, 5, mode="streams")
+    with pytest.raises(ValueError, match="count: expected a positive integer or None, got 0"):
+        Crops(ids, 2, 5, mode="sample", count=0)
+    with pytest.raises(ValueError, match="ids: expected at least 31 ids for seq_len=30, got 30"):
+        Crops(ids, 2, 30)
+    with pytest.raises(ValueError, match="seq_len: expected a positive integer"):
+        Crops(ids, 2, 0)
+    with pytest.raises(TypeError, match="ids: expected a 1-d integer array"):
+        Crops(ids.astype(float), 2, 5)
+    with pytest.raises(ValueError, match=r"k: expected a window index in \[0, 2\), got 2"):
+        Crops(ids, 2, 5).window(0, 2)
+
+
+@pytest.mark.parametrize("real", ["ptb", "text8"])
+def test_standin_text_has_the_real_alphabet_size(real):
+    c = load_text_corpus(real, "standin")
+    assert c.name == f"standin-{real}" and "not for results" in c.description
+    assert len(CharVocab.build(c.train)) == STANDIN_ALPHABET[real] + 1  # and <unk>
+    assert set(c.valid) == set(c.train) and len(c.valid) == len(c.train) // 20
+    assert load_standin_text(real).train == c.train  # the same text every time
+    with pytest.raises(ValueError, match="real: expected one of"):
+        load_standin_text("wikitext")
+
+
+def test_an_explicit_real_corpus_that_is_missing_is_refused_with_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path))
+    monkeypatch.delenv("LNEDU_DOWNLOAD", raising=False)
+    with pytest.raises(DataUnavailable) as err:
+        load_text_corpus("ptb", "real")
+    msg = str(err.value)
+    assert msg.startswith("ptb: Penn Treebank characters") and str(tmp_path / "ptb") in msg
+    assert "simple-examples.tgz" in msg and "--data PATH" in msg and "ptb.char.valid.txt" in msg
+    assert len(msg.splitlines()) == 1
+    with pytest.raises(DataUnavailable, match=r"^text8: text8.*python -m lnedu data fetch text8.*--data PATH"):
+        load_text_corpus("text8", "real")
+    with pytest.raises(DataUnavailable, match=f"not found in {tmp_path / 'elsewhere'}"):
+        load_text_corpus("text8", "real", tmp_path / "elsewhere")
+    assert load_text_corpus("text8", "auto").name == "pydoc"  # auto falls back, and says so
+    assert "embedded default" in load_text_corpus("ptb", "auto").description

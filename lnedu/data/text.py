@@ -21,8 +21,16 @@ Three corpora, each returned as a :class:`TextCorpus` (three strings and a line 
   (and a model's bits per character on it) differs a little between Python versions.
 
 A :class:`CharVocab` maps characters to integer ids (most frequent first, ``<unk>`` for characters the
-training split never showed), and :class:`BPTTStream` cuts an id sequence into the mini-batches of
-truncated backpropagation through time.
+training split never showed). Two ways to cut an id sequence into mini-batches: :class:`Crops`, independent
+fixed-length pieces that each start from a zero state (the NormProp paper's "sequences of length 100 with
+random starts", Cooijmans et al.'s procedure), and :class:`BPTTStream`, contiguous streams whose state a model
+carries from one window to the next (truncated backpropagation through time).
+
+The two real corpora are described by :data:`PTB_SET` and :data:`TEXT8_SET`
+(:class:`~lnedu.data.download.RealDataSet`): asked for explicitly (``source="real"``) and not found, the loader
+refuses in one line saying what the set is, where it comes from and how to get it. For measuring the cost of a
+paper-size update without the real files, :func:`load_standin_text` generates a text with the real set's
+alphabet size.
 """
 
 from __future__ import annotations
@@ -37,19 +45,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import DataCorrupt, DataUnavailable, cache_dir, damaged, fetch
+from .download import DataCorrupt, DataUnavailable, RealDataSet, cache_dir, damaged, fetch
 
 __all__ = [
     "TextCorpus",
     "CharVocab",
     "BPTTStream",
+    "Crops",
     "split_by_position",
     "to_ascii",
     "parse_ptb_chars",
     "load_ptb_chars",
     "load_text8",
     "load_pydoc_text",
+    "load_standin_text",
     "load_text_corpus",
+    "PTB_SET",
+    "TEXT8_SET",
     "PTB_CHAR_FILES",
     "TEXT8_URL",
     "TEXT8_SHA1",
@@ -61,6 +73,27 @@ TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 TEXT8_SHA1 = "6c70299b93b7e1f927b42cd8f6ac1a31547c7a2e"
 TEXT8_SPLIT = (90_000_000, 5_000_000, 5_000_000)
 REFETCH_TEXT8 = "`python -m lnedu data fetch text8`"
+
+PTB_SET = RealDataSet(
+    name="ptb",
+    what="Penn Treebank characters in Mikolov's splits (about 5.0M / 0.4M / 0.45M characters)",
+    source="Marcus et al. 1993, as preprocessed by Mikolov in simple-examples.tgz (his RNNLM page, "
+           "https://www.fit.vutbr.cz/~imikolov/rnnlm/)",
+    get="a manual step: download simple-examples.tgz from that page and copy its data/ptb.char.*.txt files to "
+        "$LNEDU_DATA/ptb (lnedu knows no published checksum, so it does not download them)",
+    files="ptb.char.train.txt, ptb.char.valid.txt and ptb.char.test.txt",
+)
+TEXT8_SET = RealDataSet(
+    name="text8",
+    what="text8, the first 10^8 characters of an English Wikipedia dump reduced to a-z and spaces (90M / 5M / 5M)",
+    source="Matt Mahoney, " + TEXT8_URL,
+    get=REFETCH_TEXT8,
+    files="text8 or text8.zip",
+)
+REAL_SETS = {"ptb": PTB_SET, "text8": TEXT8_SET}
+# alphabet sizes of the stand-ins: text8's a-z and space; PTB's characters (letters, digits shown as 'N', a few
+# marks, space and the line end) number about 50 in our parse
+STANDIN_ALPHABET = {"ptb": 50, "text8": 27}
 
 
 @dataclass
@@ -231,6 +264,90 @@ class BPTTStream:
                 f"{self.windows_per_epoch} windows of {self.T} per epoch)")
 
 
+class Crops:
+    """Mini-batches of independent crops: pieces of ``T`` characters that each start from a zero state.
+
+    The NormProp paper (Laurent et al., §5.1) trains "on sequences of length 100 with random starting points"
+    (Cooijmans et al.'s procedure) and reports validation bits per character on length-100 sequences: no
+    state passes from one crop to the next, unlike :class:`BPTTStream`. A window is ``(x, y)``, each ``(T, B)``
+    time-major, ``y`` the characters after ``x``. Three ways to choose the crops:
+
+    * ``mode="random"`` (training): window ``k`` of epoch ``e`` holds ``B`` crops whose starts are drawn
+      uniformly from every position that leaves room for ``T + 1`` ids, by a generator seeded with
+      ``(seed, e, k)``: the batches are a function of ``(seed, epoch, k)`` alone, so a resumed run sees the
+      ones it would have seen. An epoch is ``(len(ids) - 1) // (B T)`` windows: as many predicted characters
+      as the text has, seen in expectation once each.
+    * ``mode="consecutive"`` (evaluation): the text cut into consecutive, non-overlapping crops at ``0, T,
+      2T, ...`` (the tail shorter than ``T`` is left out); ``count`` keeps only the first ``count`` crops. They
+      are shared out in order over ``ceil(n / B)`` windows of as equal sizes as can be (at most ``B``, so no
+      window is left with a single crop when another has many: batch norm's train-mode figure needs two).
+    * ``mode="sample"``: ``count`` crops at starts drawn once from ``seed`` and sorted, a fixed sample of a long
+      text (for training-text bpc: spread over the whole split, not its first topic).
+    """
+
+    MODES = ("random", "consecutive", "sample")
+
+    def __init__(self, ids, batch_size: int, seq_len: int, *, seed: int = 0, mode: str = "random",
+                 count: int | None = None):
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or ids.dtype.kind not in "iu":
+            raise TypeError(f"ids: expected a 1-d integer array, got {ids.dtype} array of shape {ids.shape}")
+        for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"mode: expected one of {self.MODES}, got {mode!r}")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1):
+            raise ValueError(f"count: expected a positive integer or None, got {count!r}")
+        self.ids, self.B, self.T, self.seed, self.mode = ids, int(batch_size), int(seq_len), int(seed), mode
+        self.positions = len(ids) - self.T  # starts 0 .. len - T - 1 leave room for T inputs and the last target
+        if self.positions < 1:
+            raise ValueError(f"ids: expected at least {self.T + 1} ids for seq_len={self.T}, got {len(ids)}")
+        if mode == "random":
+            self.starts = None
+            self.windows_per_epoch = max(1, (len(ids) - 1) // (self.B * self.T))
+        else:
+            if mode == "consecutive":
+                starts = np.arange((len(ids) - 1) // self.T) * self.T
+                starts = starts[:count] if count else starts
+            else:
+                n = count or max(1, (len(ids) - 1) // self.T)
+                starts = np.sort(np.random.default_rng([self.seed, 0x5A3E]).integers(0, self.positions, n))
+            self.starts = starts
+            self.windows_per_epoch = -(-len(starts) // self.B)
+            self._groups = np.array_split(starts, self.windows_per_epoch)
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        """Targets predicted in one epoch."""
+        n = self.windows_per_epoch * self.B if self.starts is None else len(self.starts)
+        return n * self.T
+
+    def window(self, epoch: int, k: int):
+        """Window ``k`` of ``epoch``: ``(x, y)``, each an int64 array of shape ``(T, B)`` (host NumPy); the
+        fixed modes ignore ``epoch``."""
+        if not 0 <= k < self.windows_per_epoch:
+            raise ValueError(f"k: expected a window index in [0, {self.windows_per_epoch}), got {k}")
+        if self.starts is None:
+            starts = np.random.default_rng([self.seed, int(epoch), int(k), 0xC409]).integers(0, self.positions, self.B)
+        else:
+            starts = self._groups[k]
+        cols = starts[None, :] + np.arange(self.T)[:, None]  # (T, B) positions of the inputs
+        return self.ids[cols].astype(np.int64), self.ids[cols + 1].astype(np.int64)
+
+    def epoch(self, epoch: int = 0):
+        """Iterate over the windows of one epoch (each crop starts from a zero state)."""
+        for k in range(self.windows_per_epoch):
+            yield self.window(epoch, k)
+
+    def __len__(self) -> int:
+        return self.windows_per_epoch
+
+    def __repr__(self) -> str:
+        what = "random crops" if self.starts is None else f"{len(self.starts)} {self.mode} crops"
+        return f"Crops({len(self.ids):,} ids -> {what} of {self.T}; {self.windows_per_epoch} windows of {self.B})"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the three corpora
 
@@ -270,6 +387,28 @@ def load_pydoc_text(*, lowercase: bool = True, fractions=(0.9, 0.05, 0.05)) -> T
         f"Python {py}'s help topics (pydoc_data, embedded default{', lowercased' if lowercase else ''}), "
         f"{len(train):,} / {len(valid):,} / {len(test):,} characters",
     )
+
+
+def load_standin_text(real: str = "ptb", *, chars: int = 2_000_000, seed: int = 0) -> TextCorpus:
+    """A generated stand-in for the real corpus ``real`` with its alphabet size (:data:`STANDIN_ALPHABET`), for
+    measuring the cost of a paper-size update where the real files are absent: ``chars`` training characters
+    and a twentieth of that for validation and test, each character drawn independently with Zipf-like
+    frequencies (nothing to learn beyond them: a stand-in for shapes and timing, never for results)."""
+    if real not in STANDIN_ALPHABET:
+        raise ValueError(f"real: expected one of {sorted(STANDIN_ALPHABET)}, got {real!r}")
+    n = STANDIN_ALPHABET[real]
+    alphabet = np.frombuffer(("abcdefghijklmnopqrstuvwxyz .,'-&$#N0123456789ABCDEFGHIJKLMNOPQRSTUV")[:n].encode(),
+                             dtype=np.uint8)
+    p = 1.0 / np.arange(1, n + 1)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for size in (chars, chars // 20, chars // 20):
+        codes = rng.choice(n, size=size, p=p / p.sum())
+        codes[:n] = np.arange(n)  # every character occurs in every split
+        parts.append(alphabet[codes].tobytes().decode("ascii"))
+    return TextCorpus(*parts, f"standin-{real}",
+                      f"a generated stand-in for {real} ({n} characters, drawn independently), "
+                      + " / ".join(f"{len(t):,}" for t in parts) + " characters: for timing, not for results")
 
 
 def parse_ptb_chars(raw: str) -> str:
@@ -370,21 +509,29 @@ def load_text_corpus(real: str = "ptb", source: str = "auto", path=None, *,
     """A real corpus when it is available, else the embedded default.
 
     ``real``: which real corpus, ``'ptb'`` or ``'text8'``. ``source``: ``'auto'`` (the real one if it is on
-    disk or may be downloaded, else the embedded Python help text), ``'real'`` (the real one or an error),
-    ``'embedded'`` (the embedded text).
+    disk or may be downloaded, else the embedded Python help text), ``'real'`` (the real one, or the refusal
+    of :data:`PTB_SET` / :data:`TEXT8_SET`: a :class:`~lnedu.data.download.DataUnavailable` naming the set,
+    where it was looked for and how to get it), ``'embedded'`` (the embedded text), ``'standin'`` (a generated
+    text with the real one's alphabet size, :func:`load_standin_text`). ``path``: the real corpus's folder or
+    file (``None`` or ``""``: the cache); a path given and holding no corpus is refused even with ``'auto'``
+    (whoever names a folder means that data, not the embedded text).
     """
+    path = path or None
     loaders = {"ptb": lambda: load_ptb_chars(path), "text8": lambda: load_text8(path, download=download)}
     if real not in loaders:
         raise ValueError(f"real: expected 'ptb' or 'text8', got {real!r}")
-    if source not in ("auto", "real", "embedded"):
-        raise ValueError(f"source: expected 'auto', 'real' or 'embedded', got {source!r}")
+    if source not in ("auto", "real", "embedded", "standin"):
+        raise ValueError(f"source: expected 'auto', 'real', 'embedded' or 'standin', got {source!r}")
     if source == "embedded":
         return load_pydoc_text()
+    if source == "standin":
+        return load_standin_text(real)
     try:
         return loaders[real]()
     except DataCorrupt:  # a damaged copy is refused, not quietly replaced by the embedded text
         raise
-    except DataUnavailable:
-        if source == "real":
-            raise
+    except DataUnavailable as exc:
+        if source == "real" or path is not None:
+            looked_in = path if path is not None else cache_dir() / real
+            raise REAL_SETS[real].missing(looked_in=[looked_in]) from exc
         return load_pydoc_text()

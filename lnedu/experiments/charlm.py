@@ -34,18 +34,43 @@ Our variants, all the same model around a different recurrent layer (:class:`Cha
 * ``ln``: :class:`lnedu.nn.LSTM` with ``ln="appendix"`` (the LN paper's supplementary LSTM), gains 1;
 * ``normprop``: :class:`lnedu.nn.NormPropLSTM`, gammas 2, 2, 1, variance constants of the paper's Eq. 22-23.
 
-Training: truncated backprop through time on contiguous streams (:class:`lnedu.data.BPTTStream`): ``B``
-streams, windows of ``T`` characters, the state carried from window to window, a new random offset every
-epoch. (The paper instead trains on independent length-100 crops that start from a zero state.) Validation
-bpc is the mean negative log-likelihood in nats divided by ln 2, over the validation text read as ``eval_batch``
-streams with the state carried. Seconds per epoch are measured in the same run: the median wall time of a
-training update times the updates in an epoch, so evaluations and checkpoints do not count and a stray slow
-update does not either; the CPU time of the updates is logged too, which other programs sharing the machine do not
-inflate. Times depend on the machine; compare them within one run, never across machines.
+Training (``state="crops"``, every preset, the paper's procedure): each update is ``batch_size`` independent
+crops of ``seq_len`` characters at random starts, each from a zero state (:class:`lnedu.data.text.Crops`).
+Validation bpc, the mean negative log-likelihood in nats divided by ln 2, is measured the same way: the
+validation text cut into consecutive crops of ``eval_len``, each from a zero state (Table 1's "bpc on length-100
+sequences"); training bpc on a fixed sample of as many crops spread over the training text. ``state="carried"``
+is the other mode, kept as an option: truncated backprop through time on ``B`` contiguous streams
+(:class:`lnedu.data.BPTTStream`) with the state carried from window to window, and evaluation with the state
+carried over the text, which gives every character a longer context and a lower bpc. Seconds per epoch are
+measured in the same run: the median wall time of a training update times the updates in an epoch, so
+evaluations and checkpoints do not count and a stray slow update does not either; the CPU time of the updates is
+logged too, which other programs sharing the machine do not inflate. Times depend on the machine; compare them
+within one run, never across machines.
+
+The paper's settings and our presets (``settings_table(charlm)``, :mod:`.settings`):
+
+| setting | paper | `paper` preset | `medium` preset | `small` preset |
+|---|---|---|---|---|
+| data | Penn Treebank characters, Mikolov's splits (§5.1) | PTB characters (Mikolov's splits); refuses without them | PTB characters if on disk, else Python's help text (pydoc_data) | PTB characters if on disk, else Python's help text (pydoc_data) |
+| hidden units | 1000, one LSTM layer, softmax output (§5.1) | 1,000 | 128 | 64 |
+| input | one-hot times a fixed, untrained orthogonal matrix (§5.1) | fixed orthogonal codes (differs: the codes are scaled by sqrt(V), so their components have unit mean square, the scale NormProp's variance analysis assumes; the paper's one-hot x orthogonal has mean square 1/V) | fixed orthogonal codes | fixed orthogonal codes |
+| initialization | orthogonal, every unit's weight vector rescaled to unit norm (§5.1) | orthogonal gate blocks; NormProp and WN normalize every unit's vector (differs: the baseline, BN and LN keep the orthogonal draw: W_h's units have unit norm, W_x's (semi-orthogonal rows) are not rescaled) | orthogonal gate blocks; NormProp and WN normalize every unit's vector | orthogonal gate blocks; NormProp and WN normalize every unit's vector |
+| training sequences | length 100, random starts, from a zero state (§5.1, after Cooijmans et al.) | 64 independent crops of 100 at random starts, each from a zero state | 32 independent crops of 100 at random starts, each from a zero state | 64 independent crops of 25 at random starts, each from a zero state |
+| batch size | not restated; Cooijmans et al. used 64 | 64 | 32 | 64 |
+| optimizer | Adam (§5.1) | Adam | Adam | Adam |
+| learning rate | 2e-3 (§5.1) | 0.002, every variant | 0.01, every variant | baseline 0.03, wn 0.03, bn 0.03, ln 0.01, normprop 0.03 (tuned on validation) |
+| learning-rate decay | 'exponential decay of 1e-3' (§5.1); per update or per epoch not stated | lr exp(-0.001 t), t counting updates | lr exp(-0.001 t), t counting updates | lr exp(-0.001 t), t counting updates |
+| gradient clipping | 1.0 (§5.1) | 1 | 1 | 1 |
+| gammas | NormProp 2, 2, 1; LN 1; BN 0.1 (§5.1) | NormProp 2, 2, 1; LN 1; BN 0.1 | NormProp 2, 2, 1; LN 1; BN 0.1 | NormProp 2, 2, 1; LN 1; BN 0.1 |
+| NormProp variance constants | Eq. 9-10 and Eq. 22-23 disagree (§3, §4) | Eq. 22-23, fixed at initialization | Eq. 22-23, fixed at initialization | Eq. 22-23, fixed at initialization |
+| length of training | not stated (Figure 2) | 8,000 updates | 1,200 updates | 250 updates |
+| validation | bpc on length-100 sequences (Table 1) | the whole validation text cut into crops of 100, each from a zero state | the whole validation text cut into crops of 100, each from a zero state | the first 6,000 validation characters cut into crops of 25, each from a zero state |
+| time per epoch | seconds per epoch on their GPU (Table 1) | median update time x updates per epoch (wall and CPU) | median update time x updates per epoch (wall and CPU) | median update time x updates per epoch (wall and CPU) |
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +91,7 @@ from .charlm_model import (  # the model, data and task text8_grid shares: impor
     load_lm_data,
     seconds_per_epoch,
 )
+from .settings import Setting
 from .verdicts import Verdict
 
 NAME = "charlm"
@@ -85,7 +111,8 @@ LABELS = {"baseline": "Baseline", "wn": "Weight Norm", "bn": "Batch Norm", "ln":
 _data_choice = data_choice  # the old private name, kept for one release
 
 __all__ = [
-    "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "PAPER_TABLE1", "LABELS", "Config", "PRESETS",
+    "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "PAPER_TABLE1", "LABELS", "Config", "PRESETS", "SEEDS",
+    "SETTINGS", "standin",
     "WeightNormLSTM", "CharLM", "LMTask", "BlasThreads", "load_lm_data", "build", "build_layer", "gradient_growth",
     "seconds_per_epoch", "final_bpc", "table", "verdict", "plot",
 ]
@@ -101,9 +128,11 @@ class Config:
     clip: float = 1.0  # global gradient norm
     gamma_normprop: tuple = (2.0, 2.0, 1.0)  # gamma_x, gamma_h, gamma_c
     gamma_bn: float = 0.1
-    data: str = "auto"  # "auto" (PTB characters if on disk), "ptb", "pydoc"
-    eval_batch: int = 16  # streams for evaluation
-    eval_len: int = 100  # window for evaluation (the state carries, so this only sets the batching)
+    data: str = "auto"  # "auto" (PTB characters if on disk), "ptb" (refuses without it), "pydoc", "standin"
+    data_path: str = ""  # the folder of Mikolov's ptb.char.*.txt files ("": $LNEDU_DATA/ptb)
+    state: str = "crops"  # "crops": independent crops from a zero state (the paper); "carried": truncated BPTT
+    eval_batch: int = 16  # crops (or streams) side by side in evaluation
+    eval_len: int = 100  # evaluation crop length (carried: the window, which only sets the batching)
     eval_chars: int = 6_000  # characters of each split to evaluate on (0: the whole split)
     blas_threads: int = 1  # BLAS threads while training and evaluating (0: leave the library's setting)
     steps: int = 250
@@ -114,13 +143,79 @@ class Config:
 
 
 PRESETS = {
-    "tiny": Config(hidden=16, batch_size=8, seq_len=12, lr=1e-2, eval_batch=4, eval_len=25, eval_chars=400,
+    "tiny": Config(hidden=16, batch_size=8, seq_len=12, lr=1e-2, eval_batch=4, eval_len=12, eval_chars=400,
                    data="pydoc", steps=16, eval_every=8, checkpoint_every=8),
     # rates per variant, from `python -m lnedu tune charlm` (on validation; tuned/charlm-small.json)
-    "small": Config(lr_by_variant={"baseline": 0.03, "wn": 0.03, "bn": 0.03, "ln": 0.01, "normprop": 0.03}),
+    "small": Config(eval_len=25,
+                    lr_by_variant={"baseline": 0.03, "wn": 0.03, "bn": 0.03, "ln": 0.01, "normprop": 0.03}),
+    # about 30 minutes on 2 cores for 5 variants x 3 seeds, one run after another with one BLAS thread. Sized
+    # from the CPU seconds per update (time.process_time over 10 updates after 3, OPENBLAS_NUM_THREADS=1, on the
+    # embedded text; `python -m lnedu run charlm --preset medium --plan` measures the same updates by wall clock,
+    # which a shared machine inflates): baseline 0.059, wn 0.058, bn 0.114, ln 0.130, normprop 0.062, mean 0.084
+    # s; x 1,200 updates x 15 runs = 25 min, and 13 evaluations on the whole validation text (~0.5 s each) per run
+    "medium": Config(hidden=128, batch_size=32, seq_len=100, eval_len=100, eval_batch=32, eval_chars=0, lr=1e-2,
+                     steps=1200, eval_every=100, checkpoint_every=300),
     "paper": Config(hidden=1000, batch_size=64, seq_len=100, lr=2e-3, lr_decay=1e-3, data="ptb", eval_batch=64,
                     eval_len=100, eval_chars=0, steps=8000, eval_every=400, checkpoint_every=400),
 }
+
+
+def _crops(c) -> str:
+    if c.state == "carried":
+        return f"{c.batch_size} contiguous streams, windows of {c.seq_len}, state carried (truncated BPTT)"
+    return f"{c.batch_size} independent crops of {c.seq_len} at random starts, each from a zero state"
+
+
+def _evaluation(c) -> str:
+    text = "the whole validation text" if not c.eval_chars else f"the first {c.eval_chars:,} validation characters"
+    if c.state == "carried":
+        return f"{text}, state carried"
+    return f"{text} cut into crops of {c.eval_len}, each from a zero state"
+
+
+def _rates(c) -> str:
+    if not c.lr_by_variant:
+        return f"{c.lr:g}, every variant"
+    return ", ".join(f"{v} {r:g}" for v, r in c.lr_by_variant.items()) + " (tuned on validation)"
+
+
+_DATA = {"ptb": "PTB characters (Mikolov's splits); refuses without them", "auto": "PTB characters if on disk, "
+         "else Python's help text (pydoc_data)", "pydoc": "Python's help text (pydoc_data)",
+         "standin": "generated (timing only)"}
+
+SETTINGS = (
+    Setting("data", "Penn Treebank characters, Mikolov's splits (§5.1)", lambda c: _DATA[c.data]),
+    Setting("hidden units", "1000, one LSTM layer, softmax output (§5.1)", "hidden"),
+    Setting("input", "one-hot times a fixed, untrained orthogonal matrix (§5.1)", lambda c: "fixed orthogonal codes",
+            differs="the codes are scaled by sqrt(V), so their components have unit mean square, the scale "
+                    "NormProp's variance analysis assumes; the paper's one-hot x orthogonal has mean square 1/V"),
+    Setting("initialization", "orthogonal, every unit's weight vector rescaled to unit norm (§5.1)",
+            lambda c: "orthogonal gate blocks; NormProp and WN normalize every unit's vector",
+            differs="the baseline, BN and LN keep the orthogonal draw: W_h's units have unit norm, W_x's "
+                    "(semi-orthogonal rows) are not rescaled"),
+    Setting("training sequences", "length 100, random starts, from a zero state (§5.1, after Cooijmans et al.)",
+            _crops),
+    Setting("batch size", "not restated; Cooijmans et al. used 64", "batch_size"),
+    Setting("optimizer", "Adam (§5.1)", lambda c: "Adam"),
+    Setting("learning rate", "2e-3 (§5.1)", _rates),
+    Setting("learning-rate decay", "'exponential decay of 1e-3' (§5.1); per update or per epoch not stated",
+            lambda c: f"lr exp(-{c.lr_decay:g} t), t counting updates"),
+    Setting("gradient clipping", "1.0 (§5.1)", "clip"),
+    Setting("gammas", "NormProp 2, 2, 1; LN 1; BN 0.1 (§5.1)",
+            lambda c: f"NormProp {', '.join(f'{g:g}' for g in c.gamma_normprop)}; LN 1; BN {c.gamma_bn:g}"),
+    Setting("NormProp variance constants", "Eq. 9-10 and Eq. 22-23 disagree (§3, §4)",
+            lambda c: "Eq. 22-23, fixed at initialization"),
+    Setting("length of training", "not stated (Figure 2)", lambda c: f"{c.steps:,} updates"),
+    Setting("validation", "bpc on length-100 sequences (Table 1)", _evaluation),
+    Setting("time per epoch", "seconds per epoch on their GPU (Table 1)",
+            lambda c: "median update time x updates per epoch (wall and CPU)"),
+)
+
+
+def standin(config: Config) -> Config:
+    """``config`` on a generated text with PTB's alphabet size (:func:`lnedu.data.text.load_standin_text`): the
+    shapes of a paper-size update without the PTB files, for ``--plan``."""
+    return dataclasses.replace(config, data="standin", data_path="")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -209,7 +304,7 @@ def build(config: Config, variant: str, seed: int) -> LMTask:
 # ---------------------------------------------------------------------------------------------------------
 # verdict: Table 1
 
-SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "paper": (0, 1, 2)}
+SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "medium": (0, 1, 2), "paper": (0, 1, 2)}
 PAPER_NUMBERS = ("Table 1 (valid bpc, s/epoch): " + ", ".join(f"{v} {b} / {s} s" for v, (b, s) in
                                                                 PAPER_TABLE1.items()) + " (Laurent et al., RNP §5.1)")
 LEARN_MARGIN = 0.2  # "not tested" guard: an arm's mean valid bpc must fall 0.2 below its first evaluation

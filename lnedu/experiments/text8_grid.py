@@ -22,14 +22,37 @@ product and starts its update gate at bias -1. The MGU, whose LN placement the p
 paper's GRU placement and a gate bias of 0; the LSTM a forget bias of 1.
 
 The model and training are :mod:`.charlm`'s, shared in :mod:`.charlm_model` (fixed orthogonal input codes, one
-recurrent layer, a softmax; truncated BPTT with the state carried), with a fixed learning rate. The verdict
+recurrent layer, a softmax), with a fixed learning rate. The post says only "sequences of length 200 bytes"; we
+read them as independent sequences, each from a zero state (``state="crops"``, the ``medium`` and ``paper``
+presets, and the NormProp and Recurrent BN papers' procedure on PTB and text8), and evaluate the same way. The
+``tiny`` and ``small`` presets keep ``state="carried"`` (truncated BPTT on contiguous streams, the state carried
+from window to window and across the evaluation text), the mode their stored runs were made in. The verdict
 averages as the study's comparisons do: bpc per cell over LN and inits, per init over cells and LN, LN against
 no LN over cells and inits. Every run is independent: ``python -m lnedu run text8_grid --jobs 2`` (or
 ``--scheduler ADDR`` for a Dask cluster) runs them in parallel, see :mod:`.sweep`.
+
+The study's settings and our presets (``settings_table(text8_grid)``, :mod:`.settings`):
+
+| setting | paper | `paper` preset | `medium` preset | `small` preset |
+|---|---|---|---|---|
+| data | text8; the split is not stated | text8, 90M / 5M / 5M (Mikolov et al. 2012's split); refuses without it | text8 if on disk, else Python's help text (pydoc_data) | text8 if on disk, else Python's help text (pydoc_data) |
+| cells | LSTM, GRU (Chung et al.), MGU (Zhou et al. 2016) | LSTM (forget bias 1), GRU (reset before the product), MGU | LSTM (forget bias 1), GRU (reset before the product), MGU | LSTM (forget bias 1), GRU (reset before the product), MGU |
+| layer norm | with and without; placement not shown (the public GRU cell that matches the post: W x and U h normalized separately, averaged) | the LN paper's: W x and U h normalized separately, summed (differs: summed where that cell averages (a factor 2 the gains absorb); the MGU's placement is our guess) | the LN paper's: W x and U h normalized separately, summed | the LN paper's: W x and U h normalized separately, summed |
+| GRU gate bias | -1 on both gates in that public cell | update gate -1, reset gate 0 (differs: only the update gate starts at -1 (lnedu's GRU has one gate-bias setting)) | update gate -1, reset gate 0 | update gate -1, reset gate 0 |
+| initializers | three methods, names not recoverable from the post | xavier, variance_scaling, orthogonal (our choice) | xavier, variance_scaling, orthogonal (our choice) | xavier, variance_scaling, orthogonal (our choice) |
+| hidden units | 2000, one recurrent layer | 2,000 | 96 | 64 |
+| batch size | 100 | 100 | 32 | 64 |
+| training sequences | length 200 bytes; whether the state carries is not stated | 100 independent sequences of 200 at random starts, each from a zero state | 32 independent sequences of 50 at random starts, each from a zero state | 64 contiguous streams, windows of 25, state carried (truncated BPTT) |
+| optimizer | Adam, fixed learning rate | Adam | Adam | Adam |
+| learning rate | fixed; its value is lost in the copy we read | 0.001 (our choice) | 0.003 (our choice) | 0.003 (our choice) |
+| gradient clipping | not stated | 1 (our choice) | 1 (our choice) | 1 (our choice) |
+| length of training | not stated | 20,000 updates (our choice) | 1,000 updates (our choice) | 200 updates (our choice) |
+| validation | bpc; how it was measured is not stated | the whole validation text cut into sequences of 200, each from a zero state | the whole validation text cut into sequences of 50, each from a zero state | the first 4,000 validation characters, state carried |
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +60,7 @@ import numpy as np
 from ..nn import GRU, LSTM, MGU
 from . import verdicts as V
 from .charlm_model import LMTask, build_task, final_bpc, seconds_per_epoch
+from .settings import Setting
 from .verdicts import Verdict
 
 NAME = "text8_grid"
@@ -51,7 +75,8 @@ INITS = ("xavier", "variance_scaling", "orthogonal")
 VARIANTS = tuple(f"{c}-{n}-{i}" for c in CELLS for n in LNS for i in INITS)
 
 __all__ = [
-    "NAME", "TITLE", "PAPER", "CLAIM", "GRID", "CELLS", "LNS", "INITS", "VARIANTS", "Config", "PRESETS",
+    "NAME", "TITLE", "PAPER", "CLAIM", "GRID", "CELLS", "LNS", "INITS", "VARIANTS", "Config", "PRESETS", "SEEDS",
+    "SETTINGS", "standin",
     "parse_variant", "build_layer", "build", "grid", "marginals", "marginals_by_seed", "verdict", "plot",
     "plot_curves", "seconds",
 ]
@@ -65,9 +90,11 @@ class Config:
     lr: float = 3e-3  # Adam, fixed (the study's value is unknown)
     lr_decay: float = 0.0
     clip: float = 1.0
-    data: str = "auto"  # "auto" (text8 if on disk), "text8", "pydoc"
+    data: str = "auto"  # "auto" (text8 if on disk), "text8" (refuses without it), "pydoc", "standin"
+    data_path: str = ""  # the text8 file, text8.zip or their folder ("": $LNEDU_DATA/text8)
+    state: str = "crops"  # "crops": independent sequences from a zero state; "carried": truncated BPTT
     eval_batch: int = 16
-    eval_len: int = 100
+    eval_len: int = 100  # evaluation crop length (carried: the window, which only sets the batching)
     eval_chars: int = 4_000
     blas_threads: int = 1
     steps: int = 200
@@ -77,11 +104,66 @@ class Config:
 
 PRESETS = {
     "tiny": Config(hidden=8, batch_size=8, seq_len=8, lr=2e-2, eval_batch=2, eval_len=20, eval_chars=200,
-                   data="pydoc", steps=10, eval_every=5, checkpoint_every=5),
-    "small": Config(),
+                   data="pydoc", state="carried", steps=10, eval_every=5, checkpoint_every=5),
+    "small": Config(state="carried"),
+    # about 30 minutes on 2 cores for 18 variants x 3 seeds one after another with one BLAS thread (--jobs 2
+    # halves it). Sized from the CPU seconds per update (time.process_time over 10 updates after 3,
+    # OPENBLAS_NUM_THREADS=1, embedded text; `--plan` measures the same by wall clock, which a shared machine
+    # inflates), xavier: lstm 0.019, lstm-ln 0.062, gru 0.015, gru-ln 0.029, mgu 0.011, mgu-ln 0.022, mean 0.026 s;
+    # x 1,000 updates x 54 runs = 23 min, and 11 evaluations on the whole validation text (~0.3 s each) per run
+    "medium": Config(hidden=96, batch_size=32, seq_len=50, eval_batch=32, eval_len=50, eval_chars=0, lr=3e-3,
+                     steps=1000, eval_every=100, checkpoint_every=500),
+    # the study's sizes; the learning rate (its value is lost), the clipping and the 20,000 updates are our choice
     "paper": Config(hidden=2000, batch_size=100, seq_len=200, lr=1e-3, data="text8", eval_batch=100, eval_len=200,
                     eval_chars=0, steps=20_000, eval_every=1000, checkpoint_every=1000),
 }
+
+
+def _sequences(c) -> str:
+    if c.state == "carried":
+        return f"{c.batch_size} contiguous streams, windows of {c.seq_len}, state carried (truncated BPTT)"
+    return f"{c.batch_size} independent sequences of {c.seq_len} at random starts, each from a zero state"
+
+
+def _evaluation(c) -> str:
+    text = "the whole validation text" if not c.eval_chars else f"the first {c.eval_chars:,} validation characters"
+    if c.state == "carried":
+        return f"{text}, state carried"
+    return f"{text} cut into sequences of {c.eval_len}, each from a zero state"
+
+
+_DATA = {"text8": "text8, 90M / 5M / 5M (Mikolov et al. 2012's split); refuses without it",
+         "auto": "text8 if on disk, else Python's help text (pydoc_data)", "pydoc": "Python's help text (pydoc_data)",
+         "standin": "generated (timing only)"}
+
+SETTINGS = (
+    Setting("data", "text8; the split is not stated", lambda c: _DATA[c.data]),
+    Setting("cells", "LSTM, GRU (Chung et al.), MGU (Zhou et al. 2016)",
+            lambda c: "LSTM (forget bias 1), GRU (reset before the product), MGU"),
+    Setting("layer norm", "with and without; placement not shown (the public GRU cell that matches the post: "
+            "W x and U h normalized separately, averaged)", lambda c: "the LN paper's: W x and U h normalized "
+            "separately, summed",
+            differs="summed where that cell averages (a factor 2 the gains absorb); the MGU's placement is our guess"),
+    Setting("GRU gate bias", "-1 on both gates in that public cell", lambda c: "update gate -1, reset gate 0",
+            differs="only the update gate starts at -1 (lnedu's GRU has one gate-bias setting)"),
+    Setting("initializers", "three methods, names not recoverable from the post",
+            lambda c: ", ".join(INITS) + " (our choice)"),
+    Setting("hidden units", "2000, one recurrent layer", "hidden"),
+    Setting("batch size", "100", "batch_size"),
+    Setting("training sequences", "length 200 bytes; whether the state carries is not stated", _sequences),
+    Setting("optimizer", "Adam, fixed learning rate", lambda c: "Adam" if not c.lr_decay else
+            f"Adam, lr exp(-{c.lr_decay:g} t)"),
+    Setting("learning rate", "fixed; its value is lost in the copy we read", lambda c: f"{c.lr:g} (our choice)"),
+    Setting("gradient clipping", "not stated", lambda c: f"{c.clip:g} (our choice)"),
+    Setting("length of training", "not stated", lambda c: f"{c.steps:,} updates (our choice)"),
+    Setting("validation", "bpc; how it was measured is not stated", _evaluation),
+)
+
+
+def standin(config: Config) -> Config:
+    """``config`` on a generated text with text8's alphabet (27 characters:
+    :func:`lnedu.data.text.load_standin_text`): the shapes of a paper-size update without text8, for ``--plan``."""
+    return dataclasses.replace(config, data="standin", data_path="")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,7 +203,7 @@ def build(config: Config, variant: str, seed: int) -> LMTask:
 # ---------------------------------------------------------------------------------------------------------
 # verdict: averaging as the study does
 
-SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "paper": (0, 1, 2)}
+SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "medium": (0, 1, 2), "paper": (0, 1, 2)}
 PAPER_NUMBERS = ("none recovered: the study's result table, its LN and initializer findings and its 1.27 bpc "
                  "were not found; its text ranks GRU above LSTM and MGU last (Hafner 2017)")
 LEARN_MARGIN = 0.2  # "not tested" guard: a grid point's mean valid bpc must fall 0.2 below its first evaluation
