@@ -90,6 +90,35 @@ PRESETS = {
 }
 
 
+# settings: §6.7 states none, so every row of our `paper` preset is ours
+OURS = "ours; §6.7 states no setting"
+
+
+def _network(c: Config) -> str:
+    return (f"conv3x3({c.channels})-norm-ReLU-conv3x3/2({2 * c.channels})-norm-ReLU-linear(10), zero padding 1, "
+            "no conv bias before a norm")
+
+
+SETTINGS = (
+    Setting("data", "not stated", lambda c: {"mnist": "MNIST (28x28)", "digits": "8x8 digits"}.get(
+        c.data, "8x8 digits (MNIST when on disk)"), differs=OURS),
+    Setting("training images", "not stated", lambda c: f"at most {c.train_images:,} (the last)" if c.train_images
+            else "all", differs=OURS),
+    Setting("network", "not stated ('convolutional neural networks')", _network, differs=OURS),
+    Setting("layer norm", "over all the units of a layer, per example (§3); placement not stated",
+            lambda c: "over C*H*W per example, per-channel gain and bias, before each ReLU", differs=OURS),
+    Setting("batch norm", "not stated", lambda c: "per channel over batch and positions, before each ReLU",
+            differs=OURS),
+    Setting("optimizer", "not stated", lambda c: "Adam", differs=OURS),
+    Setting("learning rate", "not stated", lambda c: c.lr_by_variant or c.lr, differs=OURS),
+    Setting("batch size", "not stated", "batch_size", differs=OURS),
+    Setting("epochs", "not stated", "epochs", differs=OURS),
+    Setting("evaluations per epoch", "not stated", "eval_per_epoch", differs=OURS),
+    Setting("claim's measures", "'speedup over the baseline'; BN 'outperformed' (§6.7), no metric named",
+            lambda c: "updates to a train-NLL target (eval mode); final test error", differs=OURS),
+)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # model
 
@@ -176,37 +205,6 @@ def standin(config: Config) -> Config:
     """``config`` on random 28x28 images of MNIST's shapes and split sizes (``data="standin"``): what ``--plan``
     times a paper-size update on where the real MNIST is absent."""
     return dataclasses.replace(config, data="standin", data_path="")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# settings: §6.7 states none, so every row of our `paper` preset is ours
-
-OURS = "ours; §6.7 states no setting"
-
-
-def _network(c: Config) -> str:
-    return (f"conv3x3({c.channels})-norm-ReLU-conv3x3/2({2 * c.channels})-norm-ReLU-linear(10), zero padding 1, "
-            "no conv bias before a norm")
-
-
-SETTINGS = (
-    Setting("data", "not stated", lambda c: {"mnist": "MNIST (28x28)", "digits": "8x8 digits"}.get(
-        c.data, "8x8 digits (MNIST when on disk)"), differs=OURS),
-    Setting("training images", "not stated", lambda c: f"at most {c.train_images:,} (the last)" if c.train_images
-            else "all", differs=OURS),
-    Setting("network", "not stated ('convolutional neural networks')", _network, differs=OURS),
-    Setting("layer norm", "over all the units of a layer, per example (§3); placement not stated",
-            lambda c: "over C*H*W per example, per-channel gain and bias, before each ReLU", differs=OURS),
-    Setting("batch norm", "not stated", lambda c: "per channel over batch and positions, before each ReLU",
-            differs=OURS),
-    Setting("optimizer", "not stated", lambda c: "Adam", differs=OURS),
-    Setting("learning rate", "not stated", lambda c: c.lr_by_variant or c.lr, differs=OURS),
-    Setting("batch size", "not stated", "batch_size", differs=OURS),
-    Setting("epochs", "not stated", "epochs", differs=OURS),
-    Setting("evaluations per epoch", "not stated", "eval_per_epoch", differs=OURS),
-    Setting("claim's measures", "'speedup over the baseline'; BN 'outperformed' (§6.7), no metric named",
-            lambda c: "updates to a train-NLL target (eval mode); final test error", differs=OURS),
-)
 
 
 # ---------------------------------------------------------------------------------------------------------

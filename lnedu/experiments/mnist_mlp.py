@@ -106,6 +106,44 @@ PRESETS = {
 }
 
 
+# settings: the paper's (LN §6.6) beside our presets'
+def _network(c: Config) -> str:
+    inputs = "784" if c.data in ("mnist", "standin") else "(64 or 784)"
+    return "-".join([inputs, *[f"{c.hidden}"] * c.layers, "10"])
+
+
+def _training_images(c: Config) -> str:
+    if c.data in ("mnist", "standin") and c.train_images:
+        return f"the last {c.train_images:,} of 60,000 (the first 5,000 left out: TensorFlow's validation split)"
+    if c.train_images:
+        return f"all (1,348 of the 8x8 digits), or the last {c.train_images:,} of MNIST's 60,000"
+    return "all (1,348 of the 8x8 digits, or MNIST's 60,000)"
+
+
+SETTINGS = (
+    Setting("data", "MNIST, pixels as one vector (§6.6)", "data"),
+    Setting("training images", "55,000 (§6.6); which 5,000 are left out is not stated", _training_images),
+    Setting("test images", "not stated (MNIST's test set: 10,000)", lambda c: "the data set's test set"),
+    Setting("network", "784-1000-1000-10 (§6.6)", _network),
+    Setting("nonlinearity", "not stated", lambda c: "ReLU"),
+    Setting("initialization", "not stated", lambda c: "He (hidden layers), Xavier (logits)"),
+    Setting("layer norm", "hidden layers only, not the logits (§6.6)", lambda c: "hidden layers, before the ReLU"),
+    Setting("batch norm", "'applied to all layers' (§6.6)",
+            lambda c: "hidden layers and logits" if c.bn_logits else "hidden layers (as layer norm)",
+            differs="we read 'all layers' as the hidden layers, where layer norm is: a batch norm on the logits puts "
+                    "a floor under its training NLL; bn_logits=True adds it"),
+    Setting("batch norm's variance at batch 4", "unbiased (§6.6)", lambda c: "unbiased (below batch 32)"),
+    Setting("batch norm at evaluation", "not stated", "bn_eval"),
+    Setting("optimizer", "Adam (§6.6)", lambda c: "Adam"),
+    Setting("learning rate", "not stated", lambda c: c.lr_by_variant or c.lr),
+    Setting("batch sizes", "128 and 4 (§6.6)", lambda c: "128 and 4"),
+    Setting("epochs", "not stated; Figure 6 spans 60", "epochs"),
+    Setting("evaluations per epoch", "not stated (Figure 6: curves over epochs)", "eval_per_epoch"),
+    Setting("metrics", "NLL (log axis) and test error (Figure 6)",
+            lambda c: "train NLL on the first 2,000 training images, test error (eval mode)"),
+)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # model
 
@@ -177,47 +215,6 @@ def standin(config: Config) -> Config:
     """``config`` on random 28x28 images of MNIST's shapes and split sizes (``data="standin"``): what ``--plan``
     times a paper-size update on where the real MNIST is absent."""
     return dataclasses.replace(config, data="standin", data_path="")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# settings: the paper's (LN §6.6) beside our presets'
-
-
-def _network(c: Config) -> str:
-    inputs = "784" if c.data in ("mnist", "standin") else "(64 or 784)"
-    return "-".join([inputs, *[f"{c.hidden}"] * c.layers, "10"])
-
-
-def _training_images(c: Config) -> str:
-    if c.data in ("mnist", "standin") and c.train_images:
-        return f"the last {c.train_images:,} of 60,000 (the first 5,000 left out: TensorFlow's validation split)"
-    if c.train_images:
-        return f"all (1,348 of the 8x8 digits), or the last {c.train_images:,} of MNIST's 60,000"
-    return "all (1,348 of the 8x8 digits, or MNIST's 60,000)"
-
-
-SETTINGS = (
-    Setting("data", "MNIST, pixels as one vector (§6.6)", "data"),
-    Setting("training images", "55,000 (§6.6); which 5,000 are left out is not stated", _training_images),
-    Setting("test images", "not stated (MNIST's test set: 10,000)", lambda c: "the data set's test set"),
-    Setting("network", "784-1000-1000-10 (§6.6)", _network),
-    Setting("nonlinearity", "not stated", lambda c: "ReLU"),
-    Setting("initialization", "not stated", lambda c: "He (hidden layers), Xavier (logits)"),
-    Setting("layer norm", "hidden layers only, not the logits (§6.6)", lambda c: "hidden layers, before the ReLU"),
-    Setting("batch norm", "'applied to all layers' (§6.6)",
-            lambda c: "hidden layers and logits" if c.bn_logits else "hidden layers (as layer norm)",
-            differs="we read 'all layers' as the hidden layers, where layer norm is: a batch norm on the logits puts "
-                    "a floor under its training NLL; bn_logits=True adds it"),
-    Setting("batch norm's variance at batch 4", "unbiased (§6.6)", lambda c: "unbiased (below batch 32)"),
-    Setting("batch norm at evaluation", "not stated", "bn_eval"),
-    Setting("optimizer", "Adam (§6.6)", lambda c: "Adam"),
-    Setting("learning rate", "not stated", lambda c: c.lr_by_variant or c.lr),
-    Setting("batch sizes", "128 and 4 (§6.6)", lambda c: "128 and 4"),
-    Setting("epochs", "not stated; Figure 6 spans 60", "epochs"),
-    Setting("evaluations per epoch", "not stated (Figure 6: curves over epochs)", "eval_per_epoch"),
-    Setting("metrics", "NLL (log axis) and test error (Figure 6)",
-            lambda c: "train NLL on the first 2,000 training images, test error (eval mode)"),
-)
 
 
 # ---------------------------------------------------------------------------------------------------------
