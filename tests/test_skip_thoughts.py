@@ -50,11 +50,15 @@ def test_make_batch_layout():
     assert mask.sum(0).tolist() == [2, 1, 2, 3, 4, 2]
 
 
-@pytest.mark.parametrize("variant, seed", [("gru", 0), ("ln-gru", 1)])
-def test_model_gradient(variant, seed):
-    """Embedding shared by three GRUs, the encoder's state as both decoders' initial state, two softmax losses."""
+@pytest.mark.parametrize("variant, seed, shared", [("gru", 0, False), ("ln-gru", 1, False), ("gru", 2, True),
+                                                   ("ln-gru", 3, True)])
+def test_model_gradient(variant, seed, shared):
+    """Embedding shared by three GRUs, the encoder's state as both decoders' initial state, two softmax losses
+    (through one output layer shared by the decoders, or one each)."""
     V = 9
-    model = st.SkipThoughts(V, 3, 2, ln="appendix" if variant == "ln-gru" else None, rng=seed).astype(np.float64)
+    model = st.SkipThoughts(V, 3, 2, ln="appendix" if variant == "ln-gru" else None, shared_output=shared,
+                            rng=seed).astype(np.float64)
+    assert ("out" in dict(model.children())) == shared
     vocab = st.WordVocab([f"w{i}" for i in range(V - 4)], specials=("<bos>", "<eos>"))
     rng = np.random.default_rng(seed + 10)
     words = [f"w{i}" for i in range(V - 4)]
@@ -81,6 +85,42 @@ def test_ridge_probe_separates_separable_classes_and_fails_on_noise():
     assert st.ridge_probe(f[:150], y[:150], f[150:], y[150:]) > 0.95
     noise = rng.normal(size=(300, 5))
     assert st.ridge_probe(noise[:150], y[:150], noise[150:], y[150:]) < 0.5
+
+
+def test_cv_accuracy_reads_separable_classes_and_not_noise():
+    rng = np.random.default_rng(4)
+    y = rng.integers(2, size=200)
+    f = np.where(y[:, None] == 1, 1.5, -1.5) * rng.random((200, 3)) + rng.normal(size=(200, 3))
+    assert st.cv_accuracy(f, y) > 0.8
+    noise = rng.normal(size=(200, 3))
+    assert 0.3 < st.cv_accuracy(noise, y) < 0.65
+    # one penalty (no choice to make): the mean over the held-out folds of least squares on one-hot targets, fit on
+    # the standardized training part, which a hand count over the same folds reproduces
+    outer = np.array_split(np.random.default_rng(1234).permutation(200), 4)
+    hand = []
+    for test in outer:
+        train = np.setdiff1d(np.arange(200), test)
+        mu, sd = f[train].mean(0), f[train].std(0)
+        X = np.hstack([(f[train] - mu) / sd, np.ones((len(train), 1))])
+        W = np.linalg.lstsq(X, np.eye(2)[y[train]], rcond=None)[0]
+        hand.append(np.mean((np.hstack([(f[test] - mu) / sd, np.ones((len(test), 1))]) @ W).argmax(1) == y[test]))
+    assert st.cv_accuracy(f, y, ridges=(1e-9,), folds=4) == pytest.approx(np.mean(hand))
+    with pytest.raises(ValueError, match="folds: expected an integer"):
+        st.cv_accuracy(f, y, folds=1)
+    with pytest.raises(ValueError, match="features: expected an"):
+        st.cv_accuracy(f[:10], y)
+
+
+def test_flops_per_update_against_a_hand_count():
+    cfg = dataclasses.replace(TINY, dim=5, dim_word=3, batch_size=4)
+    task = st.build(cfg, "gru", 0)
+    V, T = len(task.vocab), 6.0
+    # per sentence slot and step: 3 GRUs x (x (.., 3) @ W_x (3, 15) + h (.., 5) @ W_hh (5, 15)), 2 x h @ W_out (5, V)
+    per = 3 * (2 * 3 * 15 + 2 * 5 * 15) + 2 * (2 * 5 * V)
+    assert task.flops_per_update(T) == 3 * 4 * 6 * per
+    assert task.examples_per_update == 4
+    ids, _, _, _ = st.make_batch(task._batch(0), task.vocab, cfg.max_len)
+    assert task.padded_length(1) == ids.shape[0]
 
 
 def test_batches_are_a_function_of_seed_and_step():

@@ -8,6 +8,7 @@ from .binarized_mnist import BINARIZED_MNIST_SET, BinaryImages, load_binarized_m
 from .download import DataCorrupt, DataUnavailable, RealDataSet, cache_dir, fetch, md5sum
 from .handwriting import StrokeDataset, load_handwriting, load_iam_ondb, parse_strokes_xml
 from .mnist import Dataset, binarize, load_digits, load_digits_dataset, load_mnist, read_idx
+from .sentences import BOOKCORPUS_SET, MR_SET, load_mr, load_sentence_text
 from .text import BPTTStream, CharVocab, TextCorpus, load_ptb_chars, load_pydoc_text, load_text8, load_text_corpus
 
 __all__ = [
@@ -38,4 +39,8 @@ __all__ = [
     "load_handwriting",
     "load_iam_ondb",
     "parse_strokes_xml",
+    "BOOKCORPUS_SET",
+    "MR_SET",
+    "load_mr",
+    "load_sentence_text",
 ]

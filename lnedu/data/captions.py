@@ -14,10 +14,17 @@ So a caption describes its image only partly, as real captions do, and both side
 caption's words follow from the pixels, and many images fit one caption. The attribute thresholds are the
 tertiles over all 1,797 images, so "bold" means "in the boldest third".
 
-:func:`load_caption_features` reads the real format instead, from a local folder: precomputed image features
-and caption text in the layout of Vendrov et al.'s released data (``{name}_{split}_ims.npy``, one row per image,
-and ``{name}_{split}_caps.txt``, the captions of image ``i`` on lines ``k i`` to ``k i + k - 1``), for the
-splits ``train``, ``dev`` and ``test``.
+:func:`load_caption_features` reads the real set instead, from a local folder, in either of the two layouts
+the order-embedding code has used (``ivendrov/order-embedding``; :data:`COCO_SET` says where to get it):
+
+* the released ``coco.zip`` (Vendrov et al. 2016, the final ``datasets.py``): ``train.txt``, ``val.txt`` and
+  ``test.txt`` (tokenized captions, one a line, the five of image ``i`` on lines ``5 i`` to ``5 i + 4``) and
+  ``images/10crop/{train,val,test}.npy`` (one row of VGG19 features per image); ``val`` is the dev split;
+* the earlier layout of Kiros et al.'s visual-semantic-embedding code: ``{name}_{split}_ims.npy`` and
+  ``{name}_{split}_caps.txt`` for ``split`` in ``train``, ``dev``, ``test``.
+
+:func:`load_standin_captions` generates random data of the real set's shapes (4096 features, COCO-length
+captions) for measuring the cost of a paper-size update where the real set is absent (``--plan``).
 
 :class:`WordVocab` maps words to ids (``<pad>`` is 0, ``<unk>`` 1), and :func:`pad_batch` packs token-id lists
 into the time-major ``(T, B)`` arrays and mask that the recurrent layers take.
@@ -32,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import DataUnavailable, damaged
+from .download import DataUnavailable, RealDataSet, cache_dir, damaged
 
 __all__ = [
     "WordVocab",
@@ -44,16 +51,19 @@ __all__ = [
     "load_digit_captions",
     "load_caption_features",
     "load_captions",
+    "load_standin_captions",
+    "COCO_SET",
     "DIGIT_WORDS",
 ]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-_TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+_TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_")  # runs of letters and digits (any script), else one mark
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words, numbers and single punctuation marks: ``"A bold 7."`` -> ``["a", "bold", "7", "."]``."""
+    """Lower-cased words, numbers and single punctuation marks: ``"A bold 7."`` -> ``["a", "bold", "7", "."]``,
+    ``"Un café naïf"`` -> ``["un", "café", "naïf"]``."""
     if not isinstance(text, str):
         raise TypeError(f"text: expected a str, got {type(text).__name__}")
     return _TOKEN.findall(text.lower())
@@ -279,6 +289,17 @@ def load_digit_captions(*, captions_per_image: int = 5, n_dev: int = 100, n_test
 # the real format
 
 
+COCO_SET = RealDataSet(
+    name="coco",
+    what="MS-COCO captions (5 an image) with VGG19 10-crop image features (4096-d), Karpathy's splits",
+    source="Vendrov et al. 2016, the order-embedding release (https://github.com/ivendrov/order-embedding: "
+           "http://www.cs.toronto.edu/~vendrov/datasets/coco.zip)",
+    get="a manual download: fetch coco.zip from that address and unzip it into $LNEDU_DATA/coco",
+    files="train.txt, val.txt, test.txt and images/10crop/{train,val,test}.npy (or NAME_{train,dev,test}_ims.npy "
+          "with NAME_{train,dev,test}_caps.txt)",
+)
+
+
 def _find_name(folder: Path) -> str:
     found = sorted(p.name[: -len("_train_ims.npy")] for p in folder.glob("*_train_ims.npy"))
     if len(found) != 1:
@@ -286,51 +307,91 @@ def _find_name(folder: Path) -> str:
     return found[0]
 
 
-def load_caption_features(path, name: str | None = None) -> CaptionDataset:
-    """Precomputed image features and captions from the folder ``path``, in Vendrov et al.'s layout:
-    ``{name}_{split}_ims.npy`` (N, F) and ``{name}_{split}_caps.txt`` (k N lines, the captions of image ``i`` on
-    lines ``k i`` .. ``k i + k - 1``) for ``split`` in ``train``, ``dev``, ``test``. ``name``: the files' prefix
-    (``"coco"``, say); found automatically when the folder holds one set."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise DataUnavailable(f"path: expected a folder of image features and captions, got {folder}")
-    name = name or _find_name(folder)
+def _coco_zip_files(folder: Path, cnn: str | None):
+    """``{split: (features .npy, captions .txt)}`` of the ``coco.zip`` layout, or None if ``folder`` is not one."""
+    if not (folder / "train.txt").is_file():
+        return None
+    if cnn is None:
+        cnns = sorted(p.parent.name for p in (folder / "images").glob("*/train.npy"))
+        cnn = "10crop" if "10crop" in cnns else (cnns[0] if len(cnns) == 1 else None)
+        if cnn is None:
+            raise DataUnavailable(f"path: expected images/10crop/train.npy (or one images/CNN/train.npy) in {folder}, "
+                                  f"found {cnns or 'none'}")
+    return {split: (folder / "images" / cnn / f"{name}.npy", folder / f"{name}.txt")
+            for split, name in (("train", "train"), ("dev", "val"), ("test", "test"))}
+
+
+def _read_split(fi: Path, fc: Path, folder: Path):
+    if not fi.is_file() or not fc.is_file():
+        raise DataUnavailable(f"path: expected {fi.relative_to(folder)} and {fc.relative_to(folder)} in {folder}")
+    try:  # never pickles; a file that is not a plain .npy array is refused naming it
+        ims = np.load(fi, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise damaged(fi, "expected a .npy array of image features, got a file that is not one "
+                          f"({type(exc).__name__})") from exc
+    if ims.ndim != 2 or ims.dtype.kind not in "fiu":
+        raise damaged(fi, f"expected a 2-d numeric array (images, features), got {ims.dtype} of shape {ims.shape}")
+    try:
+        text = fc.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise damaged(fc, f"expected utf-8 text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") \
+            from exc
+    lines = [tokenize(line) for line in text.splitlines() if line.strip()]
+    if len(ims) == 0 or len(lines) % len(ims):
+        raise damaged(fc, f"expected a whole number of captions per image ({len(ims)} images in {fi.name}), "
+                          f"got {len(lines)} lines")
+    return ims.astype(np.float32), lines, np.repeat(np.arange(len(ims)), len(lines) // len(ims))
+
+
+def load_caption_features(path=None, name: str | None = None, *, cnn: str | None = None) -> CaptionDataset:
+    """Precomputed image features and captions from the folder ``path`` (``None``: ``$LNEDU_DATA/coco``), in the
+    ``coco.zip`` layout or the ``{name}_{split}_ims.npy`` / ``_caps.txt`` layout (see the module docstring).
+    ``name``: the second layout's prefix (``"coco"``, say), found when the folder holds one set; ``cnn``: the
+    features' folder under ``images/`` in the first (default ``10crop``). A missing folder or file is refused
+    with :data:`COCO_SET`'s message; a damaged one naming it."""
+    folder = Path(path) if path not in (None, "") else cache_dir() / "coco"
+    if not folder.is_dir() or not ((folder / "train.txt").is_file() or any(folder.glob("*_train_ims.npy"))):
+        raise COCO_SET.missing(looked_in=[folder])
+    files = _coco_zip_files(folder, cnn)
+    if files is None:
+        name = name or _find_name(folder)
+        files = {split: (folder / f"{name}_{split}_ims.npy", folder / f"{name}_{split}_caps.txt")
+                 for split in ("train", "dev", "test")}
+    else:
+        name = name or folder.name
     images, captions, cap_img = {}, {}, {}
-    for split in ("train", "dev", "test"):
-        fi, fc = folder / f"{name}_{split}_ims.npy", folder / f"{name}_{split}_caps.txt"
-        if not fi.is_file() or not fc.is_file():
-            raise DataUnavailable(f"path: expected {fi.name} and {fc.name} in {folder}")
-        try:  # never pickles; a file that is not a plain .npy array is refused naming it
-            ims = np.load(fi, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise damaged(fi, "expected a .npy array of image features, got a file that is not one "
-                              f"({type(exc).__name__})") from exc
-        if ims.ndim != 2 or ims.dtype.kind not in "fiu":
-            raise damaged(fi, f"expected a 2-d numeric array (images, features), got {ims.dtype} of shape {ims.shape}")
-        ims = ims.astype(np.float32)
-        try:
-            text = fc.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise damaged(fc, f"expected utf-8 text, got byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") \
-                from exc
-        lines = [tokenize(line) for line in text.splitlines() if line.strip()]
-        if len(ims) == 0 or len(lines) % len(ims):
-            raise damaged(fc, f"expected a whole number of captions per image ({len(ims)} images in {fi.name}), "
-                              f"got {len(lines)} lines")
-        images[split], captions[split] = ims, lines
-        cap_img[split] = np.repeat(np.arange(len(ims)), len(lines) // len(ims))
+    for split, (fi, fc) in files.items():
+        images[split], captions[split], cap_img[split] = _read_split(fi, fc, folder)
     sizes = " / ".join(str(len(images[s])) for s in ("train", "dev", "test"))
     return CaptionDataset(images, captions, cap_img, name,
                           f"{name} image features and captions from {folder}, {sizes} train / dev / test images")
 
 
+def load_standin_captions(*, feature_dim: int = 4096, vocab: int = 10_000, caption_len: int = 11,
+                          n_train: int = 2000, n_dev: int = 100, n_test: int = 500, seed: int = 0) -> CaptionDataset:
+    """Random data of the real set's shapes, to measure the cost of an update where the real set is absent: Gaussian
+    "features" (``feature_dim``), five captions an image of ``caption_len`` words drawn uniformly from ``vocab``
+    made-up words (COCO's captions are about 10-11 words long; our assumption). Nothing here can be learned."""
+    rng = np.random.default_rng([int(seed), 0x57A])
+    words = np.array([f"w{i}" for i in range(int(vocab))])
+    images, captions, cap_img = {}, {}, {}
+    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+        images[split] = rng.normal(size=(n, int(feature_dim))).astype(np.float32)
+        captions[split] = [list(words[rng.integers(len(words), size=int(caption_len))]) for _ in range(5 * n)]
+        cap_img[split] = np.repeat(np.arange(n), 5)
+    return CaptionDataset(images, captions, cap_img, "standin",
+                          f"a generated stand-in of the real set's shapes ({feature_dim} features, {caption_len}-word "
+                          f"captions, {vocab} words): for timing only")
+
+
 def load_captions(source: str = "auto", path=None, name: str | None = None) -> CaptionDataset:
-    """``"features"``: :func:`load_caption_features` (``path`` needed); ``"digits"``: the embedded default;
-    ``"auto"``: the features when ``path`` is given, else the digits."""
-    if source not in ("auto", "features", "digits"):
-        raise ValueError(f"source: expected 'auto', 'features' or 'digits', got {source!r}")
-    if source == "features" or (source == "auto" and path is not None):
-        if path is None:
-            raise ValueError("path: expected a folder of image features and captions for source='features'")
+    """``"features"``: the real set, :func:`load_caption_features` (from ``path``, else the cache; refused with
+    :data:`COCO_SET`'s message when absent); ``"digits"``: the embedded default; ``"auto"``: the features when
+    ``path`` is given, else the digits; ``"standin"``: :func:`load_standin_captions` (timing only)."""
+    if source not in ("auto", "features", "digits", "standin"):
+        raise ValueError(f"source: expected 'auto', 'features', 'digits' or 'standin', got {source!r}")
+    if source == "standin":
+        return load_standin_captions()
+    if source == "features" or (source == "auto" and path not in (None, "")):
         return load_caption_features(path, name)
     return load_digit_captions()

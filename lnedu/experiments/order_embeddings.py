@@ -13,10 +13,33 @@ five captions per image from the label and measured attributes), a small GRU, va
 test on 5 folds of 100 images. Variants: ``gru`` and ``ln-gru`` with the order loss, and ``sym-gru``, Vendrov et
 al.'s symmetric baseline (cosine score, margin 0.2, no ``abs``). Every evaluation logs the validation and the
 test metrics, so Table 2's "test at the best validation model" is read from the log without keeping models.
+
+The ``paper`` preset reads COCO's features and captions from Vendrov et al.'s ``coco.zip`` (``--data``; see
+:data:`lnedu.data.captions.COCO_SET`) and refuses to run without them. Its settings against the paper's (Vendrov
+et al.'s ``driver.py`` and ``train.py``, which the LN paper ran):
+
+| setting | paper | `paper` preset | `medium` preset | `small` preset |
+|---|---|---|---|---|
+| data | MS-COCO, VGG19 10-crop features (4,096-d), 5 captions an image (§6.1; Vendrov et al.'s coco.zip) | COCO features (coco.zip) | real features if given, else 8x8 digits with generated captions | real features if given, else 8x8 digits with generated captions |
+| caption encoder | GRU; LN-GRU Eq. 26-28 in the LN model (§6.1) | GRU / LN-GRU, reset after | GRU / LN-GRU, reset after | GRU / LN-GRU, reset after |
+| embedding size (= GRU state) | 1,024 (driver.py) | 1,024 | 128 | 64 |
+| word vectors | 300 (driver.py) | 300 | 64 | 32 |
+| score and margin | order violation, abs(l2norm), margin 0.05; symmetric: cosine, 0.2 (driver.py) | order, margin 0.05; cosine, 0.2 | order, margin 0.05; cosine, 0.2 | order, margin 0.05; cosine, 0.2 |
+| optimizer | Adam, same hyperparameters for both models (§6.1); lr 1e-3 (driver.py) | Adam 0.001 | Adam 0.002 (per variant: gru 0.005, ln-gru 0.01, sym-gru 0.01) | Adam 0.002 (per variant: gru 0.005, ln-gru 0.01, sym-gru 0.01) |
+| batch | 128 images, one caption each (driver.py, datasource.py) | 128 | 64 | 64 |
+| gradient clip (global norm) | 2 (driver.py) | 2 | 2 | 2 |
+| iterations | Figure 1: 300 x 300 (§6.1); driver.py: up to 100 epochs | 90,000 | 5,000 | 600 |
+| validation | R@K every 300 iterations, best model kept (§6.1); train.py: image R@1+5+10 on the first 1,000 dev images | every 300; image R@1+5+10 on 1,000 dev images | every 100; image R@1+5+10 on all dev images | every 50; image R@1+5+10 on all dev images |
+| caption length | no cut; the mask reads one <eos> step more (datasource.py) | no cut, + <eos> step | 30 tokens | 30 tokens |
+| test | mean over 5 folds of 1,000 images (§6.1) | 5 folds of the test split | 5 folds of the test split | 5 folds of the test split |
+| vocabulary | every word of the train and dev captions (train.py) | every word of the train captions (differs: dev words map to <unk>; we never read the validation captions while building the model) | every word of the train captions | every word of the train captions |
 """
+
+# ruff: noqa: E501 (the settings table above has one row a line, as settings_table writes it)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
@@ -31,6 +54,7 @@ from ..viz.experiments import plot_band, seed_curves
 from . import verdicts as V
 from .common import CheckpointedTask, lr_for
 from .diagnostics import due, stats_record
+from .settings import Setting
 from .verdicts import Verdict
 
 NAME = "order_embeddings"
@@ -40,8 +64,8 @@ CLAIM = "LN-GRU reaches the GRU's best validation recall in fewer iterations and
 VARIANTS = ("gru", "ln-gru", "sym-gru")
 COLORS = {"gru": "tab:gray", "ln-gru": "tab:red", "sym-gru": "tab:blue"}
 
-__all__ = ["NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "Config", "PRESETS", "OrderEmbeddingModel",
-           "RetrievalTask", "build", "retrieval_metrics", "table", "verdict", "plot"]
+__all__ = ["NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "Config", "PRESETS", "SEEDS", "SETTINGS",
+           "OrderEmbeddingModel", "RetrievalTask", "build", "standin", "retrieval_metrics", "table", "verdict", "plot"]
 
 
 @dataclass
@@ -53,10 +77,12 @@ class Config:
     clip: float = 2.0  # global gradient norm (Vendrov's grad_clip)
     margin_order: float = 0.05
     margin_cosine: float = 0.2
-    data: str = "auto"  # "auto" (features when data_path is set), "features", "digits"
-    data_path: str = ""
+    data: str = "auto"  # "auto" (features when data_path is set), "features" (the real set), "digits", "standin"
+    data_path: str = ""  # the features' folder ("": $LNEDU_DATA/coco)
     folds: int = 5
-    max_len: int = 30  # caption tokens kept
+    dev_images: int = 0  # validate on the first N dev images (0: all; Vendrov's code: 1,000 of COCO's 5,000)
+    max_len: int = 30  # caption tokens kept (0: all, as Vendrov's code)
+    eos_step: bool = False  # the GRU reads one <eos> step after the caption (Vendrov's mask covers length + 1)
     steps: int = 600
     eval_every: int = 50
     checkpoint_every: int = 200
@@ -68,13 +94,50 @@ PRESETS = {
     "tiny": Config(dim=32, dim_word=16, batch_size=32, steps=60, eval_every=20, checkpoint_every=20, data="digits"),
     # rates per variant, from `python -m lnedu tune order_embeddings` (on validation; tuned/order_embeddings-small.json)
     "small": Config(lr_by_variant={"gru": 0.005, "ln-gru": 0.01, "sym-gru": 0.01}),
-    # Vendrov et al.'s driver: dim 1024, dim_word 300, batch 128, Adam 1e-3, clip 2; Figure 1 runs to 300 x 300
-    # iterations, validating every 300. Needs the COCO features and captions in data_path.
+    # about 30 minutes for 3 variants x 3 seeds, one after another (one BLAS thread): the small preset's digits and
+    # rates at twice the width and 8x the updates (so the best validation model is not the last evaluation).
+    # Sized from 10 timed updates of each variant (OPENBLAS_NUM_THREADS=1, on 2 shared cores): 0.026 s/update
+    # (gru), 0.033 (ln-gru), 0.014 (sym-gru), ~0.6 s an evaluation; 9 runs x 5,000 updates + 9 x 50 evaluations
+    # ~ 22 min measured, ~30 with the machine busy.
+    "medium": Config(dim=128, dim_word=64, steps=5000, eval_every=100, checkpoint_every=1000,
+                     lr_by_variant={"gru": 0.005, "ln-gru": 0.01, "sym-gru": 0.01}),
+    # Vendrov et al.'s driver.py and train.py (ivendrov/order-embedding): dim 1024, dim_word 300, batch 128,
+    # Adam 1e-3, clip 2, validation every 300 updates on 1,000 dev images, no caption cut, one <eos> step.
+    # Figure 1 runs to 300 x 300 iterations. Needs the COCO features and captions (COCO_SET).
     "paper": Config(dim=1024, dim_word=300, batch_size=128, lr=1e-3, data="features", steps=90_000,
-                    eval_every=300, checkpoint_every=3000),
+                    eval_every=300, checkpoint_every=3000, dev_images=1000, max_len=0, eos_step=True),
 }
 
+SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "medium": (0, 1, 2), "paper": (0, 1, 2)}
 
+SETTINGS = (
+    Setting("data", "MS-COCO, VGG19 10-crop features (4,096-d), 5 captions an image (§6.1; Vendrov et al.'s "
+            "coco.zip)", lambda c: {"features": "COCO features (coco.zip)", "digits": "8x8 digits, generated "
+                                    "captions", "auto": "real features if given, else 8x8 digits with generated "
+                                    "captions"}.get(c.data, c.data)),
+    Setting("caption encoder", "GRU; LN-GRU Eq. 26-28 in the LN model (§6.1)", lambda c: "GRU / LN-GRU, reset after"),
+    Setting("embedding size (= GRU state)", "1,024 (driver.py)", "dim"),
+    Setting("word vectors", "300 (driver.py)", "dim_word"),
+    Setting("score and margin", "order violation, abs(l2norm), margin 0.05; symmetric: cosine, 0.2 (driver.py)",
+            lambda c: f"order, margin {c.margin_order:g}; cosine, {c.margin_cosine:g}"),
+    Setting("optimizer", "Adam, same hyperparameters for both models (§6.1); lr 1e-3 (driver.py)",
+            lambda c: f"Adam {c.lr:g}" + (" (per variant: " + ", ".join(f"{k} {v:g}" for k, v in
+                                                                        c.lr_by_variant.items()) + ")"
+                                          if c.lr_by_variant else "")),
+    Setting("batch", "128 images, one caption each (driver.py, datasource.py)", "batch_size"),
+    Setting("gradient clip (global norm)", "2 (driver.py)", "clip"),
+    Setting("iterations", "Figure 1: 300 x 300 (§6.1); driver.py: up to 100 epochs", "steps"),
+    Setting("validation", "R@K every 300 iterations, best model kept (§6.1); train.py: image R@1+5+10 on the "
+            "first 1,000 dev images", lambda c: f"every {c.eval_every:,}; image R@1+5+10 on "
+            + (f"{c.dev_images:,}" if c.dev_images else "all") + " dev images"),
+    Setting("caption length", "no cut; the mask reads one <eos> step more (datasource.py)",
+            lambda c: ("no cut" if not c.max_len else f"{c.max_len} tokens") + (", + <eos> step" if c.eos_step
+                                                                                else "")),
+    Setting("test", "mean over 5 folds of 1,000 images (§6.1)", lambda c: f"{c.folds} folds of the test split"),
+    Setting("vocabulary", "every word of the train and dev captions (train.py)",
+            lambda c: "every word of the train captions", differs="dev words map to <unk>; we never read the "
+            "validation captions while building the model"),
+)
 # ---------------------------------------------------------------------------------------------------------
 # model
 
@@ -151,6 +214,19 @@ def _data(source, path):
     return load_captions(source, path or None)
 
 
+def _first_dev_images(data, n: int):
+    """``data`` with its dev split cut to the first ``n`` images and their captions (Vendrov's ``datasets.py``
+    validates on the first 1,000 of COCO's 5,000 dev images); ``n = 0`` or more than there are: unchanged."""
+    if not n or n >= len(data.images["dev"]):
+        return data
+    keep = np.flatnonzero(data.caption_image["dev"] < n)
+    return dataclasses.replace(
+        data, images={**data.images, "dev": data.images["dev"][:n]},
+        captions={**data.captions, "dev": [data.captions["dev"][c] for c in keep]},
+        caption_image={**data.caption_image, "dev": data.caption_image["dev"][keep]},
+        description=f"{data.description}; validation on the first {n} dev images")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # task: training on matching pairs, evaluation by retrieval
 
@@ -174,7 +250,8 @@ class RetrievalTask(CheckpointedTask):
     A batch holds ``batch_size`` distinct training images, one of its captions each (so no other pair in the
     batch is a hidden match), chosen by a generator seeded with ``(seed, step)``: a resumed run sees the
     batches it would have seen. ``evaluate`` logs ``val_*`` (the dev split) and ``test_*`` (the mean over the
-    test folds) retrieval metrics.
+    test folds) retrieval metrics. With ``config.eos_step`` every caption ends with the ``<eos>`` id, read as
+    one more step of the GRU.
     """
 
     def __init__(self, model, optimizer, data, vocab, config: Config, seed: int):
@@ -183,7 +260,9 @@ class RetrievalTask(CheckpointedTask):
         self.schedule_from(config)
         self.margin = config.margin_order if model.method == "order" else config.margin_cosine
         self.t = 0
-        self._ids = {s: [vocab.encode(c) for c in data.captions[s]] for s in ("train", "dev", "test")}
+        eos = [vocab["<eos>"]] if config.eos_step else []
+        self._ids = {s: [vocab.encode(c) + eos for c in data.captions[s]] for s in ("train", "dev", "test")}
+        self.examples_per_update = min(config.batch_size, len(data.images["train"]))  # (caption, image) pairs
         self._by_image = np.argsort(data.caption_image["train"], kind="stable").reshape(len(data.images["train"]), -1)
         dtype = model.img.params["W"].dtype
         self._ims = {s: backend.asarray(data.images[s].astype(dtype)) for s in ("train", "dev", "test")}
@@ -194,6 +273,29 @@ class RetrievalTask(CheckpointedTask):
         imgs = rng.choice(n_img, size=min(self.config.batch_size, n_img), replace=False)
         caps = self._by_image[imgs, rng.integers(self._by_image.shape[1], size=len(imgs))]
         return imgs, caps
+
+    def padded_length(self, updates: int = 8) -> float:
+        """The mean padded caption length (GRU steps) of the first ``updates`` batches."""
+        saved, lengths = self.t, []
+        for t in range(updates):
+            self.t = t
+            _, caps = self._batch()
+            lengths.append(pad_batch([self._ids["train"][c] for c in caps], max_len=self.config.max_len)[0].shape[0])
+        self.t = saved
+        return float(np.mean(lengths))
+
+    def flops_per_update(self, length: float | None = None) -> float:
+        """Matrix-product FLOPs of one update (a multiply-add = 2), forward + backward = 3 x the forward's:
+        the GRU's input and recurrent products over ``T`` steps, ``2 T B 3H (dim_word + H)``; the image layer,
+        ``2 B F H``; for the cosine score the ``B x B`` similarity, ``2 B^2 H``. ``T``: ``length``, or the mean
+        padded length of the first batches (:meth:`padded_length`). Not counted: the order violation's
+        ``B^2 H`` element-wise terms, normalizations, the embedding lookup."""
+        T = self.padded_length() if length is None else float(length)
+        B, H, E, F = self.examples_per_update, self.config.dim, self.config.dim_word, self.data.feature_dim
+        forward = 2 * T * B * 3 * H * (E + H) + 2 * B * F * H
+        if self.model.method == "cosine":
+            forward += 2 * B * B * H
+        return 3.0 * forward
 
     def step(self) -> dict:
         imgs, caps = self._batch()
@@ -251,8 +353,8 @@ class RetrievalTask(CheckpointedTask):
 def build(config: Config, variant: str, seed: int) -> RetrievalTask:
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    data = _data(config.data, config.data_path)
-    vocab = WordVocab.build(data.captions["train"])
+    data = _first_dev_images(_data(config.data, config.data_path), config.dev_images)
+    vocab = WordVocab.build(data.captions["train"], specials=("<eos>",) if config.eos_step else ())
     model = OrderEmbeddingModel(len(vocab), data.feature_dim, config.dim, config.dim_word,
                                 ln="appendix" if variant == "ln-gru" else None,
                                 method="cosine" if variant == "sym-gru" else "order", rng=seed)
@@ -262,10 +364,15 @@ def build(config: Config, variant: str, seed: int) -> RetrievalTask:
     return RetrievalTask(model, opt, data, vocab, config, seed)
 
 
+def standin(config: Config) -> Config:
+    """``config`` on generated data of COCO's shapes (4,096 features, 11-word captions; see
+    :func:`lnedu.data.captions.load_standin_captions`), for measuring a paper-size update without the real set."""
+    return dataclasses.replace(config, data="standin", data_path="", dev_images=0)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # verdict: Table 2's protocol
 
-SEEDS = {"tiny": (0, 1, 2), "small": (0, 1, 2), "paper": (0, 1, 2)}
 PAPER_NUMBERS = ("Table 2 (R@1/R@5/R@10, caption | image retrieval): OE 46.6/79.3/89.1 | 37.8/73.6/85.7, "
                  "OE + LN 48.5/80.6/89.8 | 38.9/74.3/86.3 (LN §6.1); LN reaches its best validation model in "
                  "60% of the baseline's time")
