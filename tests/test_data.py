@@ -68,6 +68,8 @@ def test_an_explicit_folder_is_never_replaced_by_the_embedded_digits(tmp_path, m
     with pytest.raises(DataUnavailable, match=r"^mnist: .* not found in .*cache[/\\]mnist;"):
         load_digits_dataset("mnist")  # asked for by name: refused, with the cache folder it looked in
     assert load_digits_dataset("auto").name == "digits"  # nothing asked for, nothing cached: the embedded default
+    with pytest.raises(ValueError, match="path: expected no path with source='digits'"):
+        load_digits_dataset("digits", tmp_path / "m")  # before: the folder was silently ignored
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

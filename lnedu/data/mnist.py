@@ -229,6 +229,9 @@ def load_digits_dataset(source: str = "auto", path=None, *, download: bool | Non
     """
     if source not in ("auto", "mnist", "digits", "standin"):
         raise ValueError(f"source: expected 'auto', 'mnist', 'digits' or 'standin', got {source!r}")
+    if source in ("digits", "standin") and path not in (None, ""):
+        raise ValueError(f"path: expected no path with source={source!r} (it reads no file; 'mnist' or 'auto' read "
+                         f"MNIST's IDX files from a folder), got {str(path)!r}")
     if source == "digits":
         return load_digits()
     if source == "standin":
