@@ -163,3 +163,25 @@ def test_verdict_on_synthetic_records():
     res["gru"] = seeds("gru", [9, 9, 9], [0.4, 0.4, 0.4])
     v = st.verdict(res)
     assert v.held is None and v.outcome == "not tested"
+
+
+def test_verdict_judges_representations_on_mr_where_the_runs_logged_it():
+    def run(v, losses, topic, mr, seed):
+        ev = [{"step": i, "train_loss": a + 0.01 * seed, "probe_acc": b + 0.001 * seed, "mr_acc": c + 0.001 * seed}
+              for i, (a, b, c) in enumerate(zip(losses, topic, mr))]
+        return RunResult(v, seed, [], ev)
+
+    def seeds(v, losses, topic, mr):
+        return [run(v, losses, topic, mr, s) for s in range(3)]
+
+    # LN better on the topic probe, 5 points worse on MR: MR decides
+    res = {"gru": seeds("gru", [9, 6, 5], [0.4, 0.5, 0.6], [0.5, 0.6, 0.7]),
+           "ln-gru": seeds("ln-gru", [9, 5, 4], [0.4, 0.6, 0.7], [0.5, 0.6, 0.65])}
+    v = st.verdict(res)
+    assert v.held is False and "MR accuracy" in v.our_figure and "MR only" in v.note
+    for r in res["gru"]:  # one run without MR: the topic probe decides for all
+        for e in r.eval:
+            del e["mr_acc"]
+    v = st.verdict(res)
+    assert v.held is True and "topic-probe accuracy" in v.our_figure
+
