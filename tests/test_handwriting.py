@@ -425,6 +425,10 @@ def test_unconditional_model_gradient_check(rng, variant, layers):
     assert rep.max_rel_error < 1e-7, str(rep)
     assert model.rnns[0].params["W_x"].shape[0] == 3
     assert not any(k.startswith("window") for k, _, _ in model.named_parameters())
+    whole = model.forward(x)
+    first = model.forward(x[:2])
+    assert isinstance(model.state, list) and len(model.state) == layers  # the per-layer states, as before
+    np.testing.assert_allclose(np.concatenate([first, model.forward(x[2:], model.state)]), whole, rtol=1e-12)
 
 
 def test_batches_are_a_function_of_seed_and_step():

@@ -243,7 +243,7 @@ def load_iam_ondb(path=None, *, test_fraction: float = 0.1, seed: int = 0, max_l
         raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
     files = find_iam_ondb(path)
     folder = Path(path) if path not in (None, "") else cache_dir() / "iam-ondb"
-    texts = read_transcriptions(folder if (folder / "ascii").is_dir() else folder.parent)
+    texts = read_transcriptions(folder.parent if folder.name == "lineStrokes" else folder)  # PATH/ascii, beside
     if need_text and not texts:
         raise IAM_ONDB.missing(looked_in=[folder / "ascii"])
     if need_text:

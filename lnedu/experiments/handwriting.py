@@ -226,14 +226,15 @@ class HandwritingModel(Module):
     def forward(self, x, state=None, *, chars=None):
         """``y_hat`` (T, B, 1 + 6M) from offsets ``x`` (T, B, 3) and, with a window, the text ``chars`` (B, U, V);
         ``state``: what ``self.state`` held after an earlier call (``None``: zeros), to carry on generating:
-        the per-layer LSTM states, and with a window ``(kappa, w)`` of the last step."""
+        the list of per-layer LSTM states, and with a window the pair ``(that list, (kappa, w) of the last
+        step)``."""
         xp = get_array_module(x)
         if self.K and chars is None:
             raise ValueError("chars: expected the one-hot text (B, U, V) the lines write (this model has a "
                              "character window), got None")
         if not self.K and chars is not None:
             raise ValueError("chars: expected None (this model has no character window), got an array")
-        lstm_state, win_state = (None, None) if state is None else state
+        lstm_state, win_state = (state, None) if state is None or not self.K else state
         lstm_state = lstm_state if lstm_state is not None else [None] * self.layers
         hs, new_state, ws = [], [], None
         for n, rnn in enumerate(self.rnns):
@@ -244,7 +245,7 @@ class HandwritingModel(Module):
                 h, st = rnn.forward(xp.concatenate(inputs + ([ws] if self.K else []), axis=-1), lstm_state[n])
             hs.append(h)
             new_state.append(st)
-        self.state = (new_state, win_state)
+        self.state = (new_state, win_state) if self.K else new_state
         return self.out.forward(hs[0] if self.layers == 1 else xp.concatenate(hs, axis=-1))
 
     def backward(self, dy):
