@@ -68,6 +68,8 @@ The paper's settings and our presets (``settings_table(charlm)``, :mod:`.setting
 | time per epoch | seconds per epoch on their GPU (Table 1) | median update time x updates per epoch (wall and CPU) | median update time x updates per epoch (wall and CPU) | median update time x updates per epoch (wall and CPU) |
 """
 
+# ruff: noqa: E501 (the settings table above has one row a line, as settings_table writes it)
+
 from __future__ import annotations
 
 import dataclasses
@@ -340,9 +342,9 @@ def verdict(results) -> Verdict:
            + f"; {'CPU' if key == 'cpu_seconds' else 'wall'} seconds/epoch "
            + ", ".join(f"{v} {V.arm_figure(sec[v], '.2f')}" for v in sec)
            + f"; NormProp {faster['bn']:.0%} less time per epoch than BN and {faster['ln']:.0%} less than LN")
-    note = ("a small LSTM trained for about an epoch of a small text (the paper: 1000 units on PTB, until "
-            "convergence); the seconds are NumPy's at 64 units, where per-step overhead dominates: the ratios "
-            "depend on the implementation and the layer size and do not transfer")
+    note = ("LSTMs far smaller than the paper's, trained for a few epochs at most (the paper: 1000 units on PTB, "
+            "until convergence); the seconds are NumPy's at a small layer size, where per-step overhead dominates: "
+            "the ratios depend on the implementation and the layer size and do not transfer")
     axis = f"{'CPU' if key == 'cpu_seconds' else 'wall'} seconds per epoch; final valid bpc"
     for v in ("baseline", "bn", "ln", "normprop"):
         ok, why = V.learned(results[v], "valid_bpc", margin=LEARN_MARGIN)

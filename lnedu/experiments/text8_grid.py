@@ -50,6 +50,8 @@ The study's settings and our presets (``settings_table(text8_grid)``, :mod:`.set
 | validation | bpc; how it was measured is not stated | the whole validation text cut into sequences of 200, each from a zero state | the whole validation text cut into sequences of 50, each from a zero state | the first 4,000 validation characters, state carried |
 """
 
+# ruff: noqa: E501 (the settings table above has one row a line, as settings_table writes it)
+
 from __future__ import annotations
 
 import dataclasses
@@ -259,7 +261,7 @@ def verdict(results) -> Verdict:
            + "; " + ", ".join(f"{'no LN' if n == 'noln' else 'LN'} {V.arm_figure(v)}" for n, v in ln.items())
            + "; " + ", ".join(f"{i} {V.arm_figure(v)}" for i, v in init.items())
            + f"; init spread {V.arm_figure(spread['init'])} vs cell spread {V.arm_figure(spread['cell'])}")
-    note = ("small cells for a few hundred updates on a small text, against the study's 2000 units on text8; "
+    note = ("small cells trained for a few epochs at most, against the study's 2000 units on text8; "
             "the study's own LN and init results were not found, so only its cell ranking is compared")
     axis = "final valid bpc, averaged over the grid per seed"
     for v, runs in results.items():
