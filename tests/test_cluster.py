@@ -138,6 +138,7 @@ def test_a_failed_run_reaches_the_caller_naming_it_and_the_others_are_stored(clu
     msg = str(info.value)
     assert msg.startswith("text8_grid: 1 of 2 runs failed on the cluster (gru-ln-xavier seed 0: DamagedCheckpoint: ")
     assert str(folder / "checkpoint.npz") in msg and "--restart-damaged" in msg and "--resume" in msg
+    assert f"the others are finished and stored in {tmp_path}" in msg
     assert "\n" not in msg and isinstance(info.value.__cause__, DamagedCheckpoint)
     assert (tmp_path / "text8_grid" / "mgu-noln-orthogonal-seed0" / "result.json").exists()
     assert not (tmp_path / "text8_grid" / "summary.json").exists()

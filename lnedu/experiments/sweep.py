@@ -18,7 +18,9 @@ default, then the run fails with ``KilledWorker``). The new attempt resumes from
 when it can see the run folder (shared storage), even without ``resume=True``: each attempt is noted in the
 run folder's ``attempts.json`` (this grid call's id; for every attempt its host, pid and the step it started
 from), so a second attempt of the same call knows the run is its own, takes over the lock the lost worker
-left, and continues. A later grid call starts its runs over unless ``resume=True``.
+left, and continues. A later grid call starts its runs over unless ``resume=True``; a run that an earlier,
+interrupted call started is still training on its worker (Dask cannot stop a running task), holds its folder's
+lock, and the new attempt is refused, naming its process and host.
 
 Every run writes its logs and checkpoints under ``out`` where it runs (a worker without a shared file
 system keeps them on its own disk); the finished results come back to this process, which stores each
@@ -158,9 +160,10 @@ def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool, a
             by_cause.setdefault(_why(exc), []).append(f"{v} seed {s}")
         runs = "; ".join(", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "") + f": {why}"
                          for why, named in by_cause.items())
-        raise RuntimeError(f"{exp.NAME}: {len(failed)} of {len(futures)} runs failed on the cluster ({runs}); the "
-                           f"others are finished and stored in {out}: fix the cause and run again with --resume "
-                           "(resume=True) to train only what is missing") from failed[0][2]
+        done = "the others are finished and stored" if len(failed) < len(futures) else "none finished"
+        raise RuntimeError(f"{exp.NAME}: {len(failed)} of {len(futures)} runs failed on the cluster ({runs}); {done} "
+                           f"in {out}: fix the cause and run again with --resume (resume=True) to train only what is "
+                           "missing") from failed[0][2]
 
 
 def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2, scheduler=None, *,
