@@ -22,7 +22,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,lab,gpu,fast]"
+	$(BIN)/python -m pip install -q -e ".[test,lab,gpu,fast,cluster]"
 	touch $@
 
 install: $(VENV)/.installed
