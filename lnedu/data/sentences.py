@@ -39,8 +39,7 @@ MR_SET = RealDataSet(
     name="mr",
     what="MR, movie-review sentence polarity v1.0 (Pang & Lee 2005; 5,331 positive and 5,331 negative snippets)",
     source="https://www.cs.cornell.edu/people/pabo/movie-review-data/ (rt-polaritydata.tar.gz)",
-    get="a manual download: unpack rt-polaritydata.tar.gz into $LNEDU_DATA/mr (or give its folder with --set "
-        "probe_path=FOLDER)",
+    get="a manual download: unpack rt-polaritydata.tar.gz into $LNEDU_DATA/mr",
     files="rt-polarity.pos and rt-polarity.neg",
 )
 
