@@ -95,11 +95,12 @@ PRESETS = {
     "tiny": Config(hidden=32, epochs=1, data="digits"),
     "small": Config(hidden=256, epochs=8, lr_by_variant=SMALL_RATES),
     # medium: the paper's width and its 60 epochs on the embedded digits (the small preset's rates, not re-tuned
-    # at this width). Sized from the measured cost of an update with OPENBLAS_NUM_THREADS=1 (a script timing 300
-    # `task.step()`s per variant, 2026-12-02): ~8 ms at batch 4 (Adam over 1.07M weights dominates), ~17 ms at
-    # batch 128; 60 epochs of the 1,348 digits are 20,220 updates at batch 4 and 600 at batch 128, so 3 seeds x 6
-    # variants take ~1,460 + 95 s of updates + ~120 s of evaluations = ~28 minutes. With real MNIST on disk
-    # ("auto"), train_images caps the training set at 2,000 images (784 inputs: ~1 hour).
+    # at this width). Sized from the CPU time of an update with OPENBLAS_NUM_THREADS=1 (time.process_time over 150
+    # `task.step()`s of each variant built from this preset, plus one `task.evaluate()`, 2026-12-02): 6.6-7.5 ms at
+    # batch 4 (Adam over 1.07M weights dominates), 16-19 ms at batch 128, 0.05-0.35 s an evaluation; 60 epochs of
+    # the 1,348 digits are 20,220 updates at batch 4 and 600 at batch 128, 61 evaluations each: 3 seeds x 6
+    # variants = ~25 CPU minutes. With real MNIST on disk ("auto"), train_images caps the training set at 2,000
+    # images (784 inputs: ~1 hour).
     "medium": Config(hidden=1000, epochs=60, lr_by_variant=SMALL_RATES, train_images=2000, checkpoint_every=1000),
     # the paper's setting where it states one (§6.6); the rate is Adam's default, ours (not stated)
     "paper": Config(hidden=1000, epochs=60, data="mnist", train_images=55000, checkpoint_every=1000),
