@@ -35,7 +35,7 @@ where the ``paper`` preset does not do what the paper says):
 | weights | about 3.7M (§6.5) | 3,650,151 (baseline) | 278,619 (baseline) | 37,135 (baseline) |
 | layer norm | LN-LSTM, Eq. 20-22 | ln='appendix' (Eq. 20-22) | ln='appendix' (Eq. 20-22) | ln='appendix' (Eq. 20-22) |
 | optimizer | Adam (§6.5) | Adam | Adam | Adam |
-| learning rate | not stated | 0.001 | 0.003 | baseline 0.03; ln 0.01 |
+| learning rate | not stated | 0.001 | 0.003 | baseline 0.03; ln 0.03 |
 | gradient clipping | not stated (Graves: derivatives clipped elementwise) | global norm 10 | global norm 10 | global norm 10 |
 | batch size | 8 (Figure 5) | 8 | 8 | 8 |
 | sequence length | 500 (Figure 5); lines average about 700 points (§6.5) | 500: the first 500 points of a line | 150: the first 150 points of a line | 60: the first 60 points of a line |
@@ -111,10 +111,10 @@ class Config:
 PRESETS = {
     "tiny": Config(hidden=16, components=3, seq_len=20, lr=5e-3, n_train=24, n_test=8, eval_windows=8, steps=40,
                    eval_every=10, checkpoint_every=20, data="synthetic"),
-    # rates per variant, from `python -m lnedu tune handwriting` (on validation; tuned/handwriting-small.json,
-    # swept for the network without the window); both variants x 3 seeds take about 2 minutes of one core (a
-    # 500-update, 40-point trial of the window network took 58 s of CPU for all six runs; this is about 1.8x that)
-    "small": Config(lr_by_variant={"baseline": 0.03, "ln": 0.01}),
+    # rates per variant, from `python -m lnedu tune handwriting --rates 3e-4 1e-3 3e-3 1e-2 3e-2 1e-1` (on
+    # validation; tuned/handwriting-small.json); both variants x 3 seeds take about 1.5 minutes of one core
+    # (87 s of CPU for the six runs, `time python -m lnedu run handwriting --preset small`)
+    "small": Config(lr_by_variant={"baseline": 0.03, "ln": 0.03}),
     # about 30 minutes for both variants x 3 seeds on 2 cores, one BLAS thread: sized from 0.29 s (baseline) and
     # 0.46 s (ln) per update, measured with OPENBLAS_NUM_THREADS=1 over 5 updates after one warm-up
     # (task = build(PRESETS["medium"], v, 0); task.step() timed), plus about 1.6 s per evaluation pair
