@@ -33,7 +33,7 @@ hyperparameters"):
 | loss | summed over the words and sentences of a batch (Kiros's training/model.py) | mean per word, the two decoders added (differs: the scale differs by the words in a batch; Adam's step does not depend on it, the gradient clip at 5 does (ours clips less often)) | mean per word, the two decoders added | mean per word, the two decoders added |
 | word vectors | 620 (Kiros's train.py) | 620 | 64 | 32 |
 | vocabulary | 20,000 (Kiros's train.py) | 20,000 | 1,000 | 600 |
-| sentence length | 30 words (maxlen_w, Kiros's train.py) | 30 | 16 | 16 |
+| sentence length | under 30 words: a triple with a longer sentence is left out, and a batch's current sentences share one length (maxlen_w; Kiros's homogeneous_data.py) | 30 (differs: we cut each sentence at max_len words and draw triples at random; the encoder masks the padding) | 16 | 16 |
 | batch | 64 (Kiros's train.py) | 64 | 32 | 32 |
 | optimizer and rate | Adam; 'same hyperparameters' as Kiros et al. (§6.3), whose code ignores its lrate = 0.01 and steps at 2e-4 (training/optim.py) | Adam 0.0002 | Adam 0.002 (per variant: gru 0.005, ln-gru 0.005) | Adam 0.002 (per variant: gru 0.005, ln-gru 0.005) |
 | gradient clip (global norm) | 5 (Kiros's train.py) | 5 | 5 | 5 |
@@ -140,7 +140,9 @@ SETTINGS = (
             "Adam's step does not depend on it, the gradient clip at 5 does (ours clips less often)"),
     Setting("word vectors", "620 (Kiros's train.py)", "dim_word"),
     Setting("vocabulary", "20,000 (Kiros's train.py)", "vocab"),
-    Setting("sentence length", "30 words (maxlen_w, Kiros's train.py)", "max_len"),
+    Setting("sentence length", "under 30 words: a triple with a longer sentence is left out, and a batch's current "
+            "sentences share one length (maxlen_w; Kiros's homogeneous_data.py)", "max_len",
+            differs="we cut each sentence at max_len words and draw triples at random; the encoder masks the padding"),
     Setting("batch", "64 (Kiros's train.py)", "batch_size"),
     Setting("optimizer and rate", "Adam; 'same hyperparameters' as Kiros et al. (§6.3), whose code ignores its "
             "lrate = 0.01 and steps at 2e-4 (training/optim.py)",
