@@ -200,7 +200,9 @@ PRESETS = {
 # ones and LN at gain 0.1 included, see "Why the BN arms ..." above) has time to leave the first plateau. Sized
 # by timing `build(PRESETS["small"], variant, 0).step()` (5 warm-up, then 300 updates per variant) with
 # OPENBLAS_NUM_THREADS=1 on a 2-core machine shared with other jobs: 5.5-13.1 ms/update, mean 10.3 ms over the
-# six variants. 6 variants x 3 seeds x 8,000 updates x 10.3 ms = 25 min, plus ~1 min of evaluations.
+# six variants. 6 variants x 3 seeds x 8,000 updates x 10.3 ms = 25 min, plus ~1 min of evaluations. Checked:
+# `python -m lnedu run attentive_reader --preset medium --seeds 0` took 479 s of CPU (all six variants), so
+# about 24 min for the three seeds on an idle core.
 PRESETS["medium"] = replace(PRESETS["small"], n_train=32_000, steps=8000, eval_every=200, checkpoint_every=1000)
 _DATA_WORDS = {"cnn": "the CNN .question files (refused when absent)", "standin": "random stand-in questions",
                "auto": "generated cloze questions (the CNN files where found)",
