@@ -162,3 +162,12 @@ def test_run_defaults_to_the_experiments_own_seeds(tmp_path, capsys):
     assert main(["run", "convnet", "--preset", "tiny", "--variants", "ln", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "tiny" / "convnet" / "summary.json").read_text())
     assert tuple(summary["seeds"]) == convnet.SEEDS["tiny"]
+
+
+def test_a_paper_run_without_its_data_is_refused_in_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path / "empty-cache"))
+    out = tmp_path / "runs"
+    assert main(["run", "mnist", "--preset", "paper", "--seeds", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lnedu: mnist: ") and "--data PATH" in err[0], err
+    assert not (out / "paper" / "mnist").exists()  # no empty run folder, no lock

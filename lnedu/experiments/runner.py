@@ -243,8 +243,16 @@ def run_one(exp, config, variant: str, seed: int, out: Path, *, resume: bool = F
     """
     check_seeds([seed])
     folder = Path(out) / exp.NAME / f"{variant}-seed{seed}"
-    with folder_lock(folder):
-        return _run_one(exp, config, variant, int(seed), folder, resume, progress, stop_after, restart_damaged)
+    try:
+        with folder_lock(folder):
+            return _run_one(exp, config, variant, int(seed), folder, resume, progress, stop_after, restart_damaged)
+    except BaseException:
+        for f in (folder, folder.parent):  # a run refused before it wrote anything (its data set is missing, say)
+            try:  # leaves no empty folder behind; rmdir removes only an empty one
+                f.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def _run_one(exp, config, variant, seed, folder, resume, progress, stop_after, restart_damaged) -> RunResult:
