@@ -115,9 +115,10 @@ PRESETS = {
     # validation; tuned/handwriting-small.json); both variants x 3 seeds take about 1.5 minutes of one core
     # (87 s of CPU for the six runs, `time python -m lnedu run handwriting --preset small`)
     "small": Config(lr_by_variant={"baseline": 0.03, "ln": 0.03}),
-    # about 30 minutes for both variants x 3 seeds on 2 cores, one BLAS thread: sized from 0.29 s (baseline) and
-    # 0.46 s (ln) per update, measured with OPENBLAS_NUM_THREADS=1 over 5 updates after one warm-up
-    # (task = build(PRESETS["medium"], v, 0); task.step() timed), plus about 1.6 s per evaluation pair
+    # about 30 minutes for both variants x 3 seeds, one after another, one BLAS thread: sized from 0.29 s (baseline)
+    # and 0.55 s (ln) per update and about 1.5 s per evaluation, measured on a busy 2-core machine with
+    # `OPENBLAS_NUM_THREADS=1 python -m lnedu run handwriting --preset medium --plan --plan-updates 3` (it
+    # projects 32 min for the six runs)
     "medium": Config(hidden=128, layers=2, components=10, seq_len=150, lr=3e-3, n_train=1000, n_test=200,
                      eval_windows=64, steps=700, eval_every=50, checkpoint_every=100, data="auto"),
     # the paper's sizes: Graves's synthesis network, 3 x 400 LSTM, 20 mixture components, a window of 10
