@@ -77,7 +77,7 @@ def test_plan_measures_each_variant_and_projects_from_its_own_figures():
     p = P.plan(FakeExperiment, "paper", config=dataclasses.replace(Config(hidden=64), data_path="here"), timed=3)
     assert [v.variant for v in p.variants] == ["a", "b"] and p.seeds == (0, 1, 2) and p.runs == 6
     tasks = [t for (_, _, _, t) in FakeExperiment.built[1:]]  # the first build only probes for the data
-    assert [t.calls for t in tasks] == [{"step": 4, "evaluate": 1}] * 2  # one warm-up + 3 timed, one evaluation
+    assert [t.calls for t in tasks] == [{"step": 4, "evaluate": 2}] * 2  # one warm-up + 3 timed; the same for eval
     for v in p.variants:
         assert v.params == 64 ** 2 and v.updates == 7 and v.examples_per_update == 5 and v.timed_updates == 3
         assert v.flops_per_update == 6 * 64 ** 3 and v.seconds_per_update > 0

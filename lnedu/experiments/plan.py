@@ -11,10 +11,11 @@ For every variant the plan builds the task (seed 0), runs a few real updates and
 * the projected time of the whole run: on this machine, from the measured seconds; on a stated GPU, from the
   FLOPs and a stated sustained rate (:data:`GPU`, an assumption, printed with the figure).
 
-One evaluation per variant is timed too and multiplied by the evaluations in the schedule (checkpoints are not
-counted; ``--plan-skip-eval`` leaves evaluations out, for paper sizes where one takes long). Where the real data
-set of the ``paper`` preset is not on this machine, the plan measures on the experiment's ``standin(config)``,
-generated data of the real set's shapes, and says so: the cost of an update depends on the shapes, not on the values.
+One evaluation per variant is timed too (after a first, untimed one that warms it up) and multiplied by the
+evaluations in the schedule (checkpoints are not counted; ``--plan-skip-eval`` leaves evaluations out, for paper
+sizes where one takes long). Where the real data set of the ``paper`` preset is not on this machine, the plan
+measures on the experiment's ``standin(config)``, generated data of the real set's shapes, and says so: the cost
+of an update depends on the shapes, not on the values.
 
 The measured figures on this CPU also give an achieved rate (FLOPs / seconds), printed beside this CPU's rate on a
 large matrix product: a count that claimed more than the machine can do would show at once.
@@ -222,6 +223,8 @@ def plan(exp, preset: str, *, config=None, variants=None, seeds=None, timed: int
         times = _measure(task, timed)
         t_eval = None
         if evaluate:
+            task.evaluate()  # warms up too: the first evaluation compiles what only evaluation runs (Numba)
+            backend.synchronize()
             t = time.perf_counter()
             task.evaluate()
             backend.synchronize()
