@@ -171,3 +171,16 @@ def test_a_paper_run_without_its_data_is_refused_in_one_line_and_leaves_no_folde
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lnedu: mnist: ") and "--data PATH" in err[0], err
     assert not (out / "paper" / "mnist").exists()  # no empty run folder, no lock
+
+
+def test_data_fetch_knows_binarized_mnist_and_refuses_offline_in_one_line(tmp_path, monkeypatch, capsys):
+    import urllib.request
+
+    def offline(*a, **k):
+        raise OSError("no network in this test")
+
+    monkeypatch.setenv("LNEDU_DATA", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["data", "fetch", "binarized_mnist"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lnedu: ") and "download failed" in err[0], err

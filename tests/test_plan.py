@@ -25,6 +25,8 @@ class Config:
     data_path: str = ""
     rates: tuple = (0.1, 0.2)
     on: bool = False
+    clip: float | None = None
+    cap: int | None = 5
     lr_by_variant: dict = field(default_factory=dict)
 
 
@@ -116,6 +118,9 @@ def test_plan_refuses_a_bad_number_of_timed_updates():
 def test_overrides_are_parsed_with_each_fields_type_and_refused_by_name():
     c = P.with_overrides(Config(), {"hidden": "1_024", "on": "yes", "rates": "0.5, 1e-3", "data": "x"})
     assert (c.hidden, c.on, c.rates, c.data) == (1024, True, (0.5, 1e-3), "x")
+    c = P.with_overrides(Config(), {"clip": "10", "cap": "None"})  # an optional field: its type, or None
+    assert (c.clip, type(c.clip), c.cap) == (10.0, float, None)
+    assert P.with_overrides(c, {"cap": "7"}).cap == 7
     for field_, value, msg in (("hidden", "4.5", r"--set hidden: expected a value like 4 \(int\), got '4.5'"),
                                ("on", "maybe", "--set on: expected a value like False"),
                                ("lr_by_variant", "a", "--set lr_by_variant: expected a value like {}"),

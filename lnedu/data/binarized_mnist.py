@@ -54,11 +54,11 @@ BINARIZED_MNIST_SET = RealDataSet(
     what="the fixed binarized MNIST of Larochelle & Murray (2011) (50,000 / 10,000 / 10,000 28x28 binary images, "
          ".amat text files)",
     source=f"Larochelle & Murray (2011, AISTATS); {BINARIZED_MNIST_URL}",
-    get="a run with LNEDU_DOWNLOAD=1 (downloads the three files into the cache, SHA-256 checked) or by hand "
-        "from that address",
+    get="`python -m lnedu data fetch binarized_mnist` (the three files into the cache, SHA-256 checked) or by "
+        "hand from that address",
     files=", ".join(BINARIZED_MNIST_FILES),
 )
-_REFETCH = f"LNEDU_DOWNLOAD=1, or by hand from {BINARIZED_MNIST_URL}"
+_REFETCH = f"`python -m lnedu data fetch binarized_mnist`, or by hand from {BINARIZED_MNIST_URL}"
 
 
 @dataclass

@@ -251,10 +251,15 @@ def with_overrides(config, overrides: dict):
         if name not in fields:
             raise ValueError(f"--set: expected a field of {type(config).__name__} ({', '.join(sorted(fields))}), "
                              f"got {name!r}")
-        current = getattr(config, name)
-        declared = {"float": 0.0, "int": 0}.get(str(fields[name].type))  # `epochs: float = 1` holds an int
-        if declared is not None and not isinstance(current, bool):
-            current = type(declared)(current)
+        current, declared = getattr(config, name), str(fields[name].type)
+        optional = "None" in declared.replace(" ", "").split("|")  # `clip: float | None = None`
+        if optional and text.strip().lower() == "none":
+            changes[name] = None
+            continue
+        for kind, example in (("bool", False), ("int", 0), ("float", 0.0)):  # the declared type wins over the
+            if kind in declared.replace(" ", "").split("|"):  # value's: `epochs: float = 1` holds an int, and
+                current = example if current is None or isinstance(current, bool) else type(example)(current)
+                break  # `clip: float | None` a None
         changes[name] = parse_value(name, text, current)
     return dataclasses.replace(config, **changes)
 
