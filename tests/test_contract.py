@@ -16,6 +16,7 @@ from lnedu import experiments
 from lnedu.experiments import contract, runner
 from lnedu.experiments.common import CheckpointedTask
 from lnedu.experiments.contract import ContractError, check_experiment, check_task
+from lnedu.experiments.settings import Setting
 
 NAMES = experiments.names()
 SECTIONS = ("model", "data", "task", "build", "verdict", "plot")  # the order of lnedu/experiments/__init__.py
@@ -29,12 +30,15 @@ def _fake(**drop_or_change):
         steps: int = 3
         eval_every: int = 1
         checkpoint_every: int = 2
+        data_path: str = ""
 
     m = types.ModuleType("fake_experiment")
     members = {
         "NAME": "fake", "TITLE": "A fake", "PAPER": "nowhere §0", "CLAIM": "nothing", "Config": Config,
-        "PRESETS": {"tiny": Config(), "small": Config(), "paper": Config()}, "VARIANTS": ("a", "b"),
+        "PRESETS": {"tiny": Config(), "small": Config(), "medium": Config(), "paper": Config()},
+        "VARIANTS": ("a", "b"), "SETTINGS": (Setting("steps", "3 (§0)", "steps"),),
         "build": lambda config, variant, seed: None, "verdict": lambda results: None, "plot": lambda results: None,
+        "standin": lambda config: config,
     }
     members.update(drop_or_change)
     for k, v in members.items():
@@ -45,7 +49,7 @@ def _fake(**drop_or_change):
 
 def test_the_protocol_names_what_the_runner_and_report_use():
     assert contract.members(contract.Experiment) == ["NAME", "TITLE", "PAPER", "CLAIM", "Config", "PRESETS",
-                                                    "VARIANTS", "build", "verdict", "plot"]
+                                                    "VARIANTS", "SETTINGS", "build", "verdict", "plot", "standin"]
     assert check_experiment(_fake()).NAME == "fake"
 
 
@@ -55,7 +59,7 @@ def test_every_registered_experiment_fills_the_contract(name):
     assert check_experiment(exp, name) is exp
 
 
-@pytest.mark.parametrize("missing", ["plot", "verdict", "PRESETS", "CLAIM", "Config", "build"])
+@pytest.mark.parametrize("missing", ["plot", "verdict", "PRESETS", "CLAIM", "Config", "build", "SETTINGS", "standin"])
 def test_a_module_missing_a_member_is_refused_with_its_name(missing):
     with pytest.raises(ContractError, match=rf"fake_experiment: does not fill the experiment contract.*\b{missing} "
                                             r"\(missing\)"):
@@ -76,7 +80,11 @@ def test_every_missing_member_is_named_at_once():
         ({"VARIANTS": ("a", "a")}, "VARIANTS (expected a non-empty tuple of distinct names"),
         ({"NAME": ""}, "NAME (expected a non-empty string"),
         ({"Config": dict}, "Config (expected a dataclass"),
-        ({"PRESETS": {"tiny": None}}, "PRESETS (expected the presets ['tiny', 'small', 'paper'], lacks"),
+        ({"PRESETS": {"tiny": None}}, "PRESETS (expected the presets ['tiny', 'small', 'medium', 'paper'], lacks"),
+        ({"SETTINGS": ()}, "SETTINGS (expected a non-empty tuple of Setting rows, got tuple)"),
+        ({"SETTINGS": ("hidden",)}, "SETTINGS (expected a non-empty tuple of Setting rows"),
+        ({"standin": lambda: None}, "standin (expected a function of 1 positional argument"),
+        ({"Config": dataclasses.make_dataclass("C", [("steps", int, 1)])}, "Config (expected a data_path field"),
         ({"build": lambda config, variant: None}, "build (expected a function of 3 positional arguments"),
         ({"plot": "a figure"}, "plot (expected a function, got str)"),
         ({"GRID": "yes"}, "GRID (expected a bool"),

@@ -166,8 +166,7 @@ def test_every_experiment_plans_its_tiny_preset_with_flops_and_examples(name):
     variants = exp.VARIANTS[:1] + exp.VARIANTS[-1:]
     p = P.plan(exp, "tiny", variants=variants, seeds=(0,), timed=1, evaluate=False)
     for v in p.variants:
-        if v.flops_per_update is None or v.examples_per_update is None:
-            pytest.xfail(f"{name}: flops_per_update/examples_per_update not written yet")  # TODO(lead): strict
+        assert v.flops_per_update is not None and v.examples_per_update is not None
         assert v.params > 0 and v.updates > 0 and v.examples_per_update > 0
         # a count claiming more work than this CPU can do in the measured time would be wrong
         assert 0 < v.flops_per_update and v.achieved_gflops < 2 * p.cpu_gflops, (v, p.cpu_gflops)

@@ -35,10 +35,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .runner import RunResult, Task, Verdict
+from .settings import Setting
 
 __all__ = ["Experiment", "Task", "ContractError", "PRESET_NAMES", "SCHEDULE", "check_experiment", "check_task"]
 
-PRESET_NAMES = ("tiny", "small", "paper")
+PRESET_NAMES = ("tiny", "small", "medium", "paper")
 SCHEDULE = ("steps", "eval_every", "checkpoint_every")
 
 
@@ -52,6 +53,7 @@ class Experiment(Protocol):
     Config: type
     PRESETS: Mapping[str, Any]
     VARIANTS: tuple[str, ...]
+    SETTINGS: tuple  # of lnedu.experiments.settings.Setting: the settings table's rows
 
     def build(self, config: Any, variant: str, seed: int) -> Task:
         """The task that trains ``variant`` with ``config`` from ``seed``."""
@@ -62,12 +64,12 @@ class Experiment(Protocol):
     def plot(self, results: dict[str, list[RunResult]]) -> Any:
         """The paper's figure redrawn from these runs (a matplotlib Figure)."""
 
+    def standin(self, config: Any) -> Any:
+        """``config`` with its data replaced by generated data of the real set's shapes (what ``--plan`` measures
+        a paper-size update on when the real set is absent)."""
 
-# members an experiment may define, with their type: GRID (its runs may go in parallel), SETTINGS (the settings
-# table, :mod:`.settings`); and functions with their number of arguments: standin(config) (the config with its data
-# replaced by generated data of the real set's shapes, what ``--plan`` measures on when the real set is absent)
-OPTIONAL = {"GRID": bool, "SETTINGS": tuple}
-OPTIONAL_FUNCTIONS = {"standin": 1}
+
+OPTIONAL = {"GRID": bool}  # members an experiment may define, with their type
 
 
 class ContractError(TypeError):
@@ -111,7 +113,14 @@ def _experiment_problems(module) -> list[str]:
                                             and all(_text(v) for v in variants)
                                             and len(set(variants)) == len(variants)):
         problems.append(f"VARIANTS (expected a non-empty tuple of distinct names, got {variants!r})")
-    for k, n_args in (("build", 3), ("verdict", 1), ("plot", 1), *OPTIONAL_FUNCTIONS.items()):
+    if isinstance(config, type) and dataclasses.is_dataclass(config) and "data_path" not in {
+            f.name for f in dataclasses.fields(config)}:
+        problems.append("Config (expected a data_path field: the real data set's path, --data)")
+    rows = get("SETTINGS")
+    if hasattr(module, "SETTINGS") and not (isinstance(rows, tuple) and rows
+                                            and all(isinstance(r, Setting) for r in rows)):
+        problems.append(f"SETTINGS (expected a non-empty tuple of Setting rows, got {type(rows).__name__})")
+    for k, n_args in (("build", 3), ("verdict", 1), ("plot", 1), ("standin", 1)):
         if not hasattr(module, k):
             continue
         f = get(k)
