@@ -18,6 +18,7 @@ Run it with one BLAS thread (``OPENBLAS_NUM_THREADS=1``), as ``make reproduce`` 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -33,17 +34,22 @@ BEGIN, END = "<!-- plan-table: begin -->", "<!-- plan-table: end -->"
 PRESETS = ("tiny", "small", "medium", "paper")
 
 
-def table(names, presets, *, timed=2) -> str:
-    rows = []
-    jobs = [(n, p) for n in names for p in presets if p in experiments.get(n).PRESETS]
+def table(names, presets, *, timed=2, cache: Path | None = None) -> str:
+    """The table's markdown; with ``cache`` (a JSON file), rows measured before are kept and only the missing ones
+    measured, so the table can be built in parts (the paper rows when the machine is quiet)."""
+    done = json.loads(cache.read_text(encoding="utf-8")) if cache and cache.exists() else {}
+    jobs = [(n, p) for n in names for p in presets if p in experiments.get(n).PRESETS and f"{n}/{p}" not in done]
     for name, preset in tqdm(jobs, desc="plans"):
         exp = experiments.get(name)
         big = preset == "paper" and len(exp.VARIANTS) > 6  # a large grid at paper size: 3 variants, the rest projected
         p = plan(exp, preset, timed=timed, evaluate=preset != "paper", sample=3 if big else None)
         r = p.to_row()
         data = "stand-in" if "stand-in" in p.data else "embedded/real"
-        rows.append(f"| {name} | `{preset}` | {r['runs']} | {r['params']:,} | {r['updates']:,} | "
-                    f"{r['s/update']:.3g} | {r['this CPU']} | {r['GPU (projected)']} | {data} |")
+        done[f"{name}/{preset}"] = (f"| {name} | `{preset}` | {r['runs']} | {r['params']:,} | {r['updates']:,} | "
+                                    f"{r['s/update']:.3g} | {r['this CPU']} | {r['GPU (projected)']} | {data} |")
+        if cache:
+            cache.write_text(json.dumps(done, indent=1), encoding="utf-8")
+    rows = [done[f"{n}/{p}"] for n in names for p in PRESETS if f"{n}/{p}" in done]
     rate = GPU["peak_tflops"] * GPU["sustained_fraction"]
     head = [
         f"Measured on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one BLAS thread "
@@ -75,8 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--timed", type=int, default=2, help="updates timed per variant (default 2)")
     ap.add_argument("--write", type=Path, help="replace the table between the markers of this file (README.md)")
+    ap.add_argument("--cache", type=Path, help="a JSON file of rows already measured: kept, the missing ones added")
     args = ap.parse_args(argv)
-    text = table(args.experiments, args.presets, timed=args.timed)
+    text = table(args.experiments, args.presets, timed=args.timed, cache=args.cache)
     print(text)
     if args.write:
         write_into(args.write, text)
