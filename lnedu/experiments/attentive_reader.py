@@ -734,8 +734,9 @@ def verdict(results) -> Verdict:
     err = {v: V.per_seed(runs, V.final("valid_error", 100, last=3)) for v, runs in results.items()}
     fig = "final validation error (mean of the last 3 evaluations): " + ", ".join(
         f"{v} {V.arm_figure(err[v], '.1f', '%')}" for v in err)
-    note = ("a 32-unit reader on generated 4-fact documents; the paper trains a 240-unit reader on the CNN corpus "
-            "for 800,000 updates")
+    updates = max((e["step"] for runs in results.values() for r in runs for e in r.eval), default=0)
+    note = (f"{int(updates):,} updates a run (sizes and data: the preset's settings table); the paper trains a "
+            "240-unit reader on the CNN corpus for 800,000 updates")
     axis = "updates (and seconds) to a validation-error target; final validation error"
     ok = {v: _learned(runs) for v, runs in results.items()}
     parts = []
