@@ -70,8 +70,16 @@ def test_the_paper_preset_runs_through_the_cli_on_cnn_files(tmp_path, capsys):
     root = write_cnn(tmp_path / "cnn")
     out = tmp_path / "runs"
     assert main(_paper_args(["--data", str(root)], out)) == 0
-    summary = json.loads((out / "paper" / "attentive_reader" / "summary.json").read_text(encoding="utf-8"))
+    folder = out / "paper" / "attentive_reader"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["claim"] == ar.CLAIM
+    assert "generated" not in summary["note"] and summary["note"].startswith("3 updates a run")  # not the small's
+    for v in ar.VARIANTS:  # every variant trained 3 updates on the files and was evaluated
+        recs = [json.loads(x) for x in (folder / f"{v}-seed0" / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in recs if r.get("split") == "train"]
+        evals = [r for r in recs if r.get("split") == "eval"]
+        assert len(train) == 3 and all(np.isfinite(r["loss"]) for r in train), v
+        assert evals[-1]["step"] == 3 and 0 <= evals[-1]["valid_error"] <= 1, v
     # the run's task: the paper's data settings, the sizes shrunk
     cfg = dataclasses.replace(ar.PRESETS["paper"], data_path=str(root), steps=3, embed=8, hidden=8, batch_size=2,
                               eval_every=3, checkpoint_every=3)

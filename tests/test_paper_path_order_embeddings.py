@@ -64,8 +64,16 @@ def test_the_paper_preset_runs_through_the_cli_on_coco_files(tmp_path):
     root = write_coco_zip(tmp_path / "coco")
     out = tmp_path / "runs"
     assert main(_paper_args(["--data", str(root)], out)) == 0
-    summary = json.loads((out / "paper" / "order_embeddings" / "summary.json").read_text(encoding="utf-8"))
+    folder = out / "paper" / "order_embeddings"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["claim"] == oe.CLAIM
+    assert "64-unit" not in summary["note"] and summary["note"].startswith("3 updates a run")  # not the small's
+    for v in oe.VARIANTS:  # every variant trained 3 updates on the files and was tested on their folds
+        recs = [json.loads(x) for x in (folder / f"{v}-seed0" / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in recs if r.get("split") == "train"]
+        evals = [r for r in recs if r.get("split") == "eval"]
+        assert len(train) == 3 and all(np.isfinite(r["loss"]) for r in train), v
+        assert evals[-1]["step"] == 3 and 0 <= evals[-1]["test_img_r1"] <= 100, v
     # the run's task: the paper's data settings (features, dev cut, no caption cut, an <eos> step), sizes shrunk
     cfg = dataclasses.replace(oe.PRESETS["paper"], data_path=str(root), steps=3, dim=16, dim_word=8, batch_size=4,
                               eval_every=3, checkpoint_every=3, dev_images=3)
