@@ -46,7 +46,7 @@ the ``paper`` preset does not do what a paper says):
 | LN placement | the cell on the output path only, h = o * tanh(LN(c)) (LN Eq. 29-31) | cell only (ln='cell') | cell only (ln='cell') | cell only (ln='cell') |
 | NormProp gammas | gamma_x = gamma_h = gamma_c = 0.5 (NormProp §5.2) | 0.5, 0.5, 0.5 | 0.5, 0.5, 0.5 | 0.5, 0.5, 0.5 |
 | optimizer | Adam (LN §6.4; NormProp §5.2) | Adam (0.9, 0.999) | Adam (0.9, 0.999) | Adam (0.9, 0.999) |
-| rate of the baseline and LN | Adam's 'default setting' (LN §6.4), 1e-3 | 0.001, 0.001 | 0.01, 0.01 | 0.01, 0.01 |
+| rate of the baseline and LN | Adam's 'default setting' (LN §6.4), no number stated: read as Adam's default 1e-3 (Kingma & Ba) | 0.001, 0.001 | 0.01, 0.01 | 0.01, 0.01 |
 | rate of NormProp | 1e-2 (NormProp §5.2) | 0.01 | 0.003 | 0.003 |
 | NormProp's rate decay | 'exponential decay' 1e-3 (NormProp §5.2; what decays, and per what, is not said) | none (differs: not applied: per update it would shrink the rate e^78-fold over 200 epochs, per epoch by 18%; the text does not say which (or whether it is an Adam moment's decay)) | none | none |
 | batch | 128 (LN §6.4; NormProp §5.2) | 128 | 64 | 64 |
@@ -204,7 +204,8 @@ SETTINGS = (
             lambda c: "cell only (ln='cell')"),
     Setting("NormProp gammas", "gamma_x = gamma_h = gamma_c = 0.5 (NormProp §5.2)", lambda c: "0.5, 0.5, 0.5"),
     Setting("optimizer", "Adam (LN §6.4; NormProp §5.2)", lambda c: "Adam (0.9, 0.999)"),
-    Setting("rate of the baseline and LN", "Adam's 'default setting' (LN §6.4), 1e-3",
+    Setting("rate of the baseline and LN",
+            "Adam's 'default setting' (LN §6.4), no number stated: read as Adam's default 1e-3 (Kingma & Ba)",
             lambda c: f"{lr_for(c, 'baseline'):g}, {lr_for(c, 'ln'):g}"),
     Setting("rate of NormProp", "1e-2 (NormProp §5.2)", lambda c: lr_for(c, "normprop")),
     Setting("NormProp's rate decay", "'exponential decay' 1e-3 (NormProp §5.2; what decays, and per what, is not said)",
