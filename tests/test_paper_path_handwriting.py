@@ -61,6 +61,8 @@ def test_paper_preset_reads_iam_ondb_and_trains_the_synthesis_network(tmp_path):
     data = _write_set(tmp_path / "iam-ondb")
     assert _run(data, tmp_path / "runs") == 0
     folder = tmp_path / "runs" / "paper" / "handwriting"
+    note = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["note"]
+    assert "synthetic" not in note and note.startswith("3 updates a run")  # the run's scale, not the small preset's
     for v in hw.VARIANTS:
         recs = [json.loads(x) for x in (folder / f"{v}-seed0" / "metrics.jsonl").read_text().splitlines()]
         train = [r for r in recs if r.get("split") == "train"]

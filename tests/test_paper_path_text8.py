@@ -50,6 +50,8 @@ def test_the_paper_preset_runs_through_the_cli_on_a_text8_file(tmp_path, zipped)
     out = tmp_path / "runs"
     assert main(_paper_args(["--data", str(path)], out)) == 0
     folder = out / "paper" / "text8_grid"
+    note = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["note"]
+    assert not note.startswith("small")  # the verdict's note does not call a paper-preset run small
     for variant in VARIANTS:
         lines = (folder / f"{variant}-seed0" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
         ev = [r for r in map(json.loads, lines) if r.get("split") == "eval"]

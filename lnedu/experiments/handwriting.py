@@ -568,8 +568,9 @@ def verdict(results, *, fraction: float = 0.9, margin: float = 0.05) -> Verdict:
         return V.Verdict(None, "needs baseline and ln", "", outcome=V.UNDECIDED)
     test = {v: V.per_seed(results[v], V.final("test_nll")) for v in ("baseline", "ln")}
     fig = "final test NLL (nats/point): " + ", ".join(f"{v} {V.arm_figure(test[v])}" for v in test)
-    note = ("a small LSTM on short windows of synthetic lines; the paper's 3x400 network trains 200,000 updates "
-            "on IAM-OnDB")
+    updates = max((e["step"] for runs in results.values() for r in runs for e in r.eval), default=0)
+    note = (f"{int(updates):,} updates a run (sizes and data: the preset's settings table); the paper's 3x400 "
+            "network trains 200,000 updates on IAM-OnDB")
     axis = "updates (and seconds) to a train-NLL target; final test NLL within 0.05 nats/point"
     for v in ("baseline", "ln"):
         ok, why = V.learned(results[v], "train_nll", margin=LEARN_MARGIN)

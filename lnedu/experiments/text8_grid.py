@@ -261,7 +261,8 @@ def verdict(results) -> Verdict:
            + "; " + ", ".join(f"{'no LN' if n == 'noln' else 'LN'} {V.arm_figure(v)}" for n, v in ln.items())
            + "; " + ", ".join(f"{i} {V.arm_figure(v)}" for i, v in init.items())
            + f"; init spread {V.arm_figure(spread['init'])} vs cell spread {V.arm_figure(spread['cell'])}")
-    note = ("small cells trained for a few epochs at most, against the study's 2000 units on text8; "
+    note = ("cells trained for a few epochs at most (sizes and data: the preset's settings table; the study: 2000 "
+            "units on text8); "
             "the study's own LN and init results were not found, so only its cell ranking is compared")
     axis = "final valid bpc, averaged over the grid per seed"
     for v, runs in results.items():
