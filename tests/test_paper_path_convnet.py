@@ -36,6 +36,8 @@ def test_paper_preset_reads_the_idx_files_and_trains(tmp_path):
     data = _write_mnist(tmp_path / "mnist")
     assert _run(data, tmp_path / "runs") == 0
     folder = tmp_path / "runs" / "paper" / "convnet"
+    note = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["note"]
+    assert note.startswith("every setting is ours")  # not "8x8 digits ...": this run read the 28x28 files
     for v in convnet.VARIANTS:
         recs = [json.loads(x) for x in (folder / f"{v}-seed0" / "metrics.jsonl").read_text().splitlines()]
         assert len([r for r in recs if r.get("split") == "train"]) == 2, v
