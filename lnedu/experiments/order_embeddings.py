@@ -29,7 +29,7 @@ et al.'s ``driver.py`` and ``train.py``, which the LN paper ran):
 | batch | 128 images, one caption each (driver.py, datasource.py) | 128 | 64 | 64 |
 | gradient clip (global norm) | 2 (driver.py) | 2 | 2 | 2 |
 | iterations | Figure 1: 300 x 300 (§6.1); driver.py: up to 100 epochs | 90,000 | 5,000 | 600 |
-| validation | R@K every 300 iterations, best model kept (§6.1); train.py: image R@1+5+10 on the first 1,000 dev images | every 300; image R@1+5+10 on 1,000 dev images | every 100; image R@1+5+10 on all dev images | every 50; image R@1+5+10 on all dev images |
+| validation | R@K every 300 iterations, best model kept (§6.1); train.py: image R@1+5+10 on the first 1,000 dev images | every 300; image R@1+5+10 on 1,000 dev images | every 50; image R@1+5+10 on all dev images | every 50; image R@1+5+10 on all dev images |
 | caption length | no cut; the mask reads one <eos> step more (datasource.py) | no cut, + <eos> step | 30 tokens | 30 tokens |
 | test | mean over 5 folds of 1,000 images (§6.1) | 5 folds of the test split | 5 folds of the test split | 5 folds of the test split |
 | vocabulary | every word of the train and dev captions (train.py) | every word of the train captions (differs: dev words map to <unk>; we never read the validation captions while building the model) | every word of the train captions | every word of the train captions |
@@ -96,10 +96,11 @@ PRESETS = {
     "small": Config(lr_by_variant={"gru": 0.005, "ln-gru": 0.01, "sym-gru": 0.01}),
     # about 30 minutes for 3 variants x 3 seeds, one after another (one BLAS thread): the small preset's digits and
     # rates at twice the width and 8x the updates (so the best validation model is not the last evaluation).
-    # Sized from 10 timed updates of each variant (OPENBLAS_NUM_THREADS=1, on 2 shared cores): 0.026 s/update
-    # (gru), 0.033 (ln-gru), 0.014 (sym-gru), ~0.6 s an evaluation; 9 runs x 5,000 updates + 9 x 50 evaluations
-    # ~ 22 min measured, ~30 with the machine busy.
-    "medium": Config(dim=128, dim_word=64, steps=5000, eval_every=100, checkpoint_every=1000,
+    # Sized from 10 timed updates of each variant (OPENBLAS_NUM_THREADS=1): 0.026 s/update (gru), 0.033 (ln-gru),
+    # 0.014 (sym-gru), ~0.6 s an evaluation. Measured: `python -m lnedu run order_embeddings --preset medium` with
+    # evaluations every 100 took 871 s of CPU (42 min wall at nice 5 on 2 cores shared with other jobs); the first
+    # evaluations decide the speed part, so they come every 50 (~50 more a run, ~4 min more in all).
+    "medium": Config(dim=128, dim_word=64, steps=5000, eval_every=50, checkpoint_every=1000,
                      lr_by_variant={"gru": 0.005, "ln-gru": 0.01, "sym-gru": 0.01}),
     # Vendrov et al.'s driver.py and train.py (ivendrov/order-embedding): dim 1024, dim_word 300, batch 128,
     # Adam 1e-3, clip 2, validation every 300 updates on 1,000 dev images, no caption cut, one <eos> step.
