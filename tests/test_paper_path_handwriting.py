@@ -100,3 +100,23 @@ def test_paper_preset_refuses_strokes_without_their_text(tmp_path, capsys):
     assert _run(data, tmp_path / "runs") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "iam-ondb" in err[0] and "ascii" in err[0]
+
+
+def test_a_folder_given_is_never_replaced_by_the_synthetic_lines(tmp_path):
+    """--data with the embedded-default presets: a folder without IAM-OnDB is refused (it once trained on the
+    synthetic lines without a word), and the generated sources take no folder."""
+    import re
+
+    import pytest
+
+    from lnedu.data.download import DataUnavailable
+    from lnedu.data.handwriting import load_handwriting
+
+    nothing = tmp_path / "not-iam"
+    nothing.mkdir()
+    for preset in ("small", "medium"):
+        assert hw.PRESETS[preset].data == "auto"
+        with pytest.raises(DataUnavailable, match="^iam-ondb: .*" + re.escape(str(nothing))):
+            hw.build(dataclasses.replace(hw.PRESETS[preset], data_path=str(nothing)), "ln", 0)
+    with pytest.raises(ValueError, match="path: expected no path with source='synthetic'"):
+        load_handwriting("synthetic", nothing)

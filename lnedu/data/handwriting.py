@@ -393,15 +393,20 @@ def load_handwriting(source: str = "auto", path=None, *, seed: int = 0, n_train:
 
     ``source``: ``'auto'`` (real if on disk, else synthetic), ``'iam'`` (real, or :data:`IAM_ONDB`'s refusal),
     ``'synthetic'``, ``'standin'`` (synthetic lines of IAM-OnDB's length). ``path``: the IAM-OnDB folder (``None``
-    or ``""``: ``$LNEDU_DATA/iam-ondb``). ``n_train``/``n_test`` size the synthetic set; ``max_lines`` limits the
-    real one; ``need_text``: the lines' text is required (see :func:`load_iam_ondb`).
+    or ``""``: ``$LNEDU_DATA/iam-ondb``); a folder given and holding no IAM-OnDB is refused even with ``'auto'``
+    (whoever names a folder means that data), and the generated sources take none. ``n_train``/``n_test`` size
+    the synthetic set; ``max_lines`` limits the real one; ``need_text``: the lines' text is required (see
+    :func:`load_iam_ondb`).
     """
     if source not in ("auto", "iam", "synthetic", "standin"):
         raise ValueError(f"source: expected 'auto', 'iam', 'synthetic' or 'standin', got {source!r}")
+    if path not in (None, "") and source in ("synthetic", "standin"):
+        raise ValueError(f"path: expected no path with source={source!r} (it reads no file; 'iam' or 'auto' read "
+                         f"IAM-OnDB from a folder), got {str(path)!r}")
     if source in ("auto", "iam"):
         try:
             return load_iam_ondb(path, seed=seed, max_lines=max_lines, need_text=need_text)
         except DataUnavailable:
-            if source == "iam":
+            if source == "iam" or path not in (None, ""):  # a folder named is that data, never the synthetic lines
                 raise
     return load_synthetic_handwriting(n_train, n_test, seed, standin=source == "standin")
