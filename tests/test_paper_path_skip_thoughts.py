@@ -115,3 +115,15 @@ def test_standin_has_the_real_shapes():
     task = st.build(cfg, "gru", 0)
     assert len(task.vocab) == 20_000 and task.padded_length(2) == 31 and task.downstream is None
     assert task.examples_per_update == 64 and np.isfinite(task.step()["loss"])
+
+
+def test_a_text_given_with_the_embedded_default_is_refused(tmp_path):
+    """--data with a preset on Python's help text: refused, naming data_path and data='text' (the path was
+    silently ignored and the run trained on the help topics)."""
+    books = write_books(tmp_path / "books.txt")
+    for preset in ("small", "medium"):
+        assert st.PRESETS[preset].data == "pydoc"
+        with pytest.raises(ValueError, match="data_path: expected no path with data='pydoc'.*--set data=text"):
+            st.build(dataclasses.replace(st.PRESETS[preset], data_path=str(books)), "gru", 0)
+    task = st.build(dataclasses.replace(st.PRESETS["tiny"], data="text", data_path=str(books)), "gru", 0)
+    assert task.corpus.name == "text" and len(task.corpus.documents) == 8  # data='text' reads it

@@ -313,6 +313,9 @@ def load_corpus(source: str = "pydoc", path: str = "", standin_shape: tuple = (6
     message when absent) or "standin" (:func:`standin_documents` of ``standin_shape`` = (vocab, max_len))."""
     if source not in ("pydoc", "text", "standin"):
         raise ValueError(f"source: expected 'pydoc', 'text' or 'standin', got {source!r}")
+    if path and source != "text":  # a file named is that text, never the embedded one instead
+        raise ValueError(f"data_path: expected no path with data={source!r}, which reads no file, got {path!r} "
+                         "(data='text' reads a book text: --set data=text)")
     if source == "text":
         docs = load_sentence_text(path)
         name, what = "text", f"sentences from {path or 'the cache'}"
