@@ -84,3 +84,18 @@ def test_the_paper_preset_refuses_without_the_ptb_files(tmp_path, monkeypatch, c
         assert charlm.PRESETS[preset].data in ("auto", "pydoc")
     task = charlm.build(charlm.PRESETS["tiny"], "baseline", 0)
     assert task.model.vocab_size > 40  # Python's help text
+
+
+def test_a_path_given_with_a_generated_or_embedded_source_is_refused(tmp_path):
+    """``--data`` with ``data='pydoc'`` or ``'standin'`` (which read no file) is refused naming the path, not
+    ignored while the run trains on Python's help text."""
+    import pytest
+
+    write_ptb_chars(tmp_path / "ptb")
+    for data, source in (("pydoc", "embedded"), ("standin", "standin")):
+        cfg = dataclasses.replace(charlm.PRESETS["tiny"], data=data, data_path=str(tmp_path / "ptb"))
+        with pytest.raises(ValueError, match=f"path: expected no path with source='{source}'"):
+            charlm.build(cfg, "baseline", 0)
+    task = charlm.build(dataclasses.replace(charlm.PRESETS["tiny"], data="ptb", data_path=str(tmp_path / "ptb")),
+                        "baseline", 0)
+    assert task.model.vocab_size < 40  # the written PTB characters, not the help text's

@@ -123,3 +123,14 @@ def test_standin_has_the_real_shapes():
     task = oe.build(cfg, "gru", 0)
     assert task.data.feature_dim == 4096 and task.data.name == "standin" and "timing only" in task.data.description
     assert task.examples_per_update == 128 and np.isfinite(task.step()["loss"])
+
+
+def test_a_folder_given_with_the_digits_is_refused(tmp_path):
+    """``--data`` with ``data='digits'`` (the tiny preset; it reads no file) is refused naming the path, not
+    ignored while the run trains on the 8x8 digits; ``'auto'`` reads the folder."""
+    root = write_coco_zip(tmp_path / "coco")
+    assert oe.PRESETS["tiny"].data == "digits"
+    with pytest.raises(ValueError, match="path: expected no path with source='digits'"):
+        oe.build(dataclasses.replace(oe.PRESETS["tiny"], data_path=str(root)), "gru", 0)
+    task = oe.build(dataclasses.replace(oe.PRESETS["tiny"], data="auto", data_path=str(root)), "gru", 0)
+    assert task.data.name == "coco"

@@ -390,6 +390,9 @@ def load_captions(source: str = "auto", path=None, name: str | None = None) -> C
     ``path`` is given, else the digits; ``"standin"``: :func:`load_standin_captions` (timing only)."""
     if source not in ("auto", "features", "digits", "standin"):
         raise ValueError(f"source: expected 'auto', 'features', 'digits' or 'standin', got {source!r}")
+    if source in ("digits", "standin") and path not in (None, ""):  # a folder named is that data, never the digits
+        raise ValueError(f"path: expected no path with source={source!r} (it reads no file; 'features' or 'auto' "
+                         f"read caption features from a folder), got {str(path)!r}")
     if source == "standin":
         return load_standin_captions()
     if source == "features" or (source == "auto" and path not in (None, "")):

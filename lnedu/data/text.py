@@ -522,6 +522,9 @@ def load_text_corpus(real: str = "ptb", source: str = "auto", path=None, *,
         raise ValueError(f"real: expected 'ptb' or 'text8', got {real!r}")
     if source not in ("auto", "real", "embedded", "standin"):
         raise ValueError(f"source: expected 'auto', 'real', 'embedded' or 'standin', got {source!r}")
+    if source in ("embedded", "standin") and path is not None:  # a path named is that corpus, never another
+        raise ValueError(f"path: expected no path with source={source!r} (it reads no file; 'real' or 'auto' read "
+                         f"{real} from a folder or file), got {str(path)!r}")
     if source == "embedded":
         return load_pydoc_text()
     if source == "standin":
