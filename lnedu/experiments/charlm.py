@@ -342,9 +342,9 @@ def verdict(results) -> Verdict:
            + f"; {'CPU' if key == 'cpu_seconds' else 'wall'} seconds/epoch "
            + ", ".join(f"{v} {V.arm_figure(sec[v], '.2f')}" for v in sec)
            + f"; NormProp {faster['bn']:.0%} less time per epoch than BN and {faster['ln']:.0%} less than LN")
-    note = ("LSTMs far smaller than the paper's, trained for a few epochs at most (the paper: 1000 units on PTB, "
-            "until convergence); the seconds are NumPy's at a small layer size, where per-step overhead dominates: "
-            "the ratios depend on the implementation and the layer size and do not transfer")
+    note = ("LSTMs far smaller than the paper's, on a smaller text and for fewer updates (the paper: 1000 units on "
+            "PTB, until convergence); the seconds are NumPy's at a small layer size, where per-step overhead "
+            "dominates: the ratios depend on the implementation and the layer size and do not transfer")
     axis = f"{'CPU' if key == 'cpu_seconds' else 'wall'} seconds per epoch; final valid bpc"
     for v in ("baseline", "bn", "ln", "normprop"):
         ok, why = V.learned(results[v], "valid_bpc", margin=LEARN_MARGIN)
