@@ -89,9 +89,11 @@ from .charlm_model import (  # the model, data and task text8_grid shares: impor
     LMTask,
     build_task,
     data_choice,
+    evaluation_text,
     final_bpc,
     load_lm_data,
     seconds_per_epoch,
+    training_batches,
 )
 from .settings import Setting
 from .verdicts import Verdict
@@ -163,16 +165,11 @@ PRESETS = {
 
 
 def _crops(c) -> str:
-    if c.state == "carried":
-        return f"{c.batch_size} contiguous streams, windows of {c.seq_len}, state carried (truncated BPTT)"
-    return f"{c.batch_size} independent crops of {c.seq_len} at random starts, each from a zero state"
+    return training_batches(c, "crops")
 
 
 def _evaluation(c) -> str:
-    text = "the whole validation text" if not c.eval_chars else f"the first {c.eval_chars:,} validation characters"
-    if c.state == "carried":
-        return f"{text}, state carried"
-    return f"{text} cut into crops of {c.eval_len}, each from a zero state"
+    return evaluation_text(c, "crops")
 
 
 def _rates(c) -> str:

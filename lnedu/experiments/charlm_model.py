@@ -33,7 +33,7 @@ from .common import CheckpointedTask, lr_for
 from .diagnostics import due, stats_record, train_mode_forward
 
 __all__ = ["LN2", "STATES", "CharLM", "load_lm_data", "data_choice", "BlasThreads", "LMTask", "build_task",
-           "seconds_per_epoch", "final_bpc"]
+           "seconds_per_epoch", "final_bpc", "training_batches", "evaluation_text"]
 
 LN2 = math.log(2.0)
 STATES = ("crops", "carried")  # a config's ``state``: independent zero-state crops, or the state carried
@@ -286,6 +286,21 @@ def build_task(config, variant: str, seed: int, build_layer, real: str) -> LMTas
 
 # ---------------------------------------------------------------------------------------------------------
 # what a run reports
+
+
+def training_batches(c, unit: str = "crops") -> str:
+    """The settings table's words for how a config cuts its training text (``unit``: what one piece is called)."""
+    if c.state == "carried":
+        return f"{c.batch_size} contiguous streams, windows of {c.seq_len}, state carried (truncated BPTT)"
+    return f"{c.batch_size} independent {unit} of {c.seq_len} at random starts, each from a zero state"
+
+
+def evaluation_text(c, unit: str = "crops") -> str:
+    """The settings table's words for what a config evaluates on."""
+    text = "the whole validation text" if not c.eval_chars else f"the first {c.eval_chars:,} validation characters"
+    if c.state == "carried":
+        return f"{text}, state carried"
+    return f"{text} cut into {unit} of {c.eval_len}, each from a zero state"
 
 
 def seconds_per_epoch(run, key: str = "seconds") -> float:

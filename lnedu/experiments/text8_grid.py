@@ -61,7 +61,7 @@ import numpy as np
 
 from ..nn import GRU, LSTM, MGU
 from . import verdicts as V
-from .charlm_model import LMTask, build_task, final_bpc, seconds_per_epoch
+from .charlm_model import LMTask, build_task, evaluation_text, final_bpc, seconds_per_epoch, training_batches
 from .settings import Setting
 from .verdicts import Verdict
 
@@ -122,16 +122,11 @@ PRESETS = {
 
 
 def _sequences(c) -> str:
-    if c.state == "carried":
-        return f"{c.batch_size} contiguous streams, windows of {c.seq_len}, state carried (truncated BPTT)"
-    return f"{c.batch_size} independent sequences of {c.seq_len} at random starts, each from a zero state"
+    return training_batches(c, "sequences")
 
 
 def _evaluation(c) -> str:
-    text = "the whole validation text" if not c.eval_chars else f"the first {c.eval_chars:,} validation characters"
-    if c.state == "carried":
-        return f"{text}, state carried"
-    return f"{text} cut into sequences of {c.eval_len}, each from a zero state"
+    return evaluation_text(c, "sequences")
 
 
 _DATA = {"text8": "text8, 90M / 5M / 5M (Mikolov et al. 2012's split); refuses without it",
