@@ -113,11 +113,17 @@ def test_cli_reports_an_unwritable_output_folder(tmp_path):
 
 
 def test_readme_python_examples_run():
+    """Every plain ```python block runs; a block fenced as a file to save and run elsewhere
+    (```python title="slurm_cluster.py", a SLURM launcher) must at least compile."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert blocks, "the README should show the library in a python block"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+    scripts = re.findall(r'```python title="[\w.]+"\n(.*?)```', readme, flags=re.S)
+    assert scripts, "the README's cluster launcher should be a python block titled with its file name"
+    for script in scripts:
+        compile(script, "README.md", "exec")
 
 
 def test_the_cuda_kernel_sources_ship_with_the_package():

@@ -501,7 +501,8 @@ def load_data(config: Config):
         if config.data == "cnn" or config.data_path:
             raise CNN_SET.missing(looked_in=[root])
         gen = _generated(config.n_train, config.n_valid, config.n_entities, config.n_sentences, config.data_seed)
-        return replace(gen, description=f"{gen.description} (no CNN questions in {root})")
+        # (named without the machine's path: a stored notebook prints this)
+        return replace(gen, description=f"{gen.description} (no CNN questions in the cache's cnn/ folder)")
     return _generated(config.n_train, config.n_valid, config.n_entities, config.n_sentences, config.data_seed)
 
 
