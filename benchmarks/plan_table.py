@@ -54,7 +54,8 @@ def table(names, presets, *, timed=2, cache: Path | None = None) -> str:
     head = [
         f"Measured on {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one BLAS thread "
         f"(float32 matrix product: {cpu_matmul_rate():.0f} GFLOP/s), {time.strftime('%Y-%m-%d')}, with "
-        "`python benchmarks/plan_table.py`. *This CPU*: the measured s/update (median over the variants) times the "
+        "`python benchmarks/plan_table.py` (`--timed 1` for the `paper` rows). *s/update*: the median over the "
+        "variants, each timed after one warm-up update. *This CPU*: each variant's measured s/update times its "
         "updates, summed over every variant x seed, evaluations included except at `paper`. *GPU*: FLOPs / "
         f"{rate:.3g} TFLOP/s, an assumed {GPU['sustained_fraction']:.0%} of an {GPU['name']}'s "
         f"{GPU['peak_tflops']:g} TFLOP/s: a floor, not a measurement. *stand-in*: the real set is not on this "

@@ -183,3 +183,16 @@ def test_a_sampled_plan_projects_the_unmeasured_variants_at_the_measured_mean():
     assert "measured 3 of the 7 variants" in p.to_text()
     with pytest.raises(ValueError, match="sample: expected a positive number of variants, got 0"):
         P.plan(many, "paper", sample=0)
+
+
+def test_the_readme_cost_table_has_a_measured_row_for_every_experiment_and_preset():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- plan-table: begin -->")[1].split("<!-- plan-table: end -->")[0]
+    rows = {tuple(c.strip(" `") for c in line.split("|")[1:3]) for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| experiment")}
+    want = {(n, p) for n in experiments.names() for p in ("tiny", "small", "medium", "paper")}
+    assert rows == want, f"rerun benchmarks/plan_table.py --write README.md: missing {sorted(want - rows)}"
+    paper = [line for line in table.splitlines() if "| `paper` |" in line]
+    assert all(line.rstrip(" |").endswith(("stand-in", "embedded/real")) for line in paper)
