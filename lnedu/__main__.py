@@ -113,12 +113,9 @@ def _cmd_run(args) -> int:
         from .experiments.sweep import run_grid
 
         jobs = 2 if args.jobs is None else args.jobs
-        if args.restart_damaged:
-            raise ValueError("--restart-damaged: expected a run one after another; for a grid experiment, delete "
-                             "the damaged run's folder instead")
         run_grid(exp, args.preset, seeds=args.seeds, out=out, n_jobs=jobs, scheduler=args.scheduler,
                  variants=args.variants, resume=args.resume, config=config,
-                 array_backend="cupy" if args.device == "gpu" else "numpy")
+                 array_backend="cupy" if args.device == "gpu" else "numpy", restart_damaged=args.restart_damaged)
     else:
         experiments.run(exp, args.preset, seeds=args.seeds, variants=args.variants, out=out,
                         resume=args.resume, restart_damaged=args.restart_damaged, config=config)

@@ -111,6 +111,21 @@ def test_damaged_checkpoint_is_one_line_then_restart_damaged_starts_over(tmp_pat
     assert (ckpt.parent / "result.json").exists()
 
 
+def test_a_grid_run_takes_restart_damaged_too(tmp_path, capsys):
+    """The damaged-file message says --restart-damaged; a grid experiment (--jobs) used to refuse the flag."""
+    args = ["run", "text8_grid", "--preset", "tiny", "--seeds", "0", "--variants", "lstm-ln-xavier", "--jobs", "1",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    ckpt = tmp_path / "tiny" / "text8_grid" / "lstm-ln-xavier-seed0" / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    (ckpt.parent / "result.json").unlink()
+    capsys.readouterr()
+    assert main([*args, "--resume"]) != 0
+    assert "--restart-damaged" in capsys.readouterr().err
+    assert main([*args, "--resume", "--restart-damaged"]) == 0
+    assert (ckpt.parent / "result.json").exists()
+
+
 def test_the_notebook_runner_and_reproduce_keep_their_old_import_paths():
     from lnedu import notebooks
     from lnedu.reproduce import reproduce

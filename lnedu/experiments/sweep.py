@@ -51,15 +51,16 @@ ATTEMPTS = "attempts.json"  # in a run folder: the cluster's attempts at that ru
 
 
 def _one(module: str, config, variant: str, seed: int, out: str, resume: bool, array_backend: str,
-         call: str = "") -> RunResult:
+         call: str = "", restart_damaged: bool = False) -> RunResult:
     """One ``(variant, seed)`` run; what a worker executes (the module travels by name, and the worker takes
     the caller's array backend). ``call``: the id of the grid call on a cluster, which lets a second attempt
-    at the run (after its first worker was lost) resume it."""
+    at the run (after its first worker was lost) resume it. ``restart_damaged``: as in :func:`run_one`."""
     backend.use(array_backend)
     exp = importlib.import_module(module)
     if call:
         resume = _note_attempt(Path(out) / exp.NAME / f"{variant}-seed{seed}", call, resume)
-    return run_one(exp, config, variant, seed, Path(out), resume=resume, progress=False)
+    return run_one(exp, config, variant, seed, Path(out), resume=resume, progress=False,
+                   restart_damaged=restart_damaged)
 
 
 def _note_attempt(folder: Path, call: str, resume: bool) -> bool:
@@ -137,13 +138,14 @@ def _why(exc: BaseException) -> str:
     return why
 
 
-def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool, array_backend: str) -> None:
+def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool, array_backend: str,
+                restart_damaged: bool = False) -> None:
     """Submit every run as its own task, store each result as it arrives; then one error for all that failed."""
     from distributed import as_completed
 
     call = uuid.uuid4().hex  # this grid call: a second attempt at one of its runs resumes it (see _one)
     futures = {client.submit(_one, exp.__name__, config, v, s, str(out), resume, array_backend, call,
-                             key=f"{exp.NAME}-{v}-seed{s}-{call[:8]}"): (v, s)
+                             restart_damaged, key=f"{exp.NAME}-{v}-seed{s}-{call[:8]}"): (v, s)
                for v in variants for s in seeds}
     failed = []
     for future in as_completed(futures):
@@ -167,7 +169,8 @@ def _on_cluster(client, exp, config, variants, seeds, out: Path, resume: bool, a
 
 
 def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2, scheduler=None, *,
-             variants=None, resume: bool = False, config=None, verbose: int = 0, array_backend=None) -> dict:
+             variants=None, resume: bool = False, config=None, verbose: int = 0, array_backend=None,
+             restart_damaged: bool = False) -> dict:
     """Run every ``variant x seed`` of experiment module ``exp`` in parallel; returns ``{variant: [RunResult]}``.
 
     ``n_jobs``: local worker processes (joblib's ``loky`` backend; ``-1`` for every core). ``scheduler``: the
@@ -176,6 +179,7 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
     reproduces exactly: only the wall-clock time differs. ``verbose``: joblib's progress messages (local runs).
     ``array_backend``: ``"numpy"`` or ``"cupy"``, what the workers train on (default: this process's,
     :func:`lnedu.backend.current`); on a cluster the workers may have GPUs where this process has none.
+    ``restart_damaged``: a run whose checkpoint, log or result is damaged starts over instead of being refused.
     """
     from .verdicts import seeds_for
 
@@ -192,14 +196,14 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
 
         with parallel_config(backend="loky", n_jobs=n_jobs):
             results = Parallel(verbose=verbose)(
-                delayed(_one)(exp.__name__, config, v, s, str(out), resume, array_backend)
+                delayed(_one)(exp.__name__, config, v, s, str(out), resume, array_backend, "", restart_damaged)
                 for v in variants for s in seeds)
         for r in results:
             _store(out, exp, config, r)
     else:
         client = connect(str(scheduler))
         try:  # an absolute folder: a worker's working directory is not this one (on shared storage: the same)
-            _on_cluster(client, exp, config, variants, seeds, out.absolute(), resume, array_backend)
+            _on_cluster(client, exp, config, variants, seeds, out.absolute(), resume, array_backend, restart_damaged)
         finally:
             client.close()
     # every run is finished and stored: the runner now only reads them back and writes the summary
