@@ -123,19 +123,24 @@ def layer_norm(x, gain, bias, eps):
     return y.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(keep), gain)
 
 
-def layer_norm_backward(dy, cache):
-    """:func:`lnedu.functional.layer_norm_backward`: both row means and dx in one compiled loop per row."""
+def _backward_rows(kernel: str, dy, cache, bias: bool):
+    """The backward both norms share: one compiled loop per row writes dx and per-chunk partial sums of the
+    gain's (and, with ``bias``, the bias's) gradient, summed here without races. Returns ``(dx, dgain, dbias)``."""
     xhat, rstd, gain = cache
     H = dy.shape[-1]
     dy2 = dy.reshape(-1, H)
-    n = dy2.shape[0]
     g, _ = _params(H, dy.dtype, gain)
     dx = np.empty_like(dy2)
-    pg, per = _partials(n, H)
-    pb = np.zeros_like(pg)
-    _kernel("layer_norm_backward_rows", dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, pb, per)
+    pg, per = _partials(dy2.shape[0], H)
+    pb = (np.zeros_like(pg),) if bias else ()
+    _kernel(kernel, dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, *pb, per)
     dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
-    return dx.reshape(dy.shape), dgain, pb.sum(axis=0).astype(dy.dtype)
+    return dx.reshape(dy.shape), dgain, (pb[0].sum(axis=0).astype(dy.dtype) if bias else None)
+
+
+def layer_norm_backward(dy, cache):
+    """:func:`lnedu.functional.layer_norm_backward`: both row means and dx in one compiled loop per row."""
+    return _backward_rows("layer_norm_backward_rows", dy, cache, bias=True)
 
 
 def rms_norm(x, gain, eps):
@@ -153,16 +158,8 @@ def rms_norm(x, gain, eps):
 
 def rms_norm_backward(dy, cache):
     """:func:`lnedu.functional.rms_norm_backward` (layer norm's without the mean path)."""
-    xhat, rstd, gain = cache
-    H = dy.shape[-1]
-    dy2 = dy.reshape(-1, H)
-    n = dy2.shape[0]
-    g, _ = _params(H, dy.dtype, gain)
-    dx = np.empty_like(dy2)
-    pg, per = _partials(n, H)
-    _kernel("rms_norm_backward_rows", dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, per)
-    dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
-    return dx.reshape(dy.shape), dgain
+    dx, dgain, _ = _backward_rows("rms_norm_backward_rows", dy, cache, bias=False)
+    return dx, dgain
 
 
 _PAIRS = (("layer_norm", "supported", "layer_norm"), ("layer_norm_backward", "backward_supported",
