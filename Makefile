@@ -1,5 +1,5 @@
 # Set-up and the everyday verbs. Every target installs what it needs into .venv first.
-#   make reproduce   run every notebook headless on the embedded defaults -> reports/
+#   make reproduce   run every notebook headless on the embedded defaults -> reports/ (JOBS at a time)
 #                    (PRESET=medium: the half-hour runs of every experiment -> reports-medium/)
 #   make test        lint, unit tests, nbval over notebooks/, then the browser tests (tests/browser)
 #   make lab         JupyterLab on the notebooks
@@ -55,7 +55,7 @@ test: lint unit nbval browser
 PRESET  ?= small
 REPORTS ?= reports$(if $(filter-out small,$(PRESET)),-$(PRESET))
 reproduce: install
-	$(SERIAL) $(BIN)/python -m lnedu reproduce --out $(REPORTS) --runs runs --preset $(PRESET)
+	$(SERIAL) $(BIN)/python -m lnedu reproduce --out $(REPORTS) --runs runs --preset $(PRESET) --jobs $(JOBS)
 
 lab: install
 	$(BIN)/jupyter lab notebooks/00-index.ipynb

@@ -2,9 +2,10 @@
 
 Commands:
 
-* ``reproduce [--notebooks DIR] [--out DIR] [--only NAME ...] [--preset small|medium]``: execute every notebook
-  headless on the embedded defaults and write HTML pages, ``summary.md`` and ``index.html`` into ``--out``
-  (``reports/``); the experiments run at ``--preset`` (default ``small``).
+* ``reproduce [--notebooks DIR] [--out DIR] [--only NAME ...] [--preset small|medium] [--jobs N]``: execute every
+  notebook headless on the embedded defaults and write HTML pages, ``summary.md`` and ``index.html`` into
+  ``--out`` (``reports/``); the experiments run at ``--preset`` (default ``small``), N runs and then N notebooks
+  at a time.
 * ``notebooks --execute-in-place [PATH ...]``: re-execute stored notebooks and save their fresh outputs.
 * ``list``: the experiments, with the paper's claim each one tests.
 * ``run NAME [--preset tiny|small|medium|paper] [--seeds ...] [--variants ...] [--device cpu|gpu] [--out DIR]
@@ -45,7 +46,7 @@ def _cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
     runs = reproduce(args.notebooks, args.out, runs=args.runs, timeout=args.timeout, only=args.only,
-                     preset=args.preset)
+                     preset=args.preset, jobs=args.jobs)
     if not runs:
         print(f"lnedu: no notebooks matched in {args.notebooks}", file=sys.stderr)
         return 2
@@ -261,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", help="the experiments' preset: small (default, or $LNEDU_PRESET) or medium (about "
                    "half an hour per experiment on 2 cores)")
     r.add_argument("--timeout", type=_positive_int, default=900, help="seconds allowed per cell (default: 900)")
+    r.add_argument("--jobs", type=_positive_int, default=1, help="processes at once, one core each: the runs train "
+                   "N at a time, then the notebooks execute N at a time (default: 1; make reproduce uses 2)")
     r.set_defaults(func=_cmd_reproduce)
 
     n = sub.add_parser("notebooks", help="list notebooks, or re-execute them in place")

@@ -1,7 +1,10 @@
 """``python -m lnedu reproduce``: execute every notebook on the embedded defaults into an HTML report.
 
 This sits above the experiments (it runs the notebooks, then writes the experiments' claims table), while the
-headless notebook runner it uses, :mod:`lnedu.notebooks`, sits below them. It writes ``reports/``: one HTML
+headless notebook runner it uses, :mod:`lnedu.notebooks`, sits below them. With ``jobs`` > 1 it works on that
+many cores: first every run the experiment notebooks will ask for is trained, ``jobs`` runs at a time (each run
+is one process on one core, as ``python -m lnedu run --jobs`` does, with the same results as one after another);
+then the notebooks execute, ``jobs`` at a time, and find their runs finished. It writes ``reports/``: one HTML
 page per notebook, ``summary.md`` and ``index.html`` with a table of what ran, and the claims table with the
 experiments' figures. Every file is written atomically (:mod:`lnedu._io`), so an interrupted run never
 leaves a half-written page behind; the stored notebooks are never modified.
@@ -27,7 +30,8 @@ from .experiments import default_preset
 from .experiments.report import claims_markdown, write_report
 from .notebooks import check_timeout, execute_notebook, find_notebooks, is_install_cell, require_lab
 
-__all__ = ["reproduce", "copy_mathjax", "static_widgets", "offline_exporter", "terminal_summary"]
+__all__ = ["reproduce", "copy_mathjax", "static_widgets", "offline_exporter", "terminal_summary", "experiments_of",
+           "train_runs"]
 
 
 # ---- MathJax, from a package, copied beside the pages ------------------------------------------------------
@@ -200,6 +204,70 @@ def static_widgets(nb):
     return nb
 
 
+# ---- the training stage: every run the notebooks will ask for, on every core --------------------------------
+
+# an experiment notebook's call, ``experiments.notebook_run("NAME")`` with at most ``jobs=`` and ``progress=``
+# (other arguments would change what it runs: such a notebook trains its own runs)
+_NOTEBOOK_RUN = re.compile(r"""notebook_run\(\s*["'](\w+)["']\s*((?:,\s*(?:jobs|progress)\s*=\s*[\w.]+\s*)*),?\s*\)""")
+
+
+def experiments_of(path) -> list[str]:
+    """The experiments that notebook ``path`` runs with ``experiments.notebook_run("NAME")``, in order."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    names = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            names += [m.group(1) for m in _NOTEBOOK_RUN.finditer(cell.source) if m.group(1) not in names]
+    return names
+
+
+def _train(module: str, config, variant: str, seed: int, out: str, array_backend: str) -> str:
+    """One run of the training stage, in a worker; returns ``""`` or what went wrong (the notebook that asks for
+    the run then trains it again and shows the error where a reader looks)."""
+    from .experiments.sweep import _one
+
+    try:
+        _one(module, config, variant, seed, out, True, array_backend)
+    except Exception as exc:  # noqa: BLE001: reported, and met again in the notebook
+        return f"{module.rsplit('.', 1)[-1]} {variant} seed {seed}: {type(exc).__name__}: {exc}"
+    return ""
+
+
+def train_runs(names, runs, preset: str, *, jobs: int = 1, progress: bool = True) -> list[str]:
+    """Train (or resume, or find finished) every run that ``experiments.notebook_run(name)`` asks for at ``preset``,
+    for each of ``names``, into ``runs/preset``; ``jobs`` runs at a time in worker processes. Returns the runs that
+    failed, one line each. The configuration, variants and seeds are the notebook's own
+    (:func:`lnedu.experiments.notebook_seeds`), so the notebooks then find every run finished."""
+    from tqdm.auto import tqdm
+
+    from . import backend, experiments
+    from .experiments.runner import resolve
+
+    tasks = []
+    for name in names:
+        exp = experiments.get(name)
+        config, variants = resolve(exp, preset)
+        tasks += [(exp.__name__, config, v, s) for v in variants for s in experiments.notebook_seeds(exp, preset)]
+    out, array_backend = str(Path(runs) / preset), backend.current()
+    failed = []
+    with tqdm(total=len(tasks), desc="training", unit="run", disable=not progress or not tasks) as bar:
+        if jobs == 1 or len(tasks) < 2:
+            outcomes = (_train(*t, out, array_backend) for t in tasks)
+        else:
+            from joblib import Parallel, delayed
+
+            # one task per run, handed out as workers free up; results in any order (only failures matter)
+            outcomes = Parallel(n_jobs=jobs, backend="loky", batch_size=1, return_as="generator_unordered")(
+                delayed(_train)(*t, out, array_backend) for t in tasks)
+        for why in outcomes:
+            if why:
+                failed.append(why)
+            bar.update()
+    return failed
+
+
 # ---- the terminal ----------------------------------------------------------------------------------------------
 
 def terminal_summary(runs, claims, out, width: int = 100) -> str:
@@ -274,17 +342,22 @@ td,th{{border:1px solid #ccc;padding:.3em .6em}}.ok{{color:#070}}.bad{{color:#a0
 
 
 def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int = 900, progress: bool = True,
-              only=None, preset: str | None = None):
+              only=None, preset: str | None = None, jobs: int = 1):
     """Execute copies of the notebooks and write ``out/NAME.html``, ``out/summary.md``, ``out/index.html``.
 
     Experiment notebooks train into ``runs/PRESET`` (resuming what is there); afterwards the claims table
     and the experiments' figures are written too (``out/claims.md``, ``out/claims.html``, ``out/NAME.png``).
     ``preset``: the experiments' preset (``"medium"``: the half-hour runs; default :func:`default_preset`, i.e.
     ``$LNEDU_PRESET`` or ``"small"``), passed to every kernel as ``$LNEDU_PRESET``.
-    The stored notebooks are not modified. Returns the list of :class:`NotebookRun`. With ``progress``, one
-    progress bar names the notebook running, and a one-screen summary (:func:`terminal_summary`) ends the run.
+    ``jobs``: how many processes work at once (one core each): first the experiments' runs are trained
+    (:func:`train_runs`), then the notebooks execute, ``jobs`` at a time; the pages are the same as with one.
+    The stored notebooks are not modified. Returns the list of :class:`NotebookRun`, in reading order. With
+    ``progress``, progress bars show the training and the notebooks, and a one-screen summary
+    (:func:`terminal_summary`) ends the run.
     """
     check_timeout(timeout)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected a positive number of processes, got {jobs!r}")
     preset = default_preset() if preset is None else preset
     if not isinstance(preset, str) or not preset.isidentifier():
         raise ValueError(f"preset: expected a preset name such as 'small' or 'medium', got {preset!r}")
@@ -304,15 +377,38 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
         paths = [p for p in paths if any(o in p.name for o in only)]
     env = {"LNEDU_RUNS": str(Path(runs).resolve()), "LNEDU_PRESET": preset}
     exporter = offline_exporter(copy_mathjax(out))
-    done = []
-    with tqdm(total=len(paths), desc="reproduce", unit="nb", disable=not progress) as bar:
-        for path in paths:
-            bar.set_postfix_str(path.name)
-            nb, run = execute_notebook(path, timeout=timeout, env=env)
-            body, _ = exporter.from_notebook_node(static_widgets(without_install_cell(nb)))
-            atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
-            done.append(run)
-            bar.update()
+    names = [n for path in paths for n in experiments_of(path)]
+    failed = train_runs(names, runs, preset, jobs=jobs, progress=progress)
+    if failed and progress:
+        print(f"training: {len(failed)} run(s) failed; their notebooks train them again and show the error:\n  "
+              + "\n  ".join(failed))
+
+    def page(path, nb, run):
+        body, _ = exporter.from_notebook_node(static_widgets(without_install_cell(nb)))
+        atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
+        return run
+
+    done = {}
+    with tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as bar:
+        if jobs == 1:
+            for path in paths:
+                bar.set_postfix_str(path.name)
+                done[path] = page(path, *execute_notebook(path, timeout=timeout, env=env))
+                bar.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # each notebook's kernel is its own process already; a worker only drives one (and is spawned fresh,
+            # so it shares no ZeroMQ state with this process)
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(execute_notebook, path, timeout=timeout, env=env): path for path in paths}
+                for future in as_completed(futures):
+                    path = futures[future]
+                    bar.set_postfix_str(path.name)
+                    done[path] = page(path, *future.result())
+                    bar.update()
+    done = [done[path] for path in paths]
     claims = write_report(Path(runs) / preset, out)
     atomic_write_text(out / "summary.md", _summary_markdown(done, claims, preset))
     atomic_write_text(out / "index.html", _index_html(done, claims))

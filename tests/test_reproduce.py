@@ -112,3 +112,75 @@ def test_the_report_leaves_out_the_colab_install_cell():
     assert len(nb.cells) == 3
     shown = without_install_cell(nb)
     assert [c.source for c in shown.cells] == ["# 01. x", "1"] and len(nb.cells) == 3
+
+
+# ---- the training stage and notebooks on more than one core ---------------------------------------------------
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def test_each_experiment_notebook_names_the_experiment_it_runs():
+    from lnedu import experiments
+
+    found = {p.name: R.experiments_of(p) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))}
+    named = [n for names in found.values() for n in names]
+    assert sorted(named) == sorted(experiments.names())  # each experiment trained once, by one notebook
+    assert found["05-permutation-invariant-mnist.ipynb"] == ["mnist"]
+    assert found["10-text8-cells-norms-initializers.ipynb"] == ["text8_grid"]  # with jobs=2
+    assert found["01-layer-norm-from-scratch.ipynb"] == []
+
+
+def test_a_call_with_other_arguments_is_left_to_its_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('a = experiments.notebook_run("draw", progress=False)\n'
+                                          'b = experiments.notebook_run("mnist", seeds=(7,))\n'
+                                          "c = experiments.notebook_run('charlm', jobs=2)")]
+    nbformat.write(nb, tmp_path / "01-x.ipynb")
+    assert R.experiments_of(tmp_path / "01-x.ipynb") == ["draw", "charlm"]  # seeds=(7,) trains other runs
+
+
+def test_runs_trained_first_are_the_notebooks_runs(tmp_path, monkeypatch):
+    from lnedu import experiments
+
+    monkeypatch.setenv("LNEDU_SEEDS", "0 1")
+    monkeypatch.setenv("LNEDU_PRESET", "tiny")
+    monkeypatch.setenv("LNEDU_RUNS", str(tmp_path))
+    assert R.train_runs(["convnet"], tmp_path, "tiny", jobs=2, progress=False) == []
+    folder = tmp_path / "tiny" / "convnet"
+    results = sorted(folder.glob("*/result.json"))
+    exp = experiments.get("convnet")
+    assert len(results) == 2 * len(exp.VARIANTS)
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    _, _, got = experiments.notebook_run("convnet")  # what the notebook calls: every run is found finished
+    assert {p: p.stat().st_mtime_ns for p in results} == stamps
+    assert sorted(got) == sorted(exp.VARIANTS) and all(len(runs) == 2 for runs in got.values())
+
+
+def test_a_run_that_fails_in_the_training_stage_is_reported_not_raised(tmp_path, monkeypatch):
+    from lnedu.experiments import sweep
+
+    def broken(module, config, variant, seed, *args):
+        raise RuntimeError("no memory")
+
+    monkeypatch.setattr(sweep, "_one", broken)
+    monkeypatch.setenv("LNEDU_SEEDS", "3")
+    failed = R.train_runs(["draw"], tmp_path, "tiny", jobs=1, progress=False)
+    assert failed and all(line.startswith("draw ") and "seed 3: RuntimeError: no memory" in line for line in failed)
+
+
+def test_notebooks_on_two_processes_give_the_pages_of_one(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for i in range(3):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# 0{i}. N{i}"), nbformat.v4.new_code_cell(f"print({i} * 7)")]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, nbs / f"0{i}-n.ipynb")
+    pages = {}
+    for jobs in (1, 2):
+        runs = R.reproduce(nbs, tmp_path / f"out{jobs}", runs=tmp_path / "runs", progress=False, jobs=jobs)
+        assert [r.path.name for r in runs] == ["00-n.ipynb", "01-n.ipynb", "02-n.ipynb"] and all(r.ok for r in runs)
+        pages[jobs] = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / f"out{jobs}").glob("0*.html")}
+    assert pages[1] == pages[2] and f"{2 * 7}" in pages[2]["02-n.html"]
+    with pytest.raises(ValueError, match="jobs: expected a positive number of processes, got 0"):
+        R.reproduce(nbs, tmp_path / "out", progress=False, jobs=0)

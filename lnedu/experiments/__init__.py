@@ -43,6 +43,7 @@ __all__ = [
     "names",
     "default_preset",
     "notebook_run",
+    "notebook_seeds",
     "run",
     "run_one",
     "load_results",
@@ -102,31 +103,37 @@ def default_preset() -> str:
     return os.environ.get("LNEDU_PRESET", "small").strip() or "small"
 
 
+def notebook_seeds(exp, preset: str) -> tuple:
+    """The seeds an experiment notebook runs: ``$LNEDU_SEEDS`` (``"5 6 7"``) when set, else the experiment's own
+    for the preset (:func:`lnedu.experiments.verdicts.seeds_for`: more where runs are cheap)."""
+    from .verdicts import seeds_for
+
+    env_seeds = os.environ.get("LNEDU_SEEDS", "").split()
+    if not all(s.isdigit() for s in env_seeds):
+        raise ValueError(f"LNEDU_SEEDS: expected non-negative integers separated by spaces, got "
+                         f"{os.environ['LNEDU_SEEDS']!r}")
+    return tuple(int(s) for s in env_seeds) if env_seeds else seeds_for(exp, preset)
+
+
 def notebook_run(name: str, *, jobs: int | None = None, **kwargs):
     """What an experiment notebook calls: run (or pick up the finished runs of) one experiment.
 
     The preset is :func:`default_preset`; results go to ``$LNEDU_RUNS/PRESET`` (default ``../runs/PRESET``,
     the repository's ``runs/`` folder seen from ``notebooks/``), and ``resume=True``, so a notebook executed
-    after ``python -m lnedu run NAME`` shows those runs instead of training again.
+    after ``python -m lnedu run NAME`` (or the training stage of ``make reproduce``) shows those runs instead of
+    training again.
     ``jobs``: for a grid experiment (``GRID = True``), run that many runs at once on local cores
     (:func:`lnedu.experiments.sweep.run_grid`); the results are the same as one after another.
-    The seeds are the experiment's own for the preset (:func:`lnedu.experiments.verdicts.seeds_for`: more where
-    runs are cheap) unless ``seeds`` is given, or ``$LNEDU_SEEDS`` (``"5 6 7"``) is set.
+    The seeds are :func:`notebook_seeds` unless ``seeds`` is given.
     Returns ``(module, preset, results)``.
     """
     from pathlib import Path
-
-    from .verdicts import seeds_for
 
     exp = get(name)
     preset = default_preset()
     out = Path(os.environ.get("LNEDU_RUNS", "../runs")) / preset
     kwargs.setdefault("resume", True)
-    env_seeds = os.environ.get("LNEDU_SEEDS", "").split()
-    if not all(s.isdigit() for s in env_seeds):
-        raise ValueError(f"LNEDU_SEEDS: expected non-negative integers separated by spaces, got "
-                         f"{os.environ['LNEDU_SEEDS']!r}")
-    kwargs.setdefault("seeds", tuple(int(s) for s in env_seeds) if env_seeds else seeds_for(exp, preset))
+    kwargs.setdefault("seeds", notebook_seeds(exp, preset))
     if jobs is not None and getattr(exp, "GRID", False):
         from .sweep import run_grid
 
