@@ -34,9 +34,12 @@ from .norms import LayerNormCache, RMSNormCache
 __all__ = ["MIN_SIZE", "available", "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
            "supported", "backward_supported", "register", "PARALLEL_SIZE"]
 
-#: arrays with fewer elements take the reference (where the threads' start-up costs more than they save;
-#: measured with benchmarks/bench_norms.py --shapes ...)
-MIN_SIZE = 1 << 13
+#: arrays with fewer elements take the reference. Not for speed: on one thread the kernels beat the reference
+#: at every size (forward + backward in float32, 9 vs 30 us at (4, 8), 17 vs 59 us at (8, 256), 22 vs 77 us at
+#: (64, 256); ``benchmarks/bench_norms.py --shapes 4x8,8x256,64x256``), but a hand-sized example (a few rows of a
+#: few units, as in the notebooks' derivations) should execute the code a student reads. From here on, the
+#: recurrent layers' steps take the kernels (the handwriting model's smallest: a batch of 8 x 64 units).
+MIN_SIZE = 1 << 9
 
 #: from this many elements on the kernels run on all of Numba's threads, below it on the calling thread only
 #: (a thread pool's start costs more than it saves on small arrays, and far more on a loaded machine)
