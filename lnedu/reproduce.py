@@ -230,7 +230,7 @@ def _train(module: str, config, variant: str, seed: int, out: str, array_backend
 
     try:
         _one(module, config, variant, seed, out, True, array_backend)
-    except Exception as exc:  # noqa: BLE001: reported, and met again in the notebook
+    except Exception as exc:  # noqa: BLE001 (reported, and met again in the notebook)
         return f"{module.rsplit('.', 1)[-1]} {variant} seed {seed}: {type(exc).__name__}: {exc}"
     return ""
 

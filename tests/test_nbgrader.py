@@ -27,7 +27,7 @@ import pytest
 from lnedu.exercises import build as B
 
 pytest.importorskip("nbgrader", reason="nbgrader is in the [test] extra: pip install -e '.[test]'")
-pytestmark = pytest.mark.slow  # about 2.5 minutes on one core: nine notebooks executed by nbgrader
+pytestmark = pytest.mark.slow  # nine notebooks executed by nbgrader, about 80 s on one core
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -55,8 +55,7 @@ def _slip(source: Path, target: Path) -> None:
     nbformat.write(nb, target)
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
+def _course(tmp_path_factory):
     """A course folder: generated assignment, three submissions autograded; returns (folder, scores), where
     scores[student][notebook][grade_id] = (score, max_score)."""
     course = tmp_path_factory.mktemp("course")
@@ -86,7 +85,7 @@ def course(tmp_path_factory):
     return course, scores
 
 
-def test_released_sheets_keep_the_hints_and_hide_the_solutions(course):
+def _released_sheets_keep_the_hints_and_hide_the_solutions(course):
     folder, _ = course
     for path in B.exercise_notebooks(NOTEBOOKS):
         teacher = nbformat.read(path, as_version=4)
@@ -100,7 +99,7 @@ def test_released_sheets_keep_the_hints_and_hide_the_solutions(course):
             assert all(h in r.source for h in hints), f"{path.name}: {t.id}: nbgrader dropped the hint"
 
 
-def test_untouched_sheets_score_zero(course):
+def _untouched_sheets_score_zero(course):
     _, scores = course
     graded = scores["untouched"]
     assert len(graded) >= 4
@@ -109,15 +108,26 @@ def test_untouched_sheets_score_zero(course):
         assert all(score == 0 for score, _ in cells.values()), f"{notebook}: {cells}"
 
 
-def test_solutions_score_full_points(course):
+def _solutions_score_full_points(course):
     _, scores = course
     for notebook, cells in scores["solved"].items():
         assert cells and all(score == top > 0 for score, top in cells.values()), f"{notebook}: {cells}"
 
 
-def test_one_classic_slip_costs_that_cell_only(course):
+def _one_classic_slip_costs_that_cell_only(course):
     _, scores = course
     cells = scores["slip"]["01-layer-norm-from-scratch"]
     assert cells["ln-forward-check"][0] == 0
     others = {k: v for k, v in cells.items() if k != "ln-forward-check"}
     assert others and all(score == top for score, top in others.values()), others
+
+
+def test_the_course_through_generate_assignment_and_autograde(tmp_path_factory):
+    """One test, one course: its four checks share the course that took a minute to grade (a module fixture
+    would be built again by each xdist worker that draws one of several tests; pytest-xdist's ``loadgroup``,
+    which would keep them on one worker, does not group under pytest 9)."""
+    course = _course(tmp_path_factory)
+    _released_sheets_keep_the_hints_and_hide_the_solutions(course)
+    _untouched_sheets_score_zero(course)
+    _solutions_score_full_points(course)
+    _one_classic_slip_costs_that_cell_only(course)
