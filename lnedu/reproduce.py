@@ -315,6 +315,18 @@ def _summary_markdown(runs, claims=(), preset: str = "small") -> str:
     return text
 
 
+_SUMMARY_ROW = re.compile(r"^\| (\d\d-[\w-]+\.ipynb) \|.*\| ([\d.]+) \|$", re.M)
+
+
+def _last_seconds(out) -> dict:
+    """``{notebook: seconds}`` from the ``summary.md`` a previous run left in ``out`` (empty when there is none)."""
+    try:
+        text = (Path(out) / "summary.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return {name: float(sec) for name, sec in _SUMMARY_ROW.findall(text)}
+
+
 def _index_html(runs, claims=()) -> str:
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.path.stem)}.html'>{html.escape(r.path.name)}</a></td>"
@@ -401,8 +413,10 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
 
             # each notebook's kernel is its own process already; a worker only drives one (and is spawned fresh,
             # so it shares no ZeroMQ state with this process)
+            last = _last_seconds(out)  # the longest first, by the last report's times (else in reading order)
+            order = sorted(paths, key=lambda p: -last.get(p.name, 0.0))
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(execute_notebook, path, timeout=timeout, env=env): path for path in paths}
+                futures = {pool.submit(execute_notebook, path, timeout=timeout, env=env): path for path in order}
                 for future in as_completed(futures):
                     path = futures[future]
                     bar.set_postfix_str(path.name)

@@ -258,7 +258,7 @@ def test_grid_verdict_averages_over_the_other_factors(rng):
     assert text8_grid.verdict(res).held is None and np.isnan(text8_grid.grid(res)[1, 1, 0])
 
 
-def test_sweep_with_two_workers_gives_the_serial_results(tmp_path):
+def test_sweep_with_two_workers_gives_the_serial_results(tmp_path, monkeypatch):
     variants = ["gru-ln-xavier", "mgu-noln-orthogonal", "lstm-ln-variance_scaling"]
     par = run_grid(text8_grid, "tiny", seeds=(0, 1), out=tmp_path / "par", n_jobs=2, variants=variants)
     ser = experiments.run(text8_grid, "tiny", seeds=(0, 1), variants=variants, out=tmp_path / "ser", progress=False)
@@ -269,6 +269,19 @@ def test_sweep_with_two_workers_gives_the_serial_results(tmp_path):
             assert a.untimed().eval == b.untimed().eval and _without_timing(a.train) == _without_timing(b.train)
     summary = json.loads((tmp_path / "par" / "text8_grid" / "summary.json").read_text())
     assert summary["variants"] == variants and summary["seeds"] == [0, 1]
+    # resumed when every run has finished (a notebook shown again): no worker pool starts, the results are read
+    import joblib
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool started for finished runs")
+
+    monkeypatch.setattr(joblib, "Parallel", no_pool)
+    again = run_grid(text8_grid, "tiny", seeds=(0, 1), out=tmp_path / "par", n_jobs=2, variants=variants, resume=True)
+    assert {v: [r.untimed().eval for r in runs] for v, runs in again.items()} == \
+        {v: [r.untimed().eval for r in runs] for v, runs in par.items()}
+    (tmp_path / "par" / "text8_grid" / f"{variants[0]}-seed1" / "result.json").unlink()  # one run to redo
+    with pytest.raises(AssertionError, match="a worker pool started"):
+        run_grid(text8_grid, "tiny", seeds=(0, 1), out=tmp_path / "par", n_jobs=2, variants=variants, resume=True)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is not None, reason="Dask's distributed is installed")

@@ -182,5 +182,8 @@ def test_notebooks_on_two_processes_give_the_pages_of_one(tmp_path):
         assert [r.path.name for r in runs] == ["00-n.ipynb", "01-n.ipynb"] and all(r.ok for r in runs)
         pages[jobs] = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / f"out{jobs}").glob("0*.html")}
     assert pages[1] == pages[2] and f"{1 * 7}" in pages[2]["01-n.html"]
+    # a second run hands out the longest notebooks first, by the times the last summary.md recorded
+    assert set(R._last_seconds(tmp_path / "out2")) == {"00-n.ipynb", "01-n.ipynb"}
+    assert R._last_seconds(tmp_path / "nowhere") == {}
     with pytest.raises(ValueError, match="jobs: expected a positive number of processes, got 0"):
         R.reproduce(nbs, tmp_path / "out", progress=False, jobs=0)

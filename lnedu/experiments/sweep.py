@@ -127,6 +127,16 @@ def _store(out: Path, exp, config, result: RunResult) -> None:
     atomic_write_text(done, json.dumps({"config": config_json, "train": result.train, "eval": result.eval}))
 
 
+def _finished(out: Path, exp, config, variant: str, seed: int) -> bool:
+    """Whether the run has a readable ``result.json`` made with ``config`` (the runner checks the rest)."""
+    done = out / exp.NAME / f"{variant}-seed{seed}" / "result.json"
+    try:
+        return json.loads(done.read_text(encoding="utf-8"))["config"] == json.dumps(dataclasses.asdict(config),
+                                                                                    sort_keys=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _why(exc: BaseException) -> str:
     """One failed run's cause in a line, with the way out where one is known."""
     why = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -194,12 +204,16 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
     if scheduler is None:
         from joblib import Parallel, delayed, parallel_config
 
-        with parallel_config(backend="loky", n_jobs=n_jobs):
-            results = Parallel(verbose=verbose)(
-                delayed(_one)(exp.__name__, config, v, s, str(out), resume, array_backend, "", restart_damaged)
-                for v in variants for s in seeds)
-        for r in results:
-            _store(out, exp, config, r)
+        # with resume, a run whose result is there (for this config) needs no worker: the runner below checks and
+        # reads it (so a notebook shown after its runs finished starts no process pool); any other goes to one
+        todo = [(v, s) for v in variants for s in seeds if not (resume and _finished(out, exp, config, v, s))]
+        if todo:
+            with parallel_config(backend="loky", n_jobs=n_jobs):
+                results = Parallel(verbose=verbose)(
+                    delayed(_one)(exp.__name__, config, v, s, str(out), resume, array_backend, "", restart_damaged)
+                    for v, s in todo)
+            for r in results:
+                _store(out, exp, config, r)
     else:
         client = connect(str(scheduler))
         try:  # an absolute folder: a worker's working directory is not this one (on shared storage: the same)
@@ -207,4 +221,5 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
         finally:
             client.close()
     # every run is finished and stored: the runner now only reads them back and writes the summary
-    return run(exp, preset, seeds=seeds, variants=variants, out=out, resume=True, progress=False, config=config)
+    return run(exp, preset, seeds=seeds, variants=variants, out=out, resume=True, progress=False, config=config,
+               restart_damaged=restart_damaged)

@@ -11,6 +11,7 @@ pattern and so passes the write check; its NaNs still show in the results.)
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import os
 import shutil
@@ -63,6 +64,16 @@ def build(exprs, cache_dir=None, flags=()) -> Path:
     if lib.exists():
         return lib
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # one compile per library: a second test worker that needs it meanwhile waits for it (and so leaves the
+    # core to that compile) instead of compiling it again beside it
+    with open(cache_dir / f"{lib.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not lib.exists():
+            _compile(text, flags, cache_dir, lib)
+    return lib
+
+
+def _compile(text: str, flags, cache_dir: Path, lib: Path) -> None:
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         src = Path(tmp) / "harness.cpp"
         src.write_text(text)
@@ -73,7 +84,6 @@ def build(exprs, cache_dir=None, flags=()) -> Path:
         if done.returncode:
             raise RuntimeError(f"the kernels do not compile as C++ for the emulator:\n{done.stderr[-6000:]}")
         os.replace(out, lib)  # atomic: a parallel test worker sees the whole library or none
-    return lib
 
 
 class EmulatorProvider:
