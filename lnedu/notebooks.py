@@ -89,9 +89,10 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 def clean_notebook(nb):
     """The executed notebook ``nb`` without what changes from run to run, as a new notebook node.
 
-    Removes each cell's ``metadata.execution`` (nbclient's timestamps) and renames the widget models (random
-    UUIDs) ``000...1``, ``000...2``, ... in the order the kernel created them, in the stored widget state and
-    in every output that shows one. Everything else is kept as it ran.
+    Removes each cell's ``metadata.execution`` (nbclient's timestamps), joins adjacent pieces of one stream
+    (how a cell's printing was cut into messages depends on when the kernel flushed), and renames the widget
+    models (random UUIDs) ``000...1``, ``000...2``, ... in the order the kernel created them, in the stored
+    widget state and in every output that shows one. Everything else is kept as it ran.
     """
     import nbformat
 
@@ -99,12 +100,31 @@ def clean_notebook(nb):
     for cell in nb.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
+        if cell.get("outputs"):
+            cell.outputs = _merged_streams(cell.outputs)
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     if not state:
         return nb
     names = {old: f"{i:032x}" for i, old in enumerate(_widget_order(nb, state), start=1)}
     text = _WIDGET_ID.sub(lambda m: names.get(m.group(0), m.group(0)), nbformat.writes(nb))
     return nbformat.reads(text, as_version=4)
+
+
+def _merged_streams(outputs) -> list:
+    """``outputs`` with each run of adjacent ``stream`` outputs of one name (stdout, stderr) joined into one."""
+    merged = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == out.get("name")):
+            prev["text"] = _text(prev["text"]) + _text(out["text"])
+        else:
+            merged.append(out)
+    return merged
+
+
+def _text(text) -> str:
+    return "".join(text) if isinstance(text, list) else text
 
 
 def _widget_order(nb, state) -> list[str]:

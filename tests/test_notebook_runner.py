@@ -165,3 +165,20 @@ def test_executing_an_unchanged_notebook_again_writes_the_same_bytes_quietly(tmp
     assert [c.execution_count for c in ran.cells if c.cell_type == "code"] == [1, 2, 3]
     assert not any("execution" in c.metadata for c in ran.cells)
     assert ran.metadata["widgets"], "the explorer's state is stored (its still is what the report shows)"
+
+
+def test_clean_notebook_joins_the_pieces_of_one_stream():
+    from lnedu.notebooks import clean_notebook
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(1); print(2)")
+    out = nbformat.v4.new_output
+    cell.outputs = [out("stream", name="stdout", text="a\n"), out("stream", name="stdout", text=["b\n", "c\n"]),
+                    out("stream", name="stderr", text="warn\n"), out("stream", name="stdout", text="d\n"),
+                    out("execute_result", {"text/plain": "7"}, execution_count=1),
+                    out("stream", name="stdout", text="e\n")]
+    nb.cells = [cell]
+    got = [(o.output_type, o.get("name"), o.get("text")) for o in clean_notebook(nb).cells[0].outputs]
+    assert got == [("stream", "stdout", "a\nb\nc\n"), ("stream", "stderr", "warn\n"), ("stream", "stdout", "d\n"),
+                   ("execute_result", None, None), ("stream", "stdout", "e\n")]
+    assert [o.get("text") for o in cell.outputs][:2] == ["a\n", ["b\n", "c\n"]]  # the input is left as it was
