@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -111,8 +112,10 @@ def compare(
 ) -> dict[str, Timing]:
     """Time each contender ``rounds`` times, round-robin, after ``warmup`` untimed calls each.
 
-    The starting contender rotates from round to round, so none always runs right after the same
-    neighbour (whose cache or allocator state it could inherit). Each sample is ``number`` back-to-back
+    Each round runs the contenders in a new order (a permutation drawn from a generator seeded with the
+    round's number, so a rerun repeats it), so none always runs right after the same neighbour, whose cache,
+    allocator state or still-spinning thread pool it could inherit (rotating the start alone would keep
+    the neighbours: PyTorch's threads always ran just before lnedu). Each sample is ``number`` back-to-back
     calls lasting at least ``min_time`` seconds, preceded by ``settle`` seconds of sleep (see the module
     docstring). Returns ``{name: Timing}``.
     """
@@ -127,8 +130,7 @@ def compare(
     numbers = {name: calibrate(contenders[name], min_time=min_time, sync=sync) for name in names}
     samples: dict[str, list] = {name: [] for name in names}
     for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        for name in random.Random(r).sample(names, len(names)):
             if settle > 0:
                 time.sleep(settle)
             samples[name].append(_sample(contenders[name], numbers[name], sync))
