@@ -66,11 +66,11 @@ def _ln_of(cache) -> bool:
 
 def backward_supported(dh, dc, cache, *, weight_grad=True, out=None) -> bool:
     """A cache of a step :func:`step_supported` accepts (whichever path ran its forward), NumPy ``dh`` (and
-    ``dc`` of its shape)."""
+    ``dc`` of its shape and dtype)."""
     return (isinstance(cache, LSTMStepCache) and type(dh) is np.ndarray and dh.dtype in _DTYPES
             and type(cache.gates) is np.ndarray and cache.gates.size >= _numba.MIN_SIZE
             and cache.gates.dtype == dh.dtype and cache.norm_a is None
-            and (dc is None or (type(dc) is np.ndarray and dc.shape == dh.shape))
+            and (dc is None or (type(dc) is np.ndarray and dc.shape == dh.shape and dc.dtype == dh.dtype))
             and _ln_of(cache.norm_h) and _ln_of(cache.norm_c)
             and (cache.out_scale is None or isinstance(cache.out_scale, (int, float))))
 
@@ -85,8 +85,8 @@ def _affine(norm, n, dtype):
 
 
 def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None, out_scale=None):
-    """:func:`lnedu.functional.lstm_step` (arguments already checked): BLAS for ``h_prev @ W_h``, one compiled
-    loop for the rest."""
+    """:func:`lnedu.functional.lstm_step` (arguments already checked): BLAS for ``h_prev @ W_h``, NumPy for
+    ``tanh``, two compiled loops over the rows for the rest."""
     B, H = c_prev.shape
     dt = a_x.dtype
     a_h = np.ascontiguousarray(h_prev @ W_h, dtype=dt)  # normalized in place by the kernel
@@ -123,7 +123,7 @@ def _norm_grads(norm_cache, pg, pb, dtype):
 
 
 def _rows(cache, B, width, dt):
-    """``(xhat, rstd, gain)`` of a norm cache as the kernel takes them (dummies where there is no norm)."""
+    """``(present, xhat, rstd, gain)`` of a norm cache as the kernel takes them (dummies where there is none)."""
     if cache is None:
         return False, np.empty((1, 1), dt), np.empty(1, dt), np.ones(1, dt)
     inner = cache.inner
@@ -146,7 +146,7 @@ def lstm_step_backward(dh, dc, cache, *, weight_grad: bool = True, out=None):
     scale = 1.0 if out_scale is None else float(out_scale)
     has_dc = dc is not None
     _numba._compiled().lstm_step_backward_rows(
-        np.ascontiguousarray(dh), np.ascontiguousarray(dc, dt) if has_dc else dh, has_dc, np.ascontiguousarray(c_prev),
+        np.ascontiguousarray(dh), np.ascontiguousarray(dc) if has_dc else dh, has_dc, np.ascontiguousarray(c_prev),
         np.ascontiguousarray(gates), np.ascontiguousarray(tanh_c), scale, on_c, xhat_c, rstd_c, gc,
         on_h, xhat_h, rstd_h, gh, da_x, da_h, dc_prev, pgc, pbc, pgh, pbh)
     dW_h = h_prev.T @ da_h if weight_grad else None

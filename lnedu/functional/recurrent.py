@@ -347,8 +347,9 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
     * BN-LSTM (Cooijmans Eq. 6-8): batch norms; NormProp (Laurent Eq. 15): a fixed ``norm_c`` of
       ``gamma_c / sqrt(Var[c])`` and ``out_scale = 1 / sqrt(Var[h])`` (the ``s`` above; ``None`` is 1).
 
-    Returns ``(h_t, c_t, cache)``. A registered faster version (the fused GPU step) may run instead, with a
-    cache of its own that the backward recognizes.
+    Returns ``(h_t, c_t, cache)``. A registered faster version may run instead: the fused GPU step, with a
+    cache of its own that the backward recognizes, or on the CPU the Numba step (``_numba_lstm``, the same
+    cache), for steps of at least ``_numba.MIN_SIZE`` gate values.
     """
     _check_step(4, a_x, h_prev, W_h, "W_h", c_prev, norm_h=norm_h, norm_a=norm_a, norm_c=norm_c)
     if (fast := dispatch.lookup(lstm_step, a_x, h_prev, c_prev, W_h, norm_h=norm_h, norm_a=norm_a, norm_c=norm_c,
