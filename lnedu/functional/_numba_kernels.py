@@ -23,55 +23,71 @@ _FAST = {"reassoc", "contract"}
 threads = nb.get_num_threads  # how many threads a parallel kernel would use now
 
 
+@nb.njit(cache=True, fastmath=_FAST)
+def _ln_row(x, gain, bias, eps, xhat, y, rstd, i):
+    """Shifted two-pass layer norm of the 1-d row ``x`` into ``xhat`` and ``y`` (``y`` may be ``x``), ``1/sigma``
+    into ``rstd[i]``; returns False (and writes nothing) when the variance is not finite."""
+    H = x.shape[0]
+    k = x[0]
+    s = 0.0
+    for j in range(H):
+        s += np.float64(x[j] - k)  # shifted by the row's first value, as the reference
+    m = s / H
+    v = 0.0
+    for j in range(H):
+        d = np.float64(x[j] - k) - m
+        v += d * d
+    v /= H
+    if not math.isfinite(v):
+        return False
+    r = 1.0 / math.sqrt(v + eps)
+    rstd[i] = r
+    for j in range(H):
+        xh = (np.float64(x[j] - k) - m) * r
+        xhat[j] = xh
+        y[j] = xh * gain[j] + bias[j]
+    return True
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def _ln_row_backward(dy, xhat, rstd, gain, dx, pg, pb):
+    """``dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` of one row, ``dxhat = dy * gain`` (``dx``
+    may be ``dy``); adds ``dy * xhat`` and ``dy`` into the float64 rows ``pg`` and ``pb``."""
+    H = dy.shape[0]
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(H):
+        t = np.float64(dy[j])
+        u = np.float64(xhat[j])
+        d = t * gain[j]
+        s1 += d
+        s2 += d * u
+        pg[j] += t * u
+        pb[j] += t
+    m1 = s1 / H
+    m2 = s2 / H
+    r = np.float64(rstd)
+    for j in range(H):
+        dx[j] = r * (np.float64(dy[j]) * gain[j] - m1 - np.float64(xhat[j]) * m2)
+
+
 def _layer_norm_rows(x, gain, bias, eps, y, xhat, rstd):
     """Shifted two-pass layer norm of each row of ``x`` into ``y``, ``xhat``, ``rstd``; returns the number of
     rows whose variance is not finite (their outputs are not to be used)."""
-    n, H = x.shape
     bad = 0
-    for i in nb.prange(n):
-        k = x[i, 0]
-        s = 0.0
-        for j in range(H):
-            s += np.float64(x[i, j] - k)  # shifted by the row's first value, as the reference
-        m = s / H
-        v = 0.0
-        for j in range(H):
-            d = np.float64(x[i, j] - k) - m
-            v += d * d
-        v /= H
-        if not math.isfinite(v):
+    for i in nb.prange(x.shape[0]):
+        if not _ln_row(x[i], gain, bias, eps, xhat[i], y[i], rstd, i):
             bad += 1
-            continue
-        r = 1.0 / math.sqrt(v + eps)
-        rstd[i] = r
-        for j in range(H):
-            xh = (np.float64(x[i, j] - k) - m) * r
-            xhat[i, j] = xh
-            y[i, j] = xh * gain[j] + bias[j]
     return bad
 
 
 def _layer_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, pb, per):
-    """``dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` per row, ``dxhat = dy * gain``;
-    chunk ``c`` of ``per`` rows adds its rows' ``dy * xhat`` and ``dy`` into ``pg[c]`` and ``pb[c]``."""
-    n, H = dy.shape
+    """:func:`_ln_row_backward` of each row; chunk ``c`` of ``per`` rows adds its rows' ``dy * xhat`` and ``dy``
+    into ``pg[c]`` and ``pb[c]``."""
+    n = dy.shape[0]
     for c in nb.prange(pg.shape[0]):
         for i in range(c * per, min(n, (c + 1) * per)):
-            s1 = 0.0
-            s2 = 0.0
-            for j in range(H):
-                t = np.float64(dy[i, j])
-                u = np.float64(xhat[i, j])
-                d = t * gain[j]
-                s1 += d
-                s2 += d * u
-                pg[c, j] += t * u
-                pb[c, j] += t
-            m1 = s1 / H
-            m2 = s2 / H
-            r = np.float64(rstd[i])
-            for j in range(H):
-                dx[i, j] = r * (np.float64(dy[i, j]) * gain[j] - m1 - np.float64(xhat[i, j]) * m2)
+            _ln_row_backward(dy[i], xhat[i], rstd[i], gain, dx[i], pg[c], pb[c])
 
 
 def _rms_norm_rows(x, gain, eps, y, xhat, rstd):
@@ -159,50 +175,6 @@ def rms_norm_backward_rows_serial(dy, xhat, rstd, gain, dx, pg, per):
 
 
 @nb.njit(cache=True, fastmath=_FAST)
-def _ln_row(x, gain, bias, eps, xhat, y):
-    """Layer norm of the 1-d row ``x`` into ``xhat`` and ``y`` (``y`` may be ``x``); returns ``rstd``, or ``-1.0``
-    when the variance is not finite."""
-    H = x.shape[0]
-    k = x[0]
-    s = 0.0
-    for j in range(H):
-        s += np.float64(x[j] - k)
-    m = s / H
-    v = 0.0
-    for j in range(H):
-        d = np.float64(x[j] - k) - m
-        v += d * d
-    v /= H
-    if not math.isfinite(v):
-        return -1.0
-    r = 1.0 / math.sqrt(v + eps)
-    for j in range(H):
-        xh = (np.float64(x[j] - k) - m) * r
-        xhat[j] = xh
-        y[j] = xh * gain[j] + bias[j]
-    return r
-
-
-@nb.njit(cache=True, fastmath=_FAST)
-def _ln_row_backward(dy, xhat, rstd, gain, dx, pg, pb):
-    """``dx`` of one layer-normalized row (``dy * gain`` through the standardization); adds ``dy * xhat`` and
-    ``dy`` into the float64 rows ``pg`` and ``pb``. ``dx`` may be ``dy``."""
-    H = dy.shape[0]
-    s1 = 0.0
-    s2 = 0.0
-    for j in range(H):
-        d = np.float64(dy[j]) * gain[j]
-        s1 += d
-        s2 += d * xhat[j]
-    m1 = s1 / H
-    m2 = s2 / H
-    for j in range(H):
-        pg[j] += np.float64(dy[j]) * xhat[j]
-        pb[j] += dy[j]
-        dx[j] = rstd * (np.float64(dy[j]) * gain[j] - m1 - xhat[j] * m2)
-
-
-@nb.njit(cache=True, fastmath=_FAST)
 def lstm_preactivation_rows(a_x, a_h, norm_h, gh, bh, eps_h, pre, xhat_h, rstd_h):
     """``pre = a_x + N_h(a_h)`` per row (``a_h = h_prev @ W_h``, from BLAS), the first three gates' halved (the
     caller takes ``tanh`` of all of ``pre`` in one vectorized NumPy call: ``sigma(a) = (1 + tanh(a/2)) / 2``).
@@ -211,12 +183,9 @@ def lstm_preactivation_rows(a_x, a_h, norm_h, gh, bh, eps_h, pre, xhat_h, rstd_h
     H3 = 3 * (H4 // 4)
     bad = 0
     for b in range(B):
-        if norm_h:
-            r = _ln_row(a_h[b], gh, bh, eps_h, xhat_h[b], a_h[b])
-            if r < 0:
-                bad += 1
-                continue
-            rstd_h[b] = r
+        if norm_h and not _ln_row(a_h[b], gh, bh, eps_h, xhat_h[b], a_h[b], rstd_h, b):
+            bad += 1
+            continue
         for j in range(H4):
             a = a_x[b, j] + a_h[b, j]
             pre[b, j] = 0.5 * a if j < H3 else a
@@ -234,14 +203,10 @@ def lstm_cell_rows(gates, c_prev, norm_c, gc, bc, eps_c, c, c_hat, xhat_c, rstd_
             gates[b, j] = 0.5 * gates[b, j] + 0.5
         for j in range(H):
             c[b, j] = gates[b, j] * c_prev[b, j] + gates[b, H + j] * gates[b, 3 * H + j]
-        if norm_c:
-            r = _ln_row(c[b], gc, bc, eps_c, xhat_c[b], c_hat[b])
-            if r < 0:
-                bad += 1
-                continue
-            rstd_c[b] = r
-        else:
+        if not norm_c:
             c_hat[b, :] = c[b, :]
+        elif not _ln_row(c[b], gc, bc, eps_c, xhat_c[b], c_hat[b], rstd_c, b):
+            bad += 1
     return bad
 
 
