@@ -127,12 +127,12 @@ def _store(out: Path, exp, config, result: RunResult) -> None:
     atomic_write_text(done, json.dumps({"config": config_json, "train": result.train, "eval": result.eval}))
 
 
-def _finished(out: Path, exp, config, variant: str, seed: int) -> bool:
-    """Whether the run has a readable ``result.json`` made with ``config`` (the runner checks the rest)."""
+def _finished(out: Path, exp, config_json: str, variant: str, seed: int) -> bool:
+    """Whether the run has a readable ``result.json`` made with the config ``config_json`` (the runner checks
+    the rest)."""
     done = out / exp.NAME / f"{variant}-seed{seed}" / "result.json"
     try:
-        return json.loads(done.read_text(encoding="utf-8"))["config"] == json.dumps(dataclasses.asdict(config),
-                                                                                    sort_keys=True)
+        return json.loads(done.read_text(encoding="utf-8"))["config"] == config_json
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -206,7 +206,8 @@ def run_grid(exp, preset: str = "small", seeds=None, out="runs", n_jobs: int = 2
 
         # with resume, a run whose result is there (for this config) needs no worker: the runner below checks and
         # reads it (so a notebook shown after its runs finished starts no process pool); any other goes to one
-        todo = [(v, s) for v in variants for s in seeds if not (resume and _finished(out, exp, config, v, s))]
+        config_json = json.dumps(dataclasses.asdict(config), sort_keys=True)
+        todo = [(v, s) for v in variants for s in seeds if not (resume and _finished(out, exp, config_json, v, s))]
         if todo:
             with parallel_config(backend="loky", n_jobs=n_jobs):
                 results = Parallel(verbose=verbose)(
