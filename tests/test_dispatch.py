@@ -132,7 +132,7 @@ def test_use_reference_bypasses_every_registered_implementation(rng):
     calls = []
     names = sorted(dispatch._registry)
     assert {"layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward", "lstm_step",
-            "lstm_step_backward", "gru_step", "gru_step_backward"} <= set(names)
+            "lstm_step_backward", "gru_step", "gru_step_backward", "mgu_step", "mgu_step_backward"} <= set(names)
     spies = {}
     for name in names:
         def spy(*args, _name=name, **kwargs):
@@ -151,6 +151,8 @@ def test_use_reference_bypasses_every_registered_implementation(rng):
             F.lstm_step_backward(a[1], None, cache)
             _, cache = F.gru_step(a[0][:, :3 * H], a[1], a[3][:, :3 * H])
             F.gru_step_backward(a[1], cache)
+            _, cache = F.mgu_step(a[0][:, :2 * H], a[1], a[3][:, :2 * H])
+            F.mgu_step_backward(a[1], cache)
 
         run_all()
         assert sorted(set(calls)) == names

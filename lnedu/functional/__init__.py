@@ -6,13 +6,14 @@ Every backward here is checked against float64 finite differences in ``tests/``.
 The public bodies are the reference math. Faster versions of a few of them register with
 :mod:`lnedu.functional.dispatch` from outside the bodies: the cache-blocked NumPy layer norm and RMSNorm
 (:mod:`lnedu.functional._blocked`, registered below), the Numba-compiled ones where the ``[fast]`` extra
-is installed (:mod:`lnedu.functional._numba` and, for the LSTM step's pointwise part,
-:mod:`lnedu.functional._numba_lstm`; registered below, compiled on first use) and lnedu's fused
+is installed (:mod:`lnedu.functional._numba` and, for the recurrent steps' pointwise parts,
+:mod:`lnedu.functional._numba_lstm` and :mod:`lnedu.functional._numba_gru`; registered below, compiled on first
+use) and lnedu's fused
 GPU kernels (registered by the package that holds them, which imports this one; never the reverse).
 ``with F.use_reference():`` runs the reference alone.
 """
 
-from . import _blocked, _numba, _numba_lstm, dispatch
+from . import _blocked, _numba, _numba_gru, _numba_lstm, dispatch
 from .axes import *  # noqa: F401,F403
 from .axes import __all__ as _axes_all
 from .basic import *  # noqa: F401,F403
@@ -32,6 +33,7 @@ from .window import __all__ as _window_all
 _blocked.register()
 _numba.register()  # after _blocked, so asked first; only when Numba is installed, and nothing compiles yet
 _numba_lstm.register()  # the LSTM step's pointwise part, likewise
+_numba_gru.register()  # and the GRU's and MGU's
 
 __all__ = (["dispatch", "use_reference"] + list(_basic_all) + list(_norms_all) + list(_conv_all) + list(_recurrent_all)
            + list(_axes_all) + list(_ln_variants_all) + list(_window_all))

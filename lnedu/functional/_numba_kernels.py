@@ -175,20 +175,20 @@ def rms_norm_backward_rows_serial(dy, xhat, rstd, gain, dx, pg, per):
 
 
 @nb.njit(cache=True, fastmath=_FAST)
-def lstm_preactivation_rows(a_x, a_h, norm_h, gh, bh, eps_h, pre, xhat_h, rstd_h):
-    """``pre = a_x + N_h(a_h)`` per row (``a_h = h_prev @ W_h``, from BLAS), the first three gates' halved (the
-    caller takes ``tanh`` of all of ``pre`` in one vectorized NumPy call: ``sigma(a) = (1 + tanh(a/2)) / 2``).
-    Returns the number of rows whose statistics were not finite."""
-    B, H4 = a_x.shape
-    H3 = 3 * (H4 // 4)
+def gate_preactivation_rows(a_x, a_h, norm_h, gh, bh, eps_h, pre, xhat_h, rstd_h, halve):
+    """``pre = a_x[:, :n] + N_h(a_h)`` per row (``a_h = h_prev @ W_h``, from BLAS, ``n`` its width; normalized in
+    place), its first ``halve`` columns (the sigmoid gates) halved: the caller takes ``tanh`` of all of ``pre`` in
+    one vectorized NumPy call, and ``sigma(a) = (1 + tanh(a/2)) / 2``. The LSTM's 3H of 4H, the GRU's 2H, the
+    MGU's H. Returns the number of rows whose statistics were not finite."""
+    B, n = a_h.shape
     bad = 0
     for b in range(B):
         if norm_h and not _ln_row(a_h[b], gh, bh, eps_h, xhat_h[b], a_h[b], rstd_h, b):
             bad += 1
             continue
-        for j in range(H4):
+        for j in range(n):
             a = a_x[b, j] + a_h[b, j]
-            pre[b, j] = 0.5 * a if j < H3 else a
+            pre[b, j] = 0.5 * a if j < halve else a
     return bad
 
 
@@ -238,3 +238,151 @@ def lstm_step_backward_rows(dh, dc, has_dc, c_prev, gates, tanh_c, scale, norm_c
             _ln_row_backward(da_x[b], xhat_h[b], rstd_h[b], gh, da_h[b], pgh, pbh)
         else:
             da_h[b, :] = da_x[b, :]
+
+
+# ---- the GRU and MGU steps' pointwise parts (lnedu.functional._numba_gru) -------------------------------------
+# As the LSTM's: BLAS for the products, NumPy for tanh, the rest a loop over the batch's rows. ``gates`` holds
+# tanh(a/2) of the sigmoid gates until a kernel here makes them sigma(a) in place. In the GRU the gates are
+# (z, r); in the MGU the one gate f is both (the update and the reset).
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def gru_after_rows(a_x, a_hh, norm_h, gh, bh, eps_h, xhat_h, rstd_h, norm_hc, gc, bc, eps_c, xhat_c, rstd_c, pre):
+    """The GRU with the reset after ``U`` (the LN paper's Eq. 27): of ``a_hh = h_prev @ [W_h | U]`` per row, the
+    gates' part normalized by ``N_h`` and the candidate's by ``N_hc`` (both in place: the latter is ``u``), and
+    ``pre = (a_x^zr + N_h(W_h h)) / 2``. Returns the number of rows whose statistics were not finite."""
+    B, H3 = a_hh.shape
+    H2 = 2 * (H3 // 3)
+    bad = 0
+    for b in range(B):
+        row = a_hh[b]
+        if ((norm_h and not _ln_row(row[:H2], gh, bh, eps_h, xhat_h[b], row[:H2], rstd_h, b))
+                or (norm_hc and not _ln_row(row[H2:], gc, bc, eps_c, xhat_c[b], row[H2:], rstd_c, b))):
+            bad += 1
+            continue
+        for j in range(H2):
+            pre[b, j] = 0.5 * (a_x[b, j] + row[j])
+    return bad
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def gru_after_candidate_rows(gates, a_x, u, s):
+    """From ``tanh`` of the halved gate preactivations: the gates (in place), and the candidate's preactivation
+    ``s = a_x^c + r * u``."""
+    B, H2 = gates.shape
+    H = H2 // 2
+    for b in range(B):
+        for j in range(H2):
+            gates[b, j] = 0.5 * gates[b, j] + 0.5
+        for j in range(H):
+            s[b, j] = a_x[b, H2 + j] + gates[b, H + j] * u[b, j]
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def reset_rows(gates, h_prev, r0, rh):
+    """From ``tanh`` of the halved gate preactivations: the gates (in place), and the candidate product's input
+    ``rh = gate * h_prev`` with the gate at column ``r0`` (the GRU's r at H, the MGU's f at 0)."""
+    B, G = gates.shape
+    H = h_prev.shape[1]
+    for b in range(B):
+        for j in range(G):
+            gates[b, j] = 0.5 * gates[b, j] + 0.5
+        for j in range(H):
+            rh[b, j] = gates[b, r0 + j] * h_prev[b, j]
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def candidate_rows(a_x, off, a_c, norm_hc, gc, bc, eps_c, xhat_c, rstd_c, s):
+    """``s = a_x[:, off:] + N_hc(a_c)`` per row (``a_c = rh @ U``, normalized in place). Returns the number of rows
+    whose statistics were not finite."""
+    B, H = a_c.shape
+    bad = 0
+    for b in range(B):
+        if norm_hc and not _ln_row(a_c[b], gc, bc, eps_c, xhat_c[b], a_c[b], rstd_c, b):
+            bad += 1
+            continue
+        for j in range(H):
+            s[b, j] = a_x[b, off + j] + a_c[b, j]
+    return bad
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def update_rows(h_prev, gates, h_hat, h):
+    """``h = h_prev + z * (h_hat - h_prev)`` (Eq. 28), ``z`` the first H columns of ``gates``."""
+    B, H = h_prev.shape
+    for b in range(B):
+        for j in range(H):
+            h[b, j] = h_prev[b, j] + gates[b, j] * (h_hat[b, j] - h_prev[b, j])
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def gru_after_backward_rows(dh, h_prev, gates, u, h_hat, norm_hc, xhat_c, rstd_c, gc, norm_h, xhat_h, rstd_h, gh,
+                            da_x, da_hh, dh_prev, pgc, pbc, pgh, pbh):
+    """The backward of the reset-after GRU step per row: ``da_x`` (B, 3H), ``da_hh`` (the gradient of
+    ``h_prev @ [W_h | U]``, through both norms), and ``dh_prev``'s direct path ``dh * (1 - z)`` (the caller adds
+    ``da_hh @ W_hh.T``); the norms' gain and bias gradients summed into float64 rows."""
+    B, H = h_prev.shape
+    H2 = 2 * H
+    for b in range(B):
+        for j in range(H):
+            z = gates[b, j]
+            r = gates[b, H + j]
+            hh = h_hat[b, j]
+            d = dh[b, j]
+            ds = d * z * (1.0 - hh * hh)  # through tanh
+            da_x[b, H2 + j] = ds
+            da_x[b, j] = d * (hh - h_prev[b, j]) * z * (1.0 - z)  # dz, through sigma
+            da_x[b, H + j] = ds * u[b, j] * r * (1.0 - r)  # dr = ds u, through sigma
+            da_hh[b, H2 + j] = ds * r  # du = ds r
+            dh_prev[b, j] = d * (1.0 - z)
+        if norm_hc:
+            _ln_row_backward(da_hh[b, H2:], xhat_c[b], rstd_c[b], gc, da_hh[b, H2:], pgc, pbc)
+        if norm_h:
+            _ln_row_backward(da_x[b, :H2], xhat_h[b], rstd_h[b], gh, da_hh[b, :H2], pgh, pbh)
+        else:
+            da_hh[b, :H2] = da_x[b, :H2]
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def candidate_backward_rows(dh, h_prev, gates, h_hat, norm_hc, xhat_c, rstd_c, gc, da_x, off, da_c, dz, dh_prev,
+                            pgc, pbc):
+    """The first half of the reset-before GRU's (and the MGU's) backward per row: ``ds = dh z (1 - h_hat^2)`` into
+    ``da_x[:, off:]``, ``da_c = N_hc'(ds)``, ``dz = dh (h_hat - h_prev)`` (before its sigmoid) and the direct
+    ``dh_prev = dh (1 - z)``; ``z`` the first H columns of ``gates``."""
+    B, H = h_prev.shape
+    for b in range(B):
+        for j in range(H):
+            z = gates[b, j]
+            hh = h_hat[b, j]
+            d = dh[b, j]
+            ds = d * z * (1.0 - hh * hh)
+            da_x[b, off + j] = ds
+            da_c[b, j] = ds
+            dz[b, j] = d * (hh - h_prev[b, j])
+            dh_prev[b, j] = d * (1.0 - z)
+        if norm_hc:
+            _ln_row_backward(da_c[b], xhat_c[b], rstd_c[b], gc, da_c[b], pgc, pbc)
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def gate_backward_rows(drh, h_prev, gates, r0, dz, norm_h, xhat_h, rstd_h, gh, da_x, da_h, dh_prev, pgh, pbh):
+    """The second half, from ``drh = da_c @ U.T``: the reset gate (column ``r0``) gets ``drh * h_prev`` and adds
+    ``drh * gate`` to ``dh_prev``; the gates' gradients through their sigmoid into ``da_x[:, :G]`` (the MGU's one
+    gate, ``r0 = 0``, adds both of its uses), then ``da_h = N_h'(.)``."""
+    B, G = gates.shape
+    H = h_prev.shape[1]
+    for b in range(B):
+        for j in range(H):
+            g = gates[b, r0 + j]
+            dr = drh[b, j] * h_prev[b, j]
+            dh_prev[b, j] += drh[b, j] * g
+            if r0 == 0:  # the MGU: f is the update and the reset
+                da_x[b, j] = (dz[b, j] + dr) * g * (1.0 - g)
+            else:
+                z = gates[b, j]
+                da_x[b, j] = dz[b, j] * z * (1.0 - z)
+                da_x[b, r0 + j] = dr * g * (1.0 - g)
+        if norm_h:
+            _ln_row_backward(da_x[b, :G], xhat_h[b], rstd_h[b], gh, da_h[b], pgh, pbh)
+        else:
+            da_h[b, :] = da_x[b, :G]

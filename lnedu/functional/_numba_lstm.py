@@ -96,7 +96,8 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
     xhat_h, rstd_h = (np.empty((B, 4 * H), dt), np.empty(B, dt)) if on_h else (np.empty((1, 1), dt), np.empty(1, dt))
     xhat_c, rstd_c = (np.empty((B, H), dt), np.empty(B, dt)) if on_c else (np.empty((1, 1), dt), np.empty(1, dt))
     k = _numba._compiled()
-    bad = k.lstm_preactivation_rows(np.ascontiguousarray(a_x), a_h, on_h, gh, bh, eps_h, gates, xhat_h, rstd_h)
+    bad = k.gate_preactivation_rows(np.ascontiguousarray(a_x), a_h, on_h, gh, bh, eps_h, gates, xhat_h, rstd_h,
+                                    3 * H)
     if not bad:
         np.tanh(gates, out=gates)  # tanh(a_g), and tanh(a/2) of f, i, o, which the next kernel makes sigma(a)
         bad = k.lstm_cell_rows(gates, np.ascontiguousarray(c_prev), on_c, gc, bc, eps_c, c, tanh_c, xhat_c, rstd_c)

@@ -452,8 +452,9 @@ def gru_step(a_x, h_prev, W_hh, *, reset: str = "after", norm_h=None, norm_hc=No
     LN(.; alpha_4, beta_4) (Eq. 26-27); Eq. 4's placement uses ``norm_a`` and ``norm_ac``.
     ``norm_hh`` ("after" only, instead of ``norm_h`` and ``norm_hc``): one norm of the whole 3H product
     ``[W_h h | U h]``, statistics over the gates and the candidate together (haste's ``LayerNormGRU``).
-    Returns ``(h_t, cache)``. A registered faster version (the fused GPU step) may run instead (not with
-    ``norm_hh``, which only this reference body implements).
+    Returns ``(h_t, cache)``. A registered faster version may run instead (not with ``norm_hh``, which only this
+    reference body implements): the fused GPU step, with a cache of its own that the backward recognizes, or on
+    the CPU the Numba step (``_numba_gru``, the same cache), for steps of at least ``_numba.MIN_SIZE`` input values.
     """
     check_one_of("reset", reset, ("after", "before"))
     _check_step(3, a_x, h_prev, W_hh, "W_hh", norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac,
@@ -565,9 +566,13 @@ def mgu_step(a_x, h_prev, W_hh, *, norm_h=None, norm_hc=None, norm_a=None, norm_
 
     ``a_x`` (B, 2H) = ``[W_x x_t + b | W_xc x_t + b_c]``; ``W_hh`` (H, 2H) = ``[W_h | W_hc]``. Layer norm goes
     where it goes in the LN paper's GRU (separate LNs of ``W_h h`` and ``U(f h)``; the input LNs are in
-    ``a_x``), an analogy with Eq. 26-27: no paper places LN in the MGU.
+    ``a_x``), an analogy with Eq. 26-27: no paper places LN in the MGU. Returns ``(h_t, cache)``; on the CPU the
+    Numba step (``_numba_gru``, the same cache) may run instead, as for :func:`gru_step`.
     """
     _check_step(2, a_x, h_prev, W_hh, "W_hh", norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
+    norms = dict(norm_h=norm_h, norm_hc=norm_hc, norm_a=norm_a, norm_ac=norm_ac)
+    if (fast := dispatch.lookup(mgu_step, a_x, h_prev, W_hh, **norms)) is not None:
+        return fast(a_x, h_prev, W_hh, **norms)
     xp = get_array_module(a_x)
     H = h_prev.shape[-1]
     a_h, cache_h = _norm(h_prev @ W_hh[:, :H], norm_h)
@@ -587,6 +592,8 @@ def mgu_step_backward(dh, cache: MGUStepCache, *, weight_grad: bool = True, out=
     The gate has two uses, so its gradient adds two paths: :math:`df = dh\odot(\hat h - h_{t-1}) + d(fh)\odot h_{t-1}`
     with :math:`d(fh) = da_{hc} U^T`; and :math:`dh_{t-1} = dh\odot(1-f) + d(fh)\odot f + da_h W_h^T`.
     """
+    if (fast := dispatch.lookup(mgu_step_backward, dh, cache, weight_grad=weight_grad, out=out)) is not None:
+        return fast(dh, cache, weight_grad=weight_grad, out=out)
     _check_backward(dh, cache, MGUStepCache, "mgu_step")
     h_prev, W_hh, f, fh, h_hat, cache_h, cache_hc, cache_a, cache_ac = cache
     xp = get_array_module(dh)
