@@ -233,3 +233,19 @@ def test_importing_lnedu_registers_the_fused_kernels():
     assert labels[0] == "lnedu.cuda.layer_norm" and "lnedu.functional._blocked.layer_norm" in labels
     assert ("lnedu.functional._numba.layer_norm" in labels) == _numba.available()
     assert dispatch.lookup(F.layer_norm, np.ones((2, 3)), None, None) is None  # neither takes a small NumPy array
+
+
+def test_importing_lnedu_does_not_import_ml_dtypes():
+    """bfloat16 is recognized by its dtype's name (ml_dtypes' import took 0.7 s of every process and notebook
+    kernel that imports lnedu), and still recognized, both here and by the CUDA kernels' type table."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lnedu, lnedu.cuda._kernels as K, lnedu.functional.dispatch as D; "
+            "assert 'ml_dtypes' not in sys.modules, 'imported'; "
+            "import numpy as np, ml_dtypes; b = np.dtype(ml_dtypes.bfloat16); "
+            "assert b in D.STORAGE_DTYPES and K.DTYPES[b] == 'lnedu_bf16' and b in K.DTYPES; "
+            "assert all(np.dtype(t) not in D.STORAGE_DTYPES for t in ('f4', 'f8', 'i2', 'u2', 'V2', 'c8')); "
+            "assert np.dtype('f2') in D.STORAGE_DTYPES and np.dtype('i2') not in K.DTYPES")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]

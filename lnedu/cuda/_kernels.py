@@ -49,15 +49,27 @@ SOURCES = ("layer_norm.cuh", "recurrent.cuh")
 #: the storage types every kernel is instantiated for (common.cuh): float32, float64, float16, bfloat16
 KERNEL_TYPES = ("float", "double", "lnedu_half", "lnedu_bf16")
 
-#: NumPy dtype -> kernel storage type, for the dtypes arrays can have here. bfloat16 is ml_dtypes' (NumPy has
-#: none of its own), which CuPy 14 accepts; without ml_dtypes no array can be bfloat16, so none is missed.
-DTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "lnedu_half"}
-try:
-    import ml_dtypes
+class _KernelTypes(dict):
+    """NumPy dtype -> kernel storage type. bfloat16 is ml_dtypes' (NumPy has none of its own), which CuPy 14
+    accepts: it is recognized by its name, not by importing ml_dtypes to compare with its type (0.7 s of every
+    ``import lnedu``); an array can only be bfloat16 once its maker has imported ml_dtypes."""
 
-    DTYPES[np.dtype(ml_dtypes.bfloat16)] = "lnedu_bf16"
-except ImportError:  # pragma: no cover - ml_dtypes comes with the [gpu] extra
-    pass
+    def __contains__(self, dtype) -> bool:
+        return dict.__contains__(self, dtype) or _is_bfloat16(dtype)
+
+    def __missing__(self, dtype):
+        if _is_bfloat16(dtype):
+            return "lnedu_bf16"
+        raise KeyError(dtype)
+
+
+def _is_bfloat16(dtype) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind == "V" and dtype.name == "bfloat16"
+
+
+#: NumPy dtype -> kernel storage type, for the dtypes arrays can have here (bfloat16 where ml_dtypes is installed)
+DTYPES = _KernelTypes({np.dtype(np.float32): "float", np.dtype(np.float64): "double",
+                       np.dtype(np.float16): "lnedu_half"})
 
 _fused = os.environ.get("LNEDU_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
 

@@ -45,14 +45,22 @@ class _Impl(NamedTuple):
 _registry: dict = {}  # function name -> list of _Impl, newest first
 _reference_only = False
 
-#: dtypes computed in float32 and stored as they came (float16; bfloat16 when ml_dtypes is installed)
-STORAGE_DTYPES = {np.dtype(np.float16)}
-try:
-    import ml_dtypes
+class _StorageDtypes:
+    """``dtype in STORAGE_DTYPES``: float16, or ml_dtypes' bfloat16, recognized by its name. Importing ml_dtypes
+    here to compare with its type took 0.7 s of every process that imports lnedu (each notebook kernel, each
+    worker); an array can only be bfloat16 once its maker has imported ml_dtypes, so nothing is missed."""
 
-    STORAGE_DTYPES.add(np.dtype(ml_dtypes.bfloat16))
-except ImportError:  # pragma: no cover - ml_dtypes comes with the [test] and [gpu] extras
-    pass
+    def __contains__(self, dtype) -> bool:
+        return (getattr(dtype, "itemsize", 0) == 2 and isinstance(dtype, np.dtype)
+                and (dtype == _FLOAT16 or (dtype.kind == "V" and dtype.name == "bfloat16")))
+
+    def __repr__(self) -> str:
+        return "STORAGE_DTYPES(float16, bfloat16)"
+
+
+_FLOAT16 = np.dtype(np.float16)
+#: the dtypes computed in float32 and stored as they came: float16; bfloat16 (ml_dtypes') where it is installed
+STORAGE_DTYPES = _StorageDtypes()
 
 
 def register(name: str, supported: Callable, impl: Callable, *, label: str = "") -> Callable:
