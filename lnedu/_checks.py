@@ -47,6 +47,8 @@ def check_same_dtype(name: str, x, dtype) -> None:
 
 def check_positive(name: str, value) -> float:
     """Check that ``value`` is a finite real number > 0; return it as float."""
+    if type(value) is float and 0 < value < math.inf:  # the common case, without the ABC check below (~0.4 us)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive real number, got {type(value).__name__}")
     v = float(value)

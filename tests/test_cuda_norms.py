@@ -127,6 +127,7 @@ def _nvrtc_available():
 
 
 @pytest.mark.skipif(not _nvrtc_available(), reason="CuPy's NVRTC binding or the NVRTC library is not installed")
+@pytest.mark.slow
 def test_every_kernel_instantiation_compiles_with_nvrtc():
     """At the oldest architecture the kernels target (Volta, compute_70), or, where the installed NVRTC no longer
     compiles for it (CUDA 13 dropped it: a fixed choice broke when another package brought a newer NVRTC), the
@@ -141,6 +142,7 @@ def test_every_kernel_instantiation_compiles_with_nvrtc():
 
 
 @pytest.mark.skipif(not _nvrtc_available(), reason="CuPy's NVRTC binding or the NVRTC library is not installed")
+@pytest.mark.slow
 def test_no_kernel_spills_registers_on_an_h100():
     """ptxas -v for sm_90: every instantiation keeps its row in registers (no local-memory spills), and the
     biggest fits its launch bound (255 registers at most per thread, 64K per multiprocessor)."""

@@ -42,6 +42,7 @@ def _run_driver(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_kernels_have_no_data_race():
     done = _run_driver()
     assert done.returncode == 0, done.stderr[-4000:]

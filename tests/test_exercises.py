@@ -474,6 +474,7 @@ def test_teacher_versions_pass_every_checker(path):
         assert stored == str(result), f"{checker.id}: the stored output is stale: re-execute {path.name}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(SHEETS.glob("*.ipynb")), ids=lambda p: p.name)
 def test_student_sheets_run_top_to_bottom_and_say_not_done_yet(path):
     nb, run = execute_notebook(path, timeout=300)

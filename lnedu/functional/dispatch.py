@@ -109,13 +109,23 @@ def reference_only() -> bool:
     return _reference_only
 
 
-@contextlib.contextmanager
-def _restore(previous):
-    global _reference_only
-    try:
-        yield
-    finally:
-        _reference_only = previous
+class _Restore:
+    """What :func:`use_reference` returns: a context manager that puts the previous setting back on exit (a class,
+    not a ``contextlib`` generator: entering and leaving cost 0.2 instead of 1 us, which showed beside a
+    teaching-size layer norm of ~75 us)."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: bool):
+        self.previous = previous
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        global _reference_only
+        _reference_only = self.previous
+        return False
 
 
 def use_reference(flag: bool = True):
@@ -127,7 +137,7 @@ def use_reference(flag: bool = True):
     if not isinstance(flag, (bool, np.bool_)):
         raise TypeError(f"flag: expected True or False, got {flag!r}")
     previous, _reference_only = _reference_only, bool(flag)
-    return _restore(previous)
+    return _Restore(previous)
 
 
 def lookup(fn: Callable, *args, **kwargs):
