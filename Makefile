@@ -1,7 +1,7 @@
 # Set-up and the everyday verbs. Every target installs what it needs into .venv first.
 #   make reproduce   run every notebook headless on the embedded defaults -> reports/ (JOBS at a time)
 #                    (PRESET=medium: the half-hour runs of every experiment -> reports-medium/)
-#   make test        lint, unit tests, nbval over notebooks/, then the browser tests (tests/browser)
+#   make test        lint, unit tests, then nbval over notebooks/ beside the browser tests (tests/browser)
 #   make lab         JupyterLab on the notebooks
 #   make bench       the benchmarks in benchmarks/ (installs PyTorch as the peer); make bench-gpu on a GPU machine
 #   make notebooks   re-execute the stored notebooks in place (after a library change), rebuild the exercise sheets
@@ -50,7 +50,12 @@ browser-deps:
 browser: install browser-deps
 	$(SERIAL) $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/browser
 
-test: lint unit nbval browser
+# nbval and the browser tests side by side: the browser suite leaves most of a core idle (JupyterLab and Chromium
+# wait on each other: 32 s of CPU in 45 s, measured), so it runs beside nbval's two workers. -O prints each
+# one's output together when it ends (the exit status is a failure if either fails)
+test: lint unit
+	@echo "nbval and the browser tests run side by side; each prints its report when it ends"
+	@$(MAKE) --no-print-directory -j2 -O nbval browser
 
 PRESET  ?= small
 REPORTS ?= reports$(if $(filter-out small,$(PRESET)),-$(PRESET))
