@@ -18,6 +18,7 @@ import pytest
 import lnedu.cuda as C
 import lnedu.functional as F
 from lnedu.backend import gpu_available
+from lnedu.cuda import _kernels as K
 from lnedu.cuda import norms as CN
 from lnedu.gradcheck import check_function
 
@@ -127,18 +128,49 @@ def _nvrtc_available():
 
 
 @pytest.mark.skipif(not _nvrtc_available(), reason="CuPy's NVRTC binding or the NVRTC library is not installed")
-@pytest.mark.slow
 def test_every_kernel_instantiation_compiles_with_nvrtc():
     """At the oldest architecture the kernels target (Volta, compute_70), or, where the installed NVRTC no longer
     compiles for it (CUDA 13 dropped it: a fixed choice broke when another package brought a newer NVRTC), the
-    oldest it supports; sm_90 below."""
+    oldest it supports. NVRTC's front end only: every instantiation parsed, instantiated and type-checked with
+    that architecture's ``__CUDA_ARCH__`` (an intrinsic Volta lacks is an error there, as the check below shows);
+    the whole way to machine code, NVVM and ptxas, is the sm_90 test's, which lowers every instantiation too.
+    Generating Volta's PTX as well took 17-24 s of this suite's time and checked nothing more that a test here
+    could see (inline assembly is only read by ptxas)."""
     from cupy_backends.cuda.libs import nvrtc
 
     arch = f"compute_{min(a for a in nvrtc.getSupportedArchs() if a >= 70)}"
     exprs = C.name_expressions()
-    lowered = C.nvrtc_compile(exprs, arch)
+    lowered = C.nvrtc_compile(exprs, arch, syntax_only=True)
     assert set(lowered) == set(exprs)
     assert all(name.startswith("_Z") for name in lowered.values())  # mangled C++ names: templates resolved
+
+
+@pytest.mark.skipif(not _nvrtc_available(), reason="CuPy's NVRTC binding or the NVRTC library is not installed")
+def test_the_front_end_check_refuses_what_the_architecture_lacks(monkeypatch):
+    """What the syntax-only compile above can catch: an instantiation that calls an intrinsic Volta lacks
+    (``__reduce_add_sync``, sm_80 on) is refused at compute_70 and accepted at compute_80, naming the file."""
+    source = "template <typename T> __global__ void k(T* x) { x[0] = (T)__reduce_add_sync(0xffffffffu, 1u); }\n"
+    monkeypatch.setattr(K, "kernel_source", lambda name: source)
+    monkeypatch.setattr(K, "_source_of", lambda expr: "probe.cuh")
+    with pytest.raises(RuntimeError, match=r"probe.cuh does not compile with NVRTC:[\s\S]*__reduce_add_sync"):
+        C.nvrtc_compile(["k<float>"], "compute_70", syntax_only=True)
+    assert C.nvrtc_compile(["k<float>"], "compute_80", syntax_only=True)["k<float>"].startswith("_Z")
+    # an NVRTC that does not know the option compiles fully instead (and still refuses what does not compile)
+    from cupy_backends.cuda.libs import nvrtc
+
+    compile_program, seen = nvrtc.compileProgram, []
+
+    def old_nvrtc(prog, options):
+        seen.append(list(options))
+        if "-fdevice-syntax-only" in options:
+            raise nvrtc.NVRTCError(5)  # NVRTC_ERROR_INVALID_OPTION
+        return compile_program(prog, options)
+
+    monkeypatch.setattr(nvrtc, "compileProgram", old_nvrtc)
+    assert C.nvrtc_compile(["k<float>"], "compute_80", syntax_only=True)["k<float>"].startswith("_Z")
+    assert len(seen) == 2 and "-fdevice-syntax-only" not in seen[1]
+    with pytest.raises(RuntimeError, match="__reduce_add_sync"):
+        C.nvrtc_compile(["k<float>"], "compute_70", syntax_only=True)
 
 
 @pytest.mark.skipif(not _nvrtc_available(), reason="CuPy's NVRTC binding or the NVRTC library is not installed")
