@@ -22,6 +22,7 @@ import lnedu.functional as F
 from lnedu.functional import _numba, _numba_gru, dispatch
 from lnedu.functional.recurrent import GRUStepCache, MGUStepCache, Norm
 from lnedu.gradcheck import check_function
+from tests.test_fast_lstm import _assert_close, _flat  # the same comparisons as for the LSTM step
 
 pytestmark = pytest.mark.skipif(not _numba.available(), reason="Numba (the [fast] extra) is not installed: "
                                 "pip install -e '.[fast]'")
@@ -46,23 +47,6 @@ def _step(rng, B, H, dtype, cell, placement, gains=True):
     args = (rng.normal(0, 1, (B, (k + 1) * H)).astype(dtype), rng.normal(0, 1, (B, H)).astype(dtype),
             (rng.normal(0, 1, (H, (k + 1) * H)) / np.sqrt(H)).astype(dtype))
     return args, dict(kw, norm_h=norm(k * H) if on_h else None, norm_hc=norm(H) if on_c else None)
-
-
-def _flat(grads):
-    out = []
-    for g in grads:
-        out += list(g) if isinstance(g, tuple) else [g]
-    return out
-
-
-def _assert_close(got, want, tol):
-    assert len(got) == len(want)
-    for k, (a, b) in enumerate(zip(got, want)):
-        assert (a is None) == (b is None), k
-        if a is not None:
-            assert a.shape == b.shape, k
-            scale = max(1.0, float(np.abs(b).max()))
-            assert np.abs(np.asarray(a, np.float64) - b).max() <= tol * scale, (k, np.abs(a - b).max())
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)

@@ -91,7 +91,7 @@ def _gates_and_candidate(a_x, h_prev, W_hh, G, r0, norm_h, norm_hc, k):
     np.tanh(gates, out=gates)
     k.reset_rows(gates, h_prev, r0, rh)
     a_c = np.ascontiguousarray(rh @ W_hh[:, G:], dtype=dt)
-    if k.candidate_rows(a_x, G, a_c, on_c, gc, bc, eps_c, xhat_c, rstd_c, s):
+    if k.gate_preactivation_rows(a_x[:, G:], a_c, on_c, gc, bc, eps_c, s, xhat_c, rstd_c, 0):  # s = a_x^c + N_hc(a_c)
         return None
     return gates, rh, s, _norm_cache(norm_h, xhat_h, rstd_h), _norm_cache(norm_hc, xhat_c, rstd_c)
 

@@ -292,21 +292,6 @@ def reset_rows(gates, h_prev, r0, rh):
 
 
 @nb.njit(cache=True, fastmath=_FAST)
-def candidate_rows(a_x, off, a_c, norm_hc, gc, bc, eps_c, xhat_c, rstd_c, s):
-    """``s = a_x[:, off:] + N_hc(a_c)`` per row (``a_c = rh @ U``, normalized in place). Returns the number of rows
-    whose statistics were not finite."""
-    B, H = a_c.shape
-    bad = 0
-    for b in range(B):
-        if norm_hc and not _ln_row(a_c[b], gc, bc, eps_c, xhat_c[b], a_c[b], rstd_c, b):
-            bad += 1
-            continue
-        for j in range(H):
-            s[b, j] = a_x[b, off + j] + a_c[b, j]
-    return bad
-
-
-@nb.njit(cache=True, fastmath=_FAST)
 def update_rows(h_prev, gates, h_hat, h):
     """``h = h_prev + z * (h_hat - h_prev)`` (Eq. 28), ``z`` the first H columns of ``gates``."""
     B, H = h_prev.shape
