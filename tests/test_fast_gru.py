@@ -36,13 +36,13 @@ PLACEMENTS = {"baseline": (False, False), "ln": (True, True), "ln gates only": (
               "ln candidate only": (False, True)}
 
 
-def _step(rng, B, H, dtype, cell, placement, gains=True):
+def _step(rng, B, H, dtype, cell, placement, gains="gain and bias"):
     _, _, k, kw = CELLS[cell]
     on_h, on_c = PLACEMENTS[placement]
 
     def norm(n):
-        g = rng.normal(1, 0.3, n).astype(dtype) if gains else None
-        return Norm.layer(g, rng.normal(0, 0.5, n).astype(dtype) if gains else None)
+        g = rng.normal(1, 0.3, n).astype(dtype) if gains != "none" else None
+        return Norm.layer(g, rng.normal(0, 0.5, n).astype(dtype) if gains == "gain and bias" else None)
 
     args = (rng.normal(0, 1, (B, (k + 1) * H)).astype(dtype), rng.normal(0, 1, (B, H)).astype(dtype),
             (rng.normal(0, 1, (H, (k + 1) * H)) / np.sqrt(H)).astype(dtype))
@@ -52,10 +52,11 @@ def _step(rng, B, H, dtype, cell, placement, gains=True):
 @pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
-def test_the_fast_step_equals_the_reference(rng, cell, placement, dtype, tol):
+@pytest.mark.parametrize("gains", ["gain and bias", "gain only", "none"])
+def test_the_fast_step_equals_the_reference(rng, cell, placement, dtype, tol, gains):
     step, backward, k, _ = CELLS[cell]
-    B, H = int(rng.integers(16, 40)), int(rng.integers(8, 40))
-    args, kw = _step(rng, B, H, dtype, cell, placement, gains=bool(rng.integers(2)))
+    B, H = int(rng.integers(16, 40)), int(rng.integers(16, 40))  # the MGU's B x 2H from 512 = MIN_SIZE
+    args, kw = _step(rng, B, H, dtype, cell, placement, gains)
     assert dispatch.lookup(step, *args, **kw) is getattr(_numba_gru, step.__name__)
     h, cache = step(*args, **kw)
     with dispatch.use_reference():
@@ -98,10 +99,11 @@ def test_the_fast_step_passes_a_float64_finite_difference_check(rng, monkeypatch
     assert report.max_rel_error < 1e-7, report
 
 
+@pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_caches_cross_paths(rng, cell):
+def test_caches_cross_paths(rng, cell, placement):
     step, backward, _, _ = CELLS[cell]
-    args, kw = _step(rng, 24, 16, np.float64, cell, "ln")
+    args, kw = _step(rng, 24, 16, np.float64, cell, placement)
     dh = rng.normal(size=(24, 16))
     _, fast_cache = step(*args, **kw)
     with dispatch.use_reference():
@@ -128,6 +130,18 @@ def test_other_normalizations_and_hand_sized_steps_take_the_reference(rng):
         assert dispatch.lookup(step, *hand_sized, **kw_small) is None
         with dispatch.use_reference():
             assert dispatch.lookup(step, *args, **kw) is None
+
+
+def test_an_infinite_eps_is_refused_naming_it(rng):
+    """The kernels take a finite positive eps only; the reference refuses the rest (an infinite eps would make
+    every output the bias)."""
+    for cell in CELLS:
+        step, _, k, _ = CELLS[cell]
+        args, kw = _step(rng, 32, 16, np.float32, cell, "ln")
+        bad = Norm.layer(kw["norm_hc"].gain, kw["norm_hc"].bias, eps=float("inf"))
+        assert not _numba_gru.step_supported(*args, **{**kw, "norm_hc": bad})
+        with pytest.raises(ValueError, match="eps: expected a finite number > 0"):
+            step(*args, **{**kw, "norm_hc": bad})
 
 
 def test_a_gain_of_the_wrong_shape_is_refused_naming_it(rng):

@@ -49,7 +49,7 @@ def _backward_supported(dh, cache, cache_type, gates) -> bool:
     NumPy ``dh`` of its dtype."""
     return (isinstance(cache, cache_type) and type(dh) is np.ndarray and dh.dtype in _DTYPES
             and type(gates) is np.ndarray and gates.dtype == dh.dtype
-            and (gates.shape[-1] + cache.h_prev.shape[-1]) * dh.shape[0] >= _numba.MIN_SIZE
+            and gates.ndim == 2 and (gates.shape[1] + cache.h_prev.shape[-1]) * gates.shape[0] >= _numba.MIN_SIZE
             and cache.norm_a is None and cache.norm_ac is None and getattr(cache, "norm_hh", None) is None
             and _ln_of(cache.norm_h) and _ln_of(cache.norm_hc))
 
@@ -128,7 +128,7 @@ def gru_step(a_x, h_prev, W_hh, *, reset="after", norm_h=None, norm_hc=None, nor
         if not k.gru_after_rows(a_x, a_hh, on_h, gh, bh, eps_h, xhat_h, rstd_h, on_c, gc, bc, eps_c, xhat_c, rstd_c,
                                 gates):
             np.tanh(gates, out=gates)
-            u = a_hh[:, 2 * H:]  # N_hc(U h_{t-1})
+            u = a_hh[:, 2 * H:].copy()  # N_hc(U h_{t-1}), on its own: the cache keeps (B, H), not (B, 3H)
             k.gru_after_candidate_rows(gates, a_x, u, s)
             h = _update(h_prev, gates, s, k)
             return h, GRUStepCache(h_prev, W_hh, reset, gates, u, None, s, _norm_cache(norm_h, xhat_h, rstd_h),

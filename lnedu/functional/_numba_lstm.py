@@ -21,6 +21,8 @@ lnedu is imported.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _numba, dispatch
@@ -34,13 +36,13 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _whole_row_ln(norm, n: int, dtype) -> bool:
-    """``None``, or a layer norm over the whole row (``groups == 1``) of ``n`` units, a positive ``eps``, and a
+    """``None``, or a layer norm over the whole row (``groups == 1``) of ``n`` units, a finite positive ``eps``, and a
     gain and bias (each may be ``None``) of shape ``(n,)`` and ``dtype`` (anything else goes to the reference,
     which refuses what it must, naming the argument)."""
     if norm is None:
         return True
     return (isinstance(norm, Norm) and norm.kind == "layer" and norm.groups == 1
-            and isinstance(norm.eps, (int, float)) and not isinstance(norm.eps, bool) and norm.eps > 0
+            and isinstance(norm.eps, (int, float)) and not isinstance(norm.eps, bool) and 0 < norm.eps < math.inf
             and all(p is None or (type(p) is np.ndarray and p.shape == (n,) and p.dtype == dtype)
                     for p in (norm.gain, norm.bias)))
 
