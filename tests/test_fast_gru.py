@@ -22,7 +22,7 @@ import lnedu.functional as F
 from lnedu.functional import _numba, _numba_gru, dispatch
 from lnedu.functional.recurrent import GRUStepCache, MGUStepCache, Norm
 from lnedu.gradcheck import check_function
-from tests.test_fast_lstm import _assert_close, _flat  # the same comparisons as for the LSTM step
+from tests.test_fast_lstm import _assert_close, _flat, trained_loss  # as for the LSTM step
 
 pytestmark = pytest.mark.skipif(not _numba.available(), reason="Numba (the [fast] extra) is not installed: "
                                 "pip install -e '.[fast]'")
@@ -198,17 +198,11 @@ def test_a_layer_trains_the_same_on_either_path(rng, cell):
     from lnedu.nn.recurrent import GRU, MGU
 
     x = rng.normal(size=(12, 16, 10)).astype(np.float32)
-    losses = {}
-    for path in ("fast", "reference"):
-        make = np.random.default_rng(3)
-        layer = (MGU(10, 32, ln="appendix", rng=make) if cell == "MGU"
-                 else GRU(10, 32, ln="appendix", reset=cell.split("-")[1], rng=make))
-        with dispatch.use_reference(path == "reference"):
-            for _ in range(3):
-                h, _ = layer.forward(x)
-                layer.zero_grad()
-                layer.backward(2 * h / h.size)  # of mean(h^2)
-                for _, p, g in layer.named_parameters():
-                    p -= 0.5 * g
-            losses[path] = float(np.mean(layer.forward(x)[0] ** 2))
+
+    def make():
+        if cell == "MGU":
+            return MGU(10, 32, ln="appendix", rng=np.random.default_rng(3))
+        return GRU(10, 32, ln="appendix", reset=cell.split("-")[1], rng=np.random.default_rng(3))
+
+    losses = {path: trained_loss(make, x, path) for path in ("fast", "reference")}
     assert losses["fast"] == pytest.approx(losses["reference"], rel=1e-5)
