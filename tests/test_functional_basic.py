@@ -211,3 +211,16 @@ def test_softmax_cross_entropy_of_wide_half_precision_rows_is_finite(dtype):
     assert loss == pytest.approx(float((lse - z[[0, 1], targets]).mean()), rel=1e-6)
     d = F.softmax_cross_entropy_backward(1.0, cache)
     assert d.dtype == dtype and np.isfinite(d).all()
+
+
+def test_linear_backward_can_leave_the_input_gradient_out(rng):
+    """``input_grad=False`` (the first layer, whose input is the data): ``dx`` is ``None``; ``dW`` and ``db`` are the
+    same arrays' values as with it."""
+    x, W, b = rng.normal(size=(2, 5, 7)), rng.normal(size=(7, 3)), rng.normal(size=3)
+    dy = rng.normal(size=(2, 5, 3))
+    _, cache = F.linear(x, W, b)
+    dx, dW, db = F.linear_backward(dy, cache)
+    none, dW2, db2 = F.linear_backward(dy, cache, input_grad=False)
+    assert none is None and dx.shape == x.shape
+    np.testing.assert_array_equal(dW2, dW)
+    np.testing.assert_array_equal(db2, db)

@@ -326,3 +326,32 @@ def test_a_saved_cache_runs_the_backward_of_an_earlier_forward():
     layer.cache = None
     with pytest.raises(RuntimeError, match="call forward first"):
         layer.backward(dout)
+
+
+@pytest.mark.parametrize("first", ["linear", "layernorm"])
+def test_sequential_backward_without_the_input_gradient(rng, monkeypatch, first):
+    """``Sequential.backward(dout, input_grad=False)``: returns ``None``; a first ``Linear`` skips the product for
+    the input's gradient (its ``linear_backward`` is asked for none), a first module that cannot skip computes it
+    and it is dropped; every parameter's gradient equals the one with the input's gradient."""
+    def model():
+        mods = [nn.Linear(6, 5, rng=np.random.default_rng(1), dtype=np.float64), nn.LayerNorm(5, dtype=np.float64),
+                nn.ReLU(), nn.Linear(5, 3, rng=np.random.default_rng(2), dtype=np.float64)]
+        return nn.Sequential(*(mods if first == "linear" else [nn.LayerNorm(6, dtype=np.float64)] + mods))
+
+    x, dout = rng.normal(size=(4, 6)), rng.normal(size=(4, 3))
+    grads = {}
+    asked = []
+    real = F.linear_backward
+    monkeypatch.setattr(F, "linear_backward", lambda dy, c, **kw: asked.append(kw.get("input_grad", True))
+                        or real(dy, c, **kw))
+    for input_grad in (True, False):
+        m = model()
+        m.forward(x)
+        m.zero_grad()
+        dx = m.backward(dout, input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        grads[input_grad] = {name: g.copy() for name, _, g in m.named_parameters()}
+    assert asked == [True, True, True, False] if first == "linear" else [True, True, True, True]
+    assert grads[True].keys() == grads[False].keys()
+    for name in grads[True]:
+        np.testing.assert_array_equal(grads[True][name], grads[False][name])

@@ -193,7 +193,7 @@ class ClassifierTask(CheckpointedTask):
         logits = self.model.forward(self._xtr[idx])
         loss, cache = F.softmax_cross_entropy(logits, self._ytr[idx])
         self.opt.zero_grad()
-        self.model.backward(F.softmax_cross_entropy_backward(1.0, cache))
+        self.model.backward(F.softmax_cross_entropy_backward(1.0, cache), input_grad=False)  # the images' is unused
         self.opt.step()
         self.t += 1
         return {"loss": loss, "epoch": self.t / self.steps_per_epoch, "grad_norm": grad_norm(self)}

@@ -56,15 +56,16 @@ def linear(x, W, b=None):
     return y, LinearCache(x, W, b is not None)
 
 
-def linear_backward(dy, cache: LinearCache):
+def linear_backward(dy, cache: LinearCache, *, input_grad: bool = True):
     """Gradients of :func:`linear`: ``(dx, dW, db)`` with ``dx = dy W^T``, ``dW = x^T dy``, ``db = sum dy``.
 
     Leading axes of ``x`` are flattened into one batch axis, so ``dW`` sums over all of them.
-    ``db`` is ``None`` when the forward had no bias.
+    ``db`` is ``None`` when the forward had no bias. ``input_grad=False``: ``dx`` is ``None``, not computed (the
+    first layer's input is the data, whose gradient nothing reads: one product of the three saved).
     """
     x, W, has_bias = cache
     check_shape("dy", dy, x.shape[:-1] + (W.shape[1],))
-    dx = dy @ W.T
+    dx = dy @ W.T if input_grad else None
     x2 = x.reshape(-1, x.shape[-1])
     dy2 = dy.reshape(-1, dy.shape[-1])
     dW = x2.T @ dy2

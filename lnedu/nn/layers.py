@@ -58,8 +58,11 @@ class Linear(Module):
         y, self._cache = F.linear(x, self.params["W"], self.params.get("b"))
         return y
 
-    def backward(self, dy):
-        dx, dW, db = F.linear_backward(dy, self._cache)
+    #: ``backward(dy, input_grad=False)`` skips the input's gradient (see :meth:`Sequential.backward`)
+    skips_input_grad = True
+
+    def backward(self, dy, *, input_grad: bool = True):
+        dx, dW, db = F.linear_backward(dy, self._cache, input_grad=input_grad)
         self.grads["W"] += dW
         if db is not None:
             self.grads["b"] += db

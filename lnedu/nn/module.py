@@ -240,7 +240,18 @@ class Sequential(Module):
             x = m.forward(x)
         return x
 
-    def backward(self, dout):
-        for m in reversed(list(self._modules.values())):
+    def backward(self, dout, *, input_grad: bool = True):
+        """Backprop through the modules in reverse; returns the input's gradient. ``input_grad=False`` (a model
+        whose input is the data, as a classifier's is): returns ``None``, and a first module that can
+        (``skips_input_grad``, e.g. :class:`Linear`) does not compute it; the parameters' gradients are the same."""
+        modules = list(self._modules.values())
+        for k in range(len(modules) - 1, -1, -1):
+            m = modules[k]
+            if k == 0 and not input_grad:
+                if getattr(m, "skips_input_grad", False):
+                    m.backward(dout, input_grad=False)
+                else:
+                    m.backward(dout)
+                return None
             dout = m.backward(dout)
         return dout
