@@ -32,7 +32,8 @@ from . import norms as _norms
 from .norms import LayerNormCache, RMSNormCache
 
 __all__ = ["MIN_SIZE", "available", "layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward",
-           "supported", "backward_supported", "register", "PARALLEL_SIZE"]
+           "supported", "backward_supported", "register", "unregister", "register_pairs", "unregister_pairs",
+           "PARALLEL_SIZE"]
 
 #: arrays with fewer elements take the reference. Not for speed: on one thread the kernels beat the reference
 #: at every size (forward + backward in float32, 9 vs 30 us at (4, 8), 17 vs 59 us at (8, 256), 22 vs 77 us at
@@ -165,23 +166,38 @@ def rms_norm_backward(dy, cache):
     return dx, dgain
 
 
-_PAIRS = (("layer_norm", "supported", "layer_norm"), ("layer_norm_backward", "backward_supported",
-                                                        "layer_norm_backward"),
-          ("rms_norm", "supported", "rms_norm"), ("rms_norm_backward", "backward_supported", "rms_norm_backward"))
+_PAIRS = (("layer_norm", supported, layer_norm), ("layer_norm_backward", backward_supported, layer_norm_backward),
+          ("rms_norm", supported, rms_norm), ("rms_norm_backward", backward_supported, rms_norm_backward))
+
+
+def _label(fn) -> str:
+    return f"{fn.__module__}.{fn.__name__}"
+
+
+def register_pairs(pairs) -> bool:
+    """Register each ``(name, supported, impl)`` with :mod:`lnedu.functional.dispatch`, labelled by the impl's module
+    and name, if Numba is installed (nothing is imported or compiled here). Returns whether they were registered.
+    This module's :func:`register` and those of the recurrent steps' Numba modules call it."""
+    if not available():
+        return False
+    for name, ok, fn in pairs:
+        dispatch.register(name, ok, fn, label=_label(fn))
+    return True
+
+
+def unregister_pairs(pairs) -> None:
+    """Undo :func:`register_pairs` (for tests and benchmarks)."""
+    for name, _, fn in pairs:
+        if _label(fn) in dispatch.implementations(name):
+            dispatch.unregister(name, fn)
 
 
 def register() -> bool:
     """Register the four functions with :mod:`lnedu.functional.dispatch` if Numba is installed (done when
     lnedu.functional loads; nothing is imported or compiled here). Returns whether they were registered."""
-    if not available():
-        return False
-    for name, ok, fn in _PAIRS:
-        dispatch.register(name, globals()[ok], globals()[fn], label=f"lnedu.functional._numba.{fn}")
-    return True
+    return register_pairs(_PAIRS)
 
 
 def unregister() -> None:
     """Undo :func:`register` (for tests and benchmarks)."""
-    for name, _, fn in _PAIRS:
-        if f"lnedu.functional._numba.{fn}" in dispatch.implementations(name):
-            dispatch.unregister(name, globals()[fn])
+    unregister_pairs(_PAIRS)

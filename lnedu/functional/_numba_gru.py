@@ -218,17 +218,11 @@ _PAIRS = (("gru_step", step_supported, gru_step), ("gru_step_backward", gru_back
 
 
 def register() -> bool:
-    """Register the steps and their backwards with :mod:`lnedu.functional.dispatch` if Numba is installed (nothing
-    is imported or compiled here). Returns whether they were registered."""
-    if not _numba.available():
-        return False
-    for name, ok, fn in _PAIRS:
-        dispatch.register(name, ok, fn, label=f"lnedu.functional._numba_gru.{name}")
-    return True
+    """Register the steps and their backwards with :mod:`lnedu.functional.dispatch` if Numba is installed
+    (nothing is imported or compiled here). Returns whether they were registered."""
+    return _numba.register_pairs(_PAIRS)
 
 
 def unregister() -> None:
     """Undo :func:`register` (for tests and benchmarks)."""
-    for name, _, fn in _PAIRS:
-        if f"lnedu.functional._numba_gru.{name}" in dispatch.implementations(name):
-            dispatch.unregister(name, fn)
+    _numba.unregister_pairs(_PAIRS)

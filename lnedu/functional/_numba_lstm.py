@@ -161,17 +161,11 @@ _PAIRS = (("lstm_step", step_supported, lstm_step), ("lstm_step_backward", backw
 
 
 def register() -> bool:
-    """Register the step and its backward with :mod:`lnedu.functional.dispatch` if Numba is installed (nothing is
-    imported or compiled here). Returns whether they were registered."""
-    if not _numba.available():
-        return False
-    for name, ok, fn in _PAIRS:
-        dispatch.register(name, ok, fn, label=f"lnedu.functional._numba_lstm.{name}")
-    return True
+    """Register the step and its backward with :mod:`lnedu.functional.dispatch` if Numba is installed
+    (nothing is imported or compiled here). Returns whether they were registered."""
+    return _numba.register_pairs(_PAIRS)
 
 
 def unregister() -> None:
     """Undo :func:`register` (for tests and benchmarks)."""
-    for name, _, fn in _PAIRS:
-        if f"lnedu.functional._numba_lstm.{name}" in dispatch.implementations(name):
-            dispatch.unregister(name, fn)
+    _numba.unregister_pairs(_PAIRS)
