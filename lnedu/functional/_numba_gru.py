@@ -22,9 +22,8 @@ import numpy as np
 
 from . import _numba, dispatch
 from . import recurrent as _recurrent
-from ._numba_lstm import _DTYPES, _affine, _ln_of, _norm_grads, _rows, _whole_row_ln
-from .norms import LayerNormCache
-from .recurrent import GRUStepCache, GRUStepGrads, MGUStepCache, MGUStepGrads, NormCache
+from ._numba_lstm import _DTYPES, _affine, _ln_of, _norm_buffers, _norm_cache, _norm_grads, _rows, _whole_row_ln
+from .recurrent import GRUStepCache, GRUStepGrads, MGUStepCache, MGUStepGrads
 
 __all__ = ["gru_step", "gru_step_backward", "mgu_step", "mgu_step_backward", "step_supported", "register",
            "unregister"]
@@ -60,19 +59,6 @@ def gru_backward_supported(dh, cache, *, weight_grad=True, out=None) -> bool:
 
 def mgu_backward_supported(dh, cache, *, weight_grad=True, out=None) -> bool:
     return _backward_supported(dh, cache, MGUStepCache, getattr(cache, "f", None))
-
-
-def _norm_buffers(on, B, n, dt):
-    """``xhat`` and ``rstd`` for a norm the kernel computes (dummies where it has none)."""
-    return (np.empty((B, n), dt), np.empty(B, dt)) if on else (np.empty((1, 1), dt), np.empty(1, dt))
-
-
-def _norm_cache(norm, xhat, rstd):
-    """The reference's cache of a whole-row layer norm, from the kernel's ``xhat`` and ``1/sigma``."""
-    if norm is None:
-        return None
-    return NormCache("layer", LayerNormCache(xhat, rstd.reshape(-1, 1), norm.gain), norm.gain, 1,
-                     norm.bias is not None)
 
 
 def _gates_and_candidate(a_x, h_prev, W_hh, G, r0, norm_h, norm_hc, k):

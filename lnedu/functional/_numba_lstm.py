@@ -86,6 +86,19 @@ def _affine(norm, n, dtype):
     return True, g, b, float(norm.eps)
 
 
+def _norm_buffers(on, B, n, dt):
+    """``xhat`` and ``rstd`` for a norm the kernel computes (dummies where it has none)."""
+    return (np.empty((B, n), dt), np.empty(B, dt)) if on else (np.empty((1, 1), dt), np.empty(1, dt))
+
+
+def _norm_cache(norm, xhat, rstd):
+    """The reference's cache of a whole-row layer norm, from the kernel's ``xhat`` and ``1/sigma``."""
+    if norm is None:
+        return None
+    return NormCache("layer", LayerNormCache(xhat, rstd.reshape(-1, 1), norm.gain), norm.gain, 1,
+                     norm.bias is not None)
+
+
 def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None, out_scale=None):
     """:func:`lnedu.functional.lstm_step` (arguments already checked): BLAS for ``h_prev @ W_h``, NumPy for
     ``tanh``, two compiled loops over the rows for the rest."""
@@ -95,8 +108,8 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
     on_h, gh, bh, eps_h = _affine(norm_h, 4 * H, dt)
     on_c, gc, bc, eps_c = _affine(norm_c, H, dt)
     c, tanh_c, gates = np.empty((B, H), dt), np.empty((B, H), dt), np.empty((B, 4 * H), dt)
-    xhat_h, rstd_h = (np.empty((B, 4 * H), dt), np.empty(B, dt)) if on_h else (np.empty((1, 1), dt), np.empty(1, dt))
-    xhat_c, rstd_c = (np.empty((B, H), dt), np.empty(B, dt)) if on_c else (np.empty((1, 1), dt), np.empty(1, dt))
+    xhat_h, rstd_h = _norm_buffers(on_h, B, 4 * H, dt)
+    xhat_c, rstd_c = _norm_buffers(on_c, B, H, dt)
     k = _numba._compiled()
     bad = k.gate_preactivation_rows(np.ascontiguousarray(a_x), a_h, on_h, gh, bh, eps_h, gates, xhat_h, rstd_h,
                                     3 * H)
@@ -110,11 +123,8 @@ def lstm_step(a_x, h_prev, c_prev, W_h, *, norm_h=None, norm_a=None, norm_c=None
     h = np.multiply(gates[:, 2 * H: 3 * H], tanh_c)
     if out_scale is not None:
         h *= out_scale
-    cache_h = (NormCache("layer", LayerNormCache(xhat_h, rstd_h.reshape(B, 1), norm_h.gain), norm_h.gain, 1,
-                         norm_h.bias is not None) if on_h else None)
-    cache_c = (NormCache("layer", LayerNormCache(xhat_c, rstd_c.reshape(B, 1), norm_c.gain), norm_c.gain, 1,
-                         norm_c.bias is not None) if on_c else None)
-    return h, c, LSTMStepCache(h_prev, c_prev, W_h, gates, tanh_c, cache_h, None, cache_c, out_scale)
+    return h, c, LSTMStepCache(h_prev, c_prev, W_h, gates, tanh_c, _norm_cache(norm_h, xhat_h, rstd_h), None,
+                               _norm_cache(norm_c, xhat_c, rstd_c), out_scale)
 
 
 def _norm_grads(norm_cache, pg, pb, dtype):
