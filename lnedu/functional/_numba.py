@@ -119,9 +119,9 @@ def layer_norm(x, gain, bias, eps):
     H = x.shape[-1]
     rows = x.reshape(-1, H)
     n = rows.shape[0]
-    y, xhat, rstd = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype)
+    y, xhat, rstd, mean = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype), np.empty(n, x.dtype)
     g, b = _params(H, x.dtype, gain, bias)
-    if _kernel("layer_norm_rows", rows.size)(rows, g, b, float(eps), y, xhat, rstd):
+    if _kernel("layer_norm_rows", rows.size)(rows, g, b, float(eps), y, xhat, rstd, mean):
         return _via_reference(_norms.layer_norm, x, gain, bias, eps)  # squares overflowed, or NaN/inf
     keep = x.shape[:-1] + (1,)
     return y.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape), rstd.reshape(keep), gain)
@@ -136,10 +136,11 @@ def _backward_rows(kernel: str, dy, cache, bias: bool):
     g, _ = _params(H, dy.dtype, gain)
     dx = np.empty_like(dy2)
     pg, per = _partials(dy2.shape[0], H)
-    pb = (np.zeros_like(pg),) if bias else ()
-    _kernel(kernel, dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, *pb, per)
+    # layer norm's kernel also takes (n, 2) of the storage type for its two row means
+    extra = (np.zeros_like(pg), per, np.empty((dy2.shape[0], 2), dy.dtype)) if bias else (per,)
+    _kernel(kernel, dy.size)(dy2, xhat.reshape(-1, H), rstd.reshape(-1), g, dx, pg, *extra)
     dgain = pg.sum(axis=0).astype(dy.dtype) if gain is not None else None
-    return dx.reshape(dy.shape), dgain, (pb[0].sum(axis=0).astype(dy.dtype) if bias else None)
+    return dx.reshape(dy.shape), dgain, (extra[0].sum(axis=0).astype(dy.dtype) if bias else None)
 
 
 def layer_norm_backward(dy, cache):

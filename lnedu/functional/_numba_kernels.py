@@ -71,23 +71,66 @@ def _ln_row_backward(dy, xhat, rstd, gain, dx, pg, pb):
         dx[j] = r * (np.float64(dy[j]) * gain[j] - m1 - np.float64(xhat[j]) * m2)
 
 
-def _layer_norm_rows(x, gain, bias, eps, y, xhat, rstd):
+def _layer_norm_rows(x, gain, bias, eps, y, xhat, rstd, mean):
     """Shifted two-pass layer norm of each row of ``x`` into ``y``, ``xhat``, ``rstd``; returns the number of
-    rows whose variance is not finite (their outputs are not to be used)."""
+    rows whose variance is not finite (their outputs are not to be used).
+
+    The statistics are summed in float64 (as :func:`_ln_row`); the write loop then runs in the storage type, as
+    the reference's ``(x - k - m) * rstd`` does: the row's shifted mean and ``1/sigma`` are rounded to it by
+    storing them in ``mean`` and ``rstd`` (arrays of that type) and reading them back. In float32 that loop moves
+    16 values per vector instruction instead of 8 (forward 1.8x faster on rows in cache); in float64 nothing
+    changes. The loops index the 2-d arrays directly rather than calling :func:`_ln_row` on row views: the
+    compiler then knows the rows do not overlap (``_ln_row`` allows ``y`` to be ``x``)."""
+    n, H = x.shape
     bad = 0
-    for i in nb.prange(x.shape[0]):
-        if not _ln_row(x[i], gain, bias, eps, xhat[i], y[i], rstd, i):
+    for i in nb.prange(n):
+        k = x[i, 0]
+        s = 0.0
+        for j in range(H):
+            s += np.float64(x[i, j] - k)  # shifted by the row's first value, as the reference
+        m = s / H
+        v = 0.0
+        for j in range(H):
+            d = np.float64(x[i, j] - k) - m
+            v += d * d
+        v /= H
+        if math.isfinite(v):
+            mean[i] = m
+            rstd[i] = 1.0 / math.sqrt(v + eps)
+            mi, r = mean[i], rstd[i]  # in the storage type
+            for j in range(H):
+                xh = (x[i, j] - k - mi) * r
+                xhat[i, j] = xh
+                y[i, j] = xh * gain[j] + bias[j]
+        else:
             bad += 1
     return bad
 
 
-def _layer_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, pb, per):
-    """:func:`_ln_row_backward` of each row; chunk ``c`` of ``per`` rows adds its rows' ``dy * xhat`` and ``dy``
-    into ``pg[c]`` and ``pb[c]``."""
-    n = dy.shape[0]
+def _layer_norm_backward_rows(dy, xhat, rstd, gain, dx, pg, pb, per, means):
+    """``dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` of each row, ``dxhat = dy * gain``; chunk
+    ``c`` of ``per`` rows adds its rows' ``dy * xhat`` and ``dy`` into the float64 rows ``pg[c]`` and ``pb[c]``.
+
+    The two row means are summed in float64 (as :func:`_ln_row_backward`), then rounded to the storage type
+    through ``means`` (n, 2), so that the loop writing ``dx`` runs in that type, as the reference's does."""
+    n, H = dy.shape
     for c in nb.prange(pg.shape[0]):
         for i in range(c * per, min(n, (c + 1) * per)):
-            _ln_row_backward(dy[i], xhat[i], rstd[i], gain, dx[i], pg[c], pb[c])
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(H):
+                t = np.float64(dy[i, j])
+                u = np.float64(xhat[i, j])
+                d = t * gain[j]
+                s1 += d
+                s2 += d * u
+                pg[c, j] += t * u
+                pb[c, j] += t
+            means[i, 0] = s1 / H
+            means[i, 1] = s2 / H
+            m1, m2, r = means[i, 0], means[i, 1], rstd[i]  # in the storage type
+            for j in range(H):
+                dx[i, j] = r * (dy[i, j] * gain[j] - m1 - xhat[i, j] * m2)
 
 
 def _rms_norm_rows(x, gain, eps, y, xhat, rstd):
@@ -135,8 +178,8 @@ _layer_norm_rows_1 = nb.njit(fastmath=_FAST)(_layer_norm_rows)
 
 
 @nb.njit(cache=True)
-def layer_norm_rows_serial(x, gain, bias, eps, y, xhat, rstd):
-    return _layer_norm_rows_1(x, gain, bias, eps, y, xhat, rstd)
+def layer_norm_rows_serial(x, gain, bias, eps, y, xhat, rstd, mean):
+    return _layer_norm_rows_1(x, gain, bias, eps, y, xhat, rstd, mean)
 
 
 layer_norm_backward_rows = nb.njit(parallel=True, cache=True, fastmath=_FAST)(_layer_norm_backward_rows)
@@ -144,8 +187,8 @@ _layer_norm_backward_rows_1 = nb.njit(fastmath=_FAST)(_layer_norm_backward_rows)
 
 
 @nb.njit(cache=True)
-def layer_norm_backward_rows_serial(dy, xhat, rstd, gain, dx, pg, pb, per):
-    _layer_norm_backward_rows_1(dy, xhat, rstd, gain, dx, pg, pb, per)
+def layer_norm_backward_rows_serial(dy, xhat, rstd, gain, dx, pg, pb, per, means):
+    _layer_norm_backward_rows_1(dy, xhat, rstd, gain, dx, pg, pb, per, means)
 
 
 rms_norm_rows = nb.njit(parallel=True, cache=True, fastmath=_FAST)(_rms_norm_rows)
