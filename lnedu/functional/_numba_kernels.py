@@ -1,7 +1,8 @@
 """The Numba kernels behind :mod:`lnedu.functional._numba` (importing this module imports Numba).
 
 Each works on 2-d C-contiguous rows ``(n, H)`` and writes into arrays the caller allocated. Sums are
-accumulated in float64. ``fastmath`` allows only re-association (so that a row sum vectorizes) and
+accumulated in float64; a layer norm's write loop (``xhat`` and ``y``, and the norm kernel's ``dx``) then runs in
+the storage type, with the row's mean and ``1/sigma`` rounded to it, as the reference's NumPy arithmetic does. ``fastmath`` allows only re-association (so that a row sum vectorizes) and
 fused multiply-adds: no assumption that values are finite, so NaN and inf are still seen.
 
 Every kernel comes twice: ``NAME`` runs its ``prange`` loop on all of Numba's threads, ``NAME_serial`` on the
@@ -40,10 +41,11 @@ def _ln_row(x, gain, bias, eps, xhat, y, rstd, i):
     v /= H
     if not math.isfinite(v):
         return False
-    r = 1.0 / math.sqrt(v + eps)
-    rstd[i] = r
+    rstd[i] = 1.0 / math.sqrt(v + eps)
+    xhat[0] = m  # (xhat never aliases x): m and 1/sigma read back in the storage type, as _layer_norm_rows does
+    mi, r = xhat[0], rstd[i]
     for j in range(H):
-        xh = (np.float64(x[j] - k) - m) * r
+        xh = (x[j] - k - mi) * r
         xhat[j] = xh
         y[j] = xh * gain[j] + bias[j]
     return True
