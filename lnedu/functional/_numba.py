@@ -36,8 +36,9 @@ __all__ = ["MIN_SIZE", "available", "layer_norm", "layer_norm_backward", "rms_no
            "PARALLEL_SIZE"]
 
 #: arrays with fewer elements take the reference. Not for speed: on one thread the kernels beat the reference
-#: at every size (forward + backward in float32, 9 vs 30 us at (4, 8), 17 vs 59 us at (8, 256), 22 vs 77 us at
-#: (64, 256); ``benchmarks/bench_norms.py --shapes 4x8,8x256,64x256``), but a hand-sized example (a few rows of a
+#: at every size (forward + backward in float32, best of 7 timeit repeats on a shared 2-core machine: 13-15 vs
+#: 25-31 us at (4, 8), 12-15 vs 30-45 us at (8, 256), 20-28 vs 65-70 us at (64, 256); compare them side by side
+#: with ``benchmarks/bench_norms.py --shapes 4x8,8x256,64x256``), but a hand-sized example (a few rows of a
 #: few units, as in the notebooks' derivations) should execute the code a student reads. From here on, the
 #: recurrent layers' steps take the kernels (the handwriting model's smallest: a batch of 8 x 64 units).
 MIN_SIZE = 1 << 9
