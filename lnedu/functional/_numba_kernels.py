@@ -2,8 +2,9 @@
 
 Each works on 2-d C-contiguous rows ``(n, H)`` and writes into arrays the caller allocated. Sums are
 accumulated in float64; a layer norm's write loop (``xhat`` and ``y``, and the norm kernel's ``dx``) then runs in
-the storage type, with the row's mean and ``1/sigma`` rounded to it, as the reference's NumPy arithmetic does. ``fastmath`` allows only re-association (so that a row sum vectorizes) and
-fused multiply-adds: no assumption that values are finite, so NaN and inf are still seen.
+the storage type, with the row's mean and ``1/sigma`` rounded to it, as the reference's NumPy arithmetic does.
+``fastmath`` allows only re-association (so that a row sum vectorizes) and fused multiply-adds: no assumption
+that values are finite, so NaN and inf are still seen.
 
 Every kernel comes twice: ``NAME`` runs its ``prange`` loop on all of Numba's threads, ``NAME_serial`` on the
 calling thread only. Starting the threads costs microseconds on a quiet machine, but on a loaded one a
