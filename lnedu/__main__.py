@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", help="the experiments' preset: small (default, or $LNEDU_PRESET) or medium (about "
                    "half an hour per experiment on 2 cores)")
     r.add_argument("--timeout", type=_positive_int, default=900, help="seconds allowed per cell (default: 900)")
-    r.add_argument("--jobs", type=_positive_int, default=1, help="processes at once, one core each: the runs train "
-                   "N at a time, then the notebooks execute N at a time (default: 1; make reproduce uses 2)")
+    r.add_argument("--jobs", type=_positive_int, default=1, help="processes at once, one core each, taking the runs "
+                   "and the notebooks as they free up; a notebook starts once its runs are trained (default: 1: "
+                   "every run, then every notebook; make reproduce uses 2)")
     r.set_defaults(func=_cmd_reproduce)
 
     n = sub.add_parser("notebooks", help="list notebooks, or re-execute them in place")

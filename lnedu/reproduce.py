@@ -2,9 +2,11 @@
 
 This sits above the experiments (it runs the notebooks, then writes the experiments' claims table), while the
 headless notebook runner it uses, :mod:`lnedu.notebooks`, sits below them. With ``jobs`` > 1 it works on that
-many cores: first every run the experiment notebooks will ask for is trained, ``jobs`` runs at a time (each run
-is one process on one core, as ``python -m lnedu run --jobs`` does, with the same results as one after another);
-then the notebooks execute, ``jobs`` at a time, and find their runs finished. It writes ``reports/``: one HTML
+many cores: ``jobs`` processes take the work as they free up, each on one core: the runs the experiment notebooks
+will ask for (one process per run, as ``python -m lnedu run --jobs`` does, with the same results as one after
+another) and the notebooks themselves. An experiment notebook starts as soon as every run it asks for is trained
+(and finds them finished), beside the training that is left; the notebooks that train nothing (the derivations)
+fill the cores while the last runs finish. It writes ``reports/``: one HTML
 page per notebook, ``summary.md`` and ``index.html`` with a table of what ran, and the claims table with the
 experiments' figures. Every file is written atomically (:mod:`lnedu._io`), so an interrupted run never
 leaves a half-written page behind; the stored notebooks are never modified.
@@ -235,6 +237,16 @@ def _train(module: str, config, variant: str, seed: int, out: str, array_backend
     return ""
 
 
+def _run_tasks(name: str, preset: str) -> list[tuple]:
+    """``(module, config, variant, seed)`` of every run ``experiments.notebook_run(name)`` asks for at ``preset``."""
+    from . import experiments
+    from .experiments.runner import resolve
+
+    exp = experiments.get(name)
+    config, variants = resolve(exp, preset)
+    return [(exp.__name__, config, v, s) for v in variants for s in experiments.notebook_seeds(exp, preset)]
+
+
 def train_runs(names, runs, preset: str, *, jobs: int = 1, progress: bool = True) -> list[str]:
     """Train (or resume, or find finished) every run that ``experiments.notebook_run(name)`` asks for at ``preset``,
     for each of ``names``, into ``runs/preset``; ``jobs`` runs at a time in worker processes. Returns the runs that
@@ -242,14 +254,9 @@ def train_runs(names, runs, preset: str, *, jobs: int = 1, progress: bool = True
     (:func:`lnedu.experiments.notebook_seeds`), so the notebooks then find every run finished."""
     from tqdm.auto import tqdm
 
-    from . import backend, experiments
-    from .experiments.runner import resolve
+    from . import backend
 
-    tasks = []
-    for name in names:
-        exp = experiments.get(name)
-        config, variants = resolve(exp, preset)
-        tasks += [(exp.__name__, config, v, s) for v in variants for s in experiments.notebook_seeds(exp, preset)]
+    tasks = [t for name in names for t in _run_tasks(name, preset)]
     out, array_backend = str(Path(runs) / preset), backend.current()
     failed = []
     with tqdm(total=len(tasks), desc="training", unit="run", disable=not progress or not tasks) as bar:
@@ -266,6 +273,73 @@ def train_runs(names, runs, preset: str, *, jobs: int = 1, progress: bool = True
                 failed.append(why)
             bar.update()
     return failed
+
+
+def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout, env):
+    """:func:`reproduce` on ``jobs`` processes: ``({path: NotebookRun}, failed runs)``.
+
+    One pool of ``jobs`` processes (spawned: a worker shares no ZeroMQ state with this one) takes the work as it
+    frees up, in this order: an experiment notebook whose runs are all trained (``needs[path]``: the experiments it
+    asks for), so that it executes beside the training instead of after it; else the next run to train (the
+    experiments of the longest notebooks first, by the last report's times ``last``, so that the last to finish
+    has a short notebook); else, once nothing is left to train, a notebook that trains nothing (the derivations),
+    the longest first: they fill the cores while the last runs finish. Each run and each notebook's kernel has one
+    core, as with one job at a time.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm.auto import tqdm
+
+    from . import backend
+
+    longest = {}  # each experiment: the longest time of a notebook that asks for it
+    for path in paths:
+        for name in needs[path]:
+            longest[name] = max(longest.get(name, 0.0), last.get(path.name, 0.0))
+    names = sorted(longest, key=lambda n: -longest[n])  # stable: reading order among equals
+    queue = [(name, task) for name in names for task in _run_tasks(name, preset)]
+    untrained = {name: 0 for name in names}
+    for name, _ in queue:
+        untrained[name] += 1
+    waiting = sorted(paths, key=lambda p: -last.get(p.name, 0.0))
+    out, array_backend = str(Path(runs) / preset), backend.current()
+    done, failed, running = {}, [], {}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(queue), desc="training", unit="run", disable=not progress or not queue) as runs_bar, \
+            tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as nb_bar:
+
+        def startable(path):  # its runs are trained; a derivation only once nothing is left to train
+            return (needs[path] or not queue) and not any(untrained[n] for n in needs[path])
+
+        def fill():
+            while len(running) < jobs:
+                ready = next((p for p in waiting if startable(p)), None)
+                if ready is not None:
+                    waiting.remove(ready)
+                    running[pool.submit(execute_notebook, ready, timeout=timeout, env=env)] = ready
+                elif queue:
+                    name, task = queue.pop(0)
+                    running[pool.submit(_train, *task, out, array_backend)] = name
+                else:
+                    return
+
+        fill()
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                what = running.pop(future)
+                if isinstance(what, str):  # a run
+                    if why := future.result():
+                        failed.append(why)
+                    untrained[what] -= 1
+                    runs_bar.update()
+                else:
+                    nb_bar.set_postfix_str(what.name)
+                    done[what] = page(what, *future.result())
+                    nb_bar.update()
+            fill()
+    return done, failed
 
 
 # ---- the terminal ----------------------------------------------------------------------------------------------
@@ -361,8 +435,9 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
     and the experiments' figures are written too (``out/claims.md``, ``out/claims.html``, ``out/NAME.png``).
     ``preset``: the experiments' preset (``"medium"``: the half-hour runs; default :func:`default_preset`, i.e.
     ``$LNEDU_PRESET`` or ``"small"``), passed to every kernel as ``$LNEDU_PRESET``.
-    ``jobs``: how many processes work at once (one core each): first the experiments' runs are trained
-    (:func:`train_runs`), then the notebooks execute, ``jobs`` at a time; the pages are the same as with one.
+    ``jobs``: how many processes work at once (one core each). With one, the experiments' runs are trained first
+    (:func:`train_runs`), then the notebooks execute; with more, the runs and the notebooks share the processes,
+    each notebook starting once its runs are trained (:func:`_pipeline`). The pages are the same either way.
     The stored notebooks are not modified. Returns the list of :class:`NotebookRun`, in reading order. With
     ``progress``, progress bars show the training and the notebooks, and a one-screen summary
     (:func:`terminal_summary`) ends the run.
@@ -389,39 +464,28 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
         paths = [p for p in paths if any(o in p.name for o in only)]
     env = {"LNEDU_RUNS": str(Path(runs).resolve()), "LNEDU_PRESET": preset}
     exporter = offline_exporter(copy_mathjax(out))
-    names = [n for path in paths for n in experiments_of(path)]
-    failed = train_runs(names, runs, preset, jobs=jobs, progress=progress)
-    if failed and progress:
-        print(f"training: {len(failed)} run(s) failed; their notebooks train them again and show the error:\n  "
-              + "\n  ".join(failed))
+    needs = {path: experiments_of(path) for path in paths}
 
     def page(path, nb, run):
         body, _ = exporter.from_notebook_node(static_widgets(without_install_cell(nb)))
         atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
         return run
 
-    done = {}
-    with tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as bar:
-        if jobs == 1:
+    if jobs == 1:
+        failed = train_runs(list(dict.fromkeys(n for path in paths for n in needs[path])), runs, preset,
+                            progress=progress)
+        done = {}
+        with tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as bar:
             for path in paths:
                 bar.set_postfix_str(path.name)
                 done[path] = page(path, *execute_notebook(path, timeout=timeout, env=env))
                 bar.update()
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            # each notebook's kernel is its own process already; a worker only drives one (and is spawned fresh,
-            # so it shares no ZeroMQ state with this process)
-            last = _last_seconds(out)  # the longest first, by the last report's times (else in reading order)
-            order = sorted(paths, key=lambda p: -last.get(p.name, 0.0))
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(execute_notebook, path, timeout=timeout, env=env): path for path in order}
-                for future in as_completed(futures):
-                    path = futures[future]
-                    bar.set_postfix_str(path.name)
-                    done[path] = page(path, *future.result())
-                    bar.update()
+    else:
+        done, failed = _pipeline(paths, needs, runs, preset, jobs, page, _last_seconds(out), progress,
+                                 timeout=timeout, env=env)
+    if failed and progress:
+        print(f"training: {len(failed)} run(s) failed; their notebooks trained them again and show the error:\n  "
+              + "\n  ".join(failed))
     done = [done[path] for path in paths]
     claims = write_report(Path(runs) / preset, out)
     atomic_write_text(out / "summary.md", _summary_markdown(done, claims, preset))

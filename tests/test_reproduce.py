@@ -4,6 +4,7 @@ copy, and the one-screen summary. (tests/browser/test_browser_report.py opens th
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 import nbformat
@@ -187,3 +188,34 @@ def test_notebooks_on_two_processes_give_the_pages_of_one(tmp_path):
     assert R._last_seconds(tmp_path / "nowhere") == {}
     with pytest.raises(ValueError, match="jobs: expected a positive number of processes, got 0"):
         R.reproduce(nbs, tmp_path / "out", progress=False, jobs=0)
+
+
+def test_with_two_jobs_an_experiment_notebook_starts_when_its_runs_are_trained(tmp_path, monkeypatch):
+    """The pipeline (jobs > 1): the notebook finds every run of its experiment finished when it starts (the
+    modification times it prints are those the runs keep afterwards: it trained nothing), and the derivation
+    notebook, which trains nothing, runs too."""
+    monkeypatch.setenv("LNEDU_SEEDS", "0")  # the workers and the kernels inherit it
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    cells = {"00-derivation": "print(6 * 7)",
+             "01-experiment": ("import pathlib, os\n"
+                               "from lnedu import experiments\n"
+                               "folder = pathlib.Path(os.environ['LNEDU_RUNS']) / 'tiny' / 'convnet'\n"
+                               "seen = {p.parent.name: p.stat().st_mtime_ns for p in folder.glob('*/result.json')}\n"
+                               "_, _, got = experiments.notebook_run('convnet')\n"
+                               "print(sorted(seen.items()))")}
+    for stem, source in cells.items():
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {stem}"), nbformat.v4.new_code_cell(source)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, nbs / f"{stem}.ipynb")
+    runs = tmp_path / "runs"
+    done = R.reproduce(nbs, tmp_path / "out", runs=runs, progress=False, jobs=2, preset="tiny")
+    assert [r.path.name for r in done] == ["00-derivation.ipynb", "01-experiment.ipynb"] and all(r.ok for r in done)
+    from lnedu import experiments
+
+    after = sorted((p.parent.name, p.stat().st_mtime_ns) for p in (runs / "tiny" / "convnet").glob("*/result.json"))
+    assert len(after) == len(experiments.get("convnet").VARIANTS)
+    page = (tmp_path / "out" / "01-experiment.html").read_text(encoding="utf-8")
+    assert html_escape(str(after), quote=False) in page  # the times the notebook saw are the final ones
+    assert "42" in (tmp_path / "out" / "00-derivation.html").read_text(encoding="utf-8")
