@@ -287,6 +287,7 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
     core, as with one job at a time.
     """
     import multiprocessing
+    from collections import Counter
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from tqdm.auto import tqdm
@@ -299,9 +300,7 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
             longest[name] = max(longest.get(name, 0.0), last.get(path.name, 0.0))
     names = sorted(longest, key=lambda n: -longest[n])  # stable: reading order among equals
     queue = [(name, task) for name in names for task in _run_tasks(name, preset)]
-    untrained = {name: 0 for name in names}
-    for name, _ in queue:
-        untrained[name] += 1
+    untrained = Counter(name for name, _ in queue)  # each experiment's runs not yet trained
     waiting = sorted(paths, key=lambda p: -last.get(p.name, 0.0))
     out, array_backend = str(Path(runs) / preset), backend.current()
     done, failed, running = {}, [], {}

@@ -22,7 +22,12 @@ import lnedu.functional as F
 from lnedu.functional import _numba, _numba_gru, dispatch
 from lnedu.functional.recurrent import GRUStepCache, MGUStepCache, Norm
 from lnedu.gradcheck import check_function
-from tests.test_fast_lstm import _assert_close, _flat, trained_loss  # as for the LSTM step
+from tests.test_fast_lstm import (  # as for the LSTM step
+    _assert_close,
+    _flat,
+    assert_registered_exactly_when_numba_is_there,
+    trained_loss,
+)
 
 pytestmark = pytest.mark.skipif(not _numba.available(), reason="Numba (the [fast] extra) is not installed: "
                                 "pip install -e '.[fast]'")
@@ -181,16 +186,8 @@ def test_float16_storage_is_computed_in_float32(rng):
 
 
 def test_registered_exactly_when_numba_is_there(monkeypatch):
-    for name in ("gru_step", "gru_step_backward", "mgu_step", "mgu_step_backward"):
-        assert f"lnedu.functional._numba_gru.{name}" in dispatch.implementations(name)
-    monkeypatch.setattr(_numba, "available", lambda: False)
-    _numba_gru.unregister()
-    try:
-        assert _numba_gru.register() is False
-        assert "lnedu.functional._numba_gru.gru_step" not in dispatch.implementations("gru_step")
-    finally:
-        monkeypatch.undo()
-        _numba_gru.register()
+    assert_registered_exactly_when_numba_is_there(
+        monkeypatch, _numba_gru, ("gru_step", "gru_step_backward", "mgu_step", "mgu_step_backward"))
 
 
 @pytest.mark.parametrize("cell", ["GRU-after", "GRU-before", "MGU"])

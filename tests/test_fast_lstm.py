@@ -152,18 +152,23 @@ def test_a_row_whose_statistics_overflow_goes_to_the_reference(rng):
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
-def test_registered_exactly_when_numba_is_there(monkeypatch):
-    labels = dispatch.implementations("lstm_step")
-    assert "lnedu.functional._numba_lstm.lstm_step" in labels
-    assert "lnedu.functional._numba_lstm.lstm_step_backward" in dispatch.implementations("lstm_step_backward")
+def assert_registered_exactly_when_numba_is_there(monkeypatch, module, names):
+    """Each of ``names`` has ``module``'s implementation registered; without Numba, ``register()`` says False and
+    registers none (the GRU/MGU tests ask the same of their module)."""
+    for name in names:
+        assert f"{module.__name__}.{name}" in dispatch.implementations(name)
     monkeypatch.setattr(_numba, "available", lambda: False)
-    _numba_lstm.unregister()
+    module.unregister()
     try:
-        assert _numba_lstm.register() is False
-        assert "lnedu.functional._numba_lstm.lstm_step" not in dispatch.implementations("lstm_step")
+        assert module.register() is False
+        assert all(f"{module.__name__}.{name}" not in dispatch.implementations(name) for name in names)
     finally:
         monkeypatch.undo()
-        _numba_lstm.register()
+        module.register()
+
+
+def test_registered_exactly_when_numba_is_there(monkeypatch):
+    assert_registered_exactly_when_numba_is_there(monkeypatch, _numba_lstm, ("lstm_step", "lstm_step_backward"))
 
 
 def test_a_layer_trains_the_same_on_either_path(rng):
