@@ -83,6 +83,16 @@ def test_relu_formula_and_gradcheck(shape, rng):
         _assert_passes(check_function(F.relu, F.relu_backward, dict(x=x), seed=seed))
 
 
+def test_relu_keeps_nan_and_infinities_and_its_dtype():
+    for dtype in (np.float32, np.float64):
+        x = np.array([np.nan, -np.inf, np.inf, -0.0, -2.5, 3.25], dtype)
+        y, mask = F.relu(x)
+        assert y.dtype == dtype and np.isnan(y[0])  # a NaN is not silently made 0
+        np.testing.assert_array_equal(y[1:], np.array([0.0, np.inf, 0.0, 0.0, 3.25], dtype))
+        assert not np.signbit(y[3])
+        np.testing.assert_array_equal(mask, [False, False, True, False, False, True])
+
+
 def test_relu_subgradient_at_zero_is_zero():
     y, mask = F.relu(np.array([-1.0, 0.0, 2.0]))
     np.testing.assert_array_equal(F.relu_backward(np.array([5.0, 5.0, 5.0]), mask), [0.0, 0.0, 5.0])
