@@ -283,8 +283,11 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
     asks for), so that it executes beside the training instead of after it; else the next run to train (the
     experiments of the longest notebooks first, by the last report's times ``last``, so that the last to finish
     has a short notebook); else, once nothing is left to train, a notebook that trains nothing (the derivations),
-    the longest first: they fill the cores while the last runs finish. Each run and each notebook's kernel has one
-    core, as with one job at a time.
+    the longest first: they fill the cores while the last runs finish. A derivation the last report does not time
+    (there is none in a fresh clone) starts first instead, before any run: its length is unknown, and a long one
+    left for the end would run there alone (notebook 15, the longest, came last in reading order and ended a
+    fresh clone's run on one core for ~16 s). Each run and each notebook's kernel has one core, as with one job
+    at a time.
     """
     import multiprocessing
     from collections import Counter
@@ -308,8 +311,8 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
             tqdm(total=len(queue), desc="training", unit="run", disable=not progress or not queue) as runs_bar, \
             tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as nb_bar:
 
-        def startable(path):  # its runs are trained; a derivation only once nothing is left to train
-            return (needs[path] or not queue) and not any(untrained[n] for n in needs[path])
+        def startable(path):  # its runs are trained; a derivation of known length once nothing is left to train
+            return (needs[path] or not queue or path.name not in last) and not any(untrained[n] for n in needs[path])
 
         def fill():
             while len(running) < jobs:

@@ -193,8 +193,18 @@ def test_notebooks_on_two_processes_give_the_pages_of_one(tmp_path):
 def test_with_two_jobs_an_experiment_notebook_starts_when_its_runs_are_trained(tmp_path, monkeypatch):
     """The pipeline (jobs > 1): the notebook finds every run of its experiment finished when it starts (the
     modification times it prints are those the runs keep afterwards: it trained nothing), and the derivation
-    notebook, which trains nothing, runs too."""
+    notebook, which trains nothing, runs too: first when no earlier report says how long it takes, after the
+    last run otherwise (then it fills the cores at the end)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     monkeypatch.setenv("LNEDU_SEEDS", "0")  # the workers and the kernels inherit it
+    submitted, submit = [], ProcessPoolExecutor.submit
+
+    def spy(self, fn, *args, **kwargs):
+        submitted.append(Path(args[0]).stem if fn is R.execute_notebook else fn.__name__)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", spy)
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     cells = {"00-derivation": "print(6 * 7)",
@@ -219,3 +229,8 @@ def test_with_two_jobs_an_experiment_notebook_starts_when_its_runs_are_trained(t
     page = (tmp_path / "out" / "01-experiment.html").read_text(encoding="utf-8")
     assert html_escape(str(after), quote=False) in page  # the times the notebook saw are the final ones
     assert "42" in (tmp_path / "out" / "00-derivation.html").read_text(encoding="utf-8")
+    n = len(after)
+    assert submitted == ["00-derivation"] + ["_train"] * n + ["01-experiment"], submitted  # no report: unknown first
+    submitted.clear()
+    R.reproduce(nbs, tmp_path / "out", runs=runs, progress=False, jobs=2, preset="tiny")  # its report times both
+    assert submitted[:n] == ["_train"] * n and sorted(submitted[n:]) == ["00-derivation", "01-experiment"], submitted
