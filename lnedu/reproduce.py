@@ -6,7 +6,8 @@ many cores: ``jobs`` processes take the work as they free up, each on one core: 
 will ask for (one process per run, as ``python -m lnedu run --jobs`` does, with the same results as one after
 another) and the notebooks themselves. An experiment notebook starts as soon as every run it asks for is trained
 (and finds them finished), beside the training that is left; the notebooks that train nothing (the derivations)
-fill the cores while the last runs finish. It writes ``reports/``: one HTML
+fill the cores while the last runs finish, or start first where no earlier report says how long they take. It
+writes ``reports/``: one HTML
 page per notebook, ``summary.md`` and ``index.html`` with a table of what ran, and the claims table with the
 experiments' figures. Every file is written atomically (:mod:`lnedu._io`), so an interrupted run never
 leaves a half-written page behind; the stored notebooks are never modified.
