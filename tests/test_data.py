@@ -139,6 +139,51 @@ def test_digits_default_is_reproducible_and_auto_falls_back(tmp_path, monkeypatc
         load_digits_dataset("cifar")
 
 
+def test_bundled_digits_are_scikit_learns_read_without_importing_it(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sk_digits
+
+    from lnedu.data import mnist
+
+    pixels, labels = mnist.bundled_digits()
+    sk = sk_digits()
+    assert np.array_equal(pixels, sk.data) and pixels.dtype == sk.data.dtype == np.float64
+    assert np.array_equal(labels, sk.target) and labels.dtype == np.int64
+    assert not pixels.flags.writeable and not labels.flags.writeable  # one cached copy: no caller can change it
+    # in a fresh process: both embedded defaults built on the digits, and scikit-learn (and SciPy) never imported
+    code = ("import sys; from lnedu.data import load_digits; from lnedu.data.captions import load_digit_captions; "
+            "load_digits(); load_digit_captions(); print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+    # where the file is not where it is expected, scikit-learn's own loader reads the digits: the same numbers
+    monkeypatch.setattr(mnist, "digits_file", lambda: tmp_path / "absent.csv.gz")
+    mnist.bundled_digits.cache_clear()
+    try:
+        again = mnist.bundled_digits()
+        assert np.array_equal(again[0], pixels) and np.array_equal(again[1], labels)
+    finally:
+        mnist.bundled_digits.cache_clear()
+
+
+@pytest.mark.parametrize("content", [b"not gzip at all", gzip.compress(b"1,2,3\n4,5,6\n"), gzip.compress(b"1,x\n")])
+def test_a_damaged_digits_table_is_refused_in_one_line_naming_it(tmp_path, monkeypatch, content):
+    from lnedu.data import mnist
+
+    bad = tmp_path / "digits.csv.gz"
+    bad.write_bytes(content)
+    monkeypatch.setattr(mnist, "digits_file", lambda: bad)
+    mnist.bundled_digits.cache_clear()
+    try:
+        with pytest.raises(DataCorrupt) as err:
+            load_digits()
+        msg = str(err.value)
+        assert str(bad) in msg and "\n" not in msg and "reinstall scikit-learn" in msg
+    finally:
+        mnist.bundled_digits.cache_clear()
+
+
 def test_mnist_checksums_are_well_formed():
     assert len(MNIST_FILES) == 4
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in MNIST_FILES.values())

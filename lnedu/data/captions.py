@@ -255,11 +255,11 @@ def load_digit_captions(*, captions_per_image: int = 5, n_dev: int = 100, n_test
     ``dev`` (``n_dev``, for validation) and ``train`` (the rest). Captions depend only on the image and ``seed``,
     never on the split.
     """
-    from sklearn.datasets import load_digits as _sk_digits
+    from .mnist import bundled_digits
 
-    d = _sk_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
+    pixels, labels = bundled_digits()
+    x = (pixels / 16.0).astype(np.float32)
+    y = labels.copy()
     attrs = digit_attributes(x)
     levels = {}
     for name, v in attrs.items():

@@ -190,13 +190,55 @@ def load_mnist(path=None, *, download: bool | None = None) -> Dataset:
     return Dataset(xtr, ytr, xte, yte, "mnist", (28, 28), f"MNIST (LeCun et al.), {len(ytr)} train / {len(yte)} test")
 
 
-def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
-    """scikit-learn's bundled 8x8 digits, scaled to [0, 1], split reproducibly into train and test."""
-    from sklearn.datasets import load_digits as _sk_digits
+DIGITS_FILE = ("datasets", "data", "digits.csv.gz")  # where scikit-learn keeps its bundled digits
+DIGITS_SHAPE = (1797, 65)  # 64 pixels (0 .. 16) and the label, one image a row
 
-    d = _sk_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
+
+def digits_file() -> Path | None:
+    """Where the installed scikit-learn keeps its digits table (found without importing scikit-learn), or
+    ``None`` where scikit-learn is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    return Path(folders[0]).joinpath(*DIGITS_FILE) if folders else None
+
+
+@lru_cache(maxsize=1)
+def bundled_digits() -> tuple:
+    """``(pixels (1797, 64) float64 in 0 .. 16, labels (1797,) int64)``: scikit-learn's bundled 8x8 digits, read
+    from the file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``) the way its ``load_digits`` reads
+    it (``np.loadtxt`` of the gzipped CSV), so the numbers are its numbers; without importing scikit-learn, which
+    (with SciPy) costs about a second in every process that loads the digits: each notebook kernel, each
+    training worker, each command-line run. Where the file is not at that place (another scikit-learn layout),
+    scikit-learn's own loader reads it. Cached: read once per process."""
+    path = digits_file()
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits as _sk_digits
+
+        d = _sk_digits()
+        pixels, labels = d.data, d.target.astype(np.int64)
+    else:
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                table = np.loadtxt(f, delimiter=",")
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            raise damaged(path, f"not scikit-learn's digits table ({type(exc).__name__}: {exc})",
+                          todo="reinstall scikit-learn") from None
+        if table.shape != DIGITS_SHAPE:
+            raise damaged(path, f"expected a table of shape {DIGITS_SHAPE}, got {table.shape}",
+                          todo="reinstall scikit-learn")
+        pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    pixels.flags.writeable = labels.flags.writeable = False  # one copy, shared by every caller in the process
+    return pixels, labels
+
+
+def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (:func:`bundled_digits`), scaled to [0, 1], split reproducibly into train
+    and test."""
+    pixels, labels = bundled_digits()
+    x = (pixels / 16.0).astype(np.float32)
+    y = labels.copy()
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     te, tr = order[:n_test], order[n_test:]
