@@ -230,7 +230,15 @@ def test_with_two_jobs_an_experiment_notebook_starts_when_its_runs_are_trained(t
     assert html_escape(str(after), quote=False) in page  # the times the notebook saw are the final ones
     assert "42" in (tmp_path / "out" / "00-derivation.html").read_text(encoding="utf-8")
     n = len(after)
-    assert submitted == ["00-derivation"] + ["_train"] * n + ["01-experiment"], submitted  # no report: unknown first
+    # no report: the derivation (of unknown length) first; the experiment's figure as soon as its runs are trained
+    assert submitted == ["00-derivation"] + ["_train"] * n + ["01-experiment", "write_figure"], submitted
+    from lnedu.experiments.report import write_report
+
+    serial = write_report(runs / "tiny", tmp_path / "serial")  # the figure drawn at the end, as with one job
+    assert [r["name"] for r in serial] == ["convnet"]
+    assert (tmp_path / "out" / "convnet.png").read_bytes() == (tmp_path / "serial" / "convnet.png").read_bytes()
+    assert "convnet.png" in (tmp_path / "out" / "claims.html").read_text(encoding="utf-8")
     submitted.clear()
     R.reproduce(nbs, tmp_path / "out", runs=runs, progress=False, jobs=2, preset="tiny")  # its report times both
-    assert submitted[:n] == ["_train"] * n and sorted(submitted[n:]) == ["00-derivation", "01-experiment"], submitted
+    assert submitted[:n] == ["_train"] * n, submitted
+    assert sorted(submitted[n:]) == ["00-derivation", "01-experiment", "write_figure"], submitted

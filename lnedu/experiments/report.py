@@ -79,8 +79,10 @@ def _save_png_atomic(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_report(runs="runs", out="reports") -> list[dict]:
-    """Write the claims table and one figure per finished experiment; returns the table rows."""
+def write_figure(runs, name: str, out) -> str:
+    """Draw experiment ``name``'s figure from its runs under ``runs`` into ``out/NAME.png`` (atomically); returns
+    ``name``. :func:`write_report` calls it for each finished experiment; ``reproduce --jobs`` calls it in a worker
+    as soon as an experiment's runs are trained, so that the figures are not all drawn at the end."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -88,13 +90,22 @@ def write_report(runs="runs", out="reports") -> list[dict]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    fig = get(name).plot(load_results(runs, name))
+    _save_png_atomic(fig, out / f"{name}.png")
+    plt.close(fig)
+    return name
+
+
+def write_report(runs="runs", out="reports", *, drawn=()) -> list[dict]:
+    """Write the claims table and one figure per finished experiment; returns the table rows. ``drawn``: the
+    experiments whose figures :func:`write_figure` already drew into ``out`` from these runs (not drawn again)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = collect(runs)
     trs = []
     for r in rows:
-        exp = get(r["name"])
-        fig = exp.plot(load_results(runs, r["name"]))
-        _save_png_atomic(fig, out / f"{r['name']}.png")
-        plt.close(fig)
+        if r["name"] not in drawn:
+            write_figure(runs, r["name"], out)
         cells = _cells(r)
         word = verdict_word(r)
         trs.append(
