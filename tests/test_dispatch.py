@@ -132,7 +132,8 @@ def test_use_reference_bypasses_every_registered_implementation(rng):
     calls = []
     names = sorted(dispatch._registry)
     assert {"layer_norm", "layer_norm_backward", "rms_norm", "rms_norm_backward", "lstm_step",
-            "lstm_step_backward", "gru_step", "gru_step_backward", "mgu_step", "mgu_step_backward"} <= set(names)
+            "lstm_step_backward", "gru_step", "gru_step_backward", "mgu_step", "mgu_step_backward", "batch_norm",
+            "batch_norm_backward"} <= set(names)
     spies = {}
     for name in names:
         def spy(*args, _name=name, **kwargs):
@@ -145,6 +146,8 @@ def test_use_reference_bypasses_every_registered_implementation(rng):
     try:
         def run_all():
             _ln_and_rms(x, g, b, dy)
+            _, cache = F.batch_norm(x.reshape(-1, x.shape[-1]), g, b, 1e-5)
+            F.batch_norm_backward(dy.reshape(-1, x.shape[-1]), cache)
             H = 5
             a = [rng.normal(size=s) for s in ((3, 4 * H), (3, H), (3, H), (H, 4 * H))]
             _, _, cache = F.lstm_step(*a, norm_h=Norm.layer())

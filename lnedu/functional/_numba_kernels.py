@@ -417,3 +417,72 @@ def gate_backward_rows(drh, h_prev, gates, r0, dz, norm_h, xhat_h, rstd_h, gh, d
             _ln_row_backward(da_x[b, :G], xhat_h[b], rstd_h[b], gh, da_h[b], pgh, pbh)
         else:
             da_h[b, :] = da_x[b, :G]
+
+
+# ---- batch norm (lnedu.functional._numba's batch_norm) ---------------------------------------------------------
+# Statistics per column, over the rows of an (N, K) batch, on the calling thread. Compiled without fastmath: the
+# column sums then add the rows in the reference's order (NumPy sums axis 0 row after row), so float64 results are
+# the reference's bit for bit; float32 values are summed in float64, as everywhere in these kernels.
+
+
+@nb.njit(cache=True)
+def batch_norm_cols(x, gain, bias, eps, y, xhat, rstd, shift, var, s, q):
+    """Shifted two-pass batch norm of each column of ``x`` (N, K): ``shift`` the mean of ``x - x[0]`` and ``var``
+    the biased variance (float64 sums ``s``, ``q`` rounded to the storage type), ``rstd = 1/sqrt(var + eps)``, then
+    ``xhat = (x - x[0] - shift) * rstd`` and ``y = gain * xhat + bias`` in the storage type. Returns the number of
+    columns whose variance is not finite (then nothing is written but the statistics)."""
+    n, K = x.shape
+    for j in range(K):
+        s[j] = 0.0
+        q[j] = 0.0
+    for i in range(n):
+        for j in range(K):
+            s[j] += np.float64(x[i, j] - x[0, j])  # shifted by the column's first value, as the reference
+    for j in range(K):
+        s[j] /= n
+    for i in range(n):
+        for j in range(K):
+            d = np.float64(x[i, j] - x[0, j]) - s[j]
+            q[j] += d * d
+    bad = 0
+    for j in range(K):
+        v = q[j] / n
+        if not math.isfinite(v):
+            bad += 1
+            continue
+        var[j] = v
+        rstd[j] = 1.0 / math.sqrt(v + eps)
+        shift[j] = s[j]
+    if bad:
+        return bad
+    for i in range(n):
+        for j in range(K):
+            xh = (x[i, j] - x[0, j] - shift[j]) * rstd[j]
+            xhat[i, j] = xh
+            y[i, j] = xh * gain[j] + bias[j]
+    return 0
+
+
+@nb.njit(cache=True)
+def batch_norm_backward_cols(dy, xhat, rstd, gain, m, dx, pg, pb, c):
+    """``dx = rstd * (dy gain - sum(dy) gain / N - xhat sum(dy xhat) gain / m)`` per column (``m``: N, or N - 1 for
+    the unbiased variance); the column sums ``pb = sum(dy)`` and ``pg = sum(dy xhat)`` in float64, rounded to the
+    storage type through ``c`` (2, K) for the loop that writes ``dx``, as the reference computes it."""
+    n, K = dy.shape
+    for j in range(K):
+        pg[j] = 0.0
+        pb[j] = 0.0
+    for i in range(n):
+        for j in range(K):
+            t = np.float64(dy[i, j])
+            pb[j] += t
+            pg[j] += t * np.float64(xhat[i, j])
+    for j in range(K):
+        c[0, j] = pb[j]
+        c[1, j] = pg[j]
+    for j in range(K):  # (dbias * g) / N and (dgain * g) / m, in the storage type
+        c[0, j] = c[0, j] * gain[j] / n
+        c[1, j] = c[1, j] * gain[j] / m
+    for i in range(n):
+        for j in range(K):
+            dx[i, j] = rstd[j] * (dy[i, j] * gain[j] - c[0, j] - xhat[i, j] * c[1, j])
