@@ -16,8 +16,8 @@ import pytest
 
 import lnedu.functional as F
 from lnedu.functional import _numba, dispatch
-from lnedu.gradcheck import check_function
 from lnedu.functional.norms import BatchNormCache
+from lnedu.gradcheck import check_function
 
 pytestmark = pytest.mark.skipif(not _numba.available(),
                                 reason="Numba (the [fast] extra) is not installed: pip install -e '.[fast]'")
@@ -46,7 +46,8 @@ def _reference(x, g, b, dy, eps=1e-5):
 def test_registered_and_asked_only_where_it_applies(rng):
     labels = dispatch.implementations("batch_norm")
     assert any(label.endswith("_numba.batch_norm") for label in labels)
-    assert any(label.endswith("_numba.batch_norm_backward") for label in dispatch.implementations("batch_norm_backward"))
+    backward = dispatch.implementations("batch_norm_backward")
+    assert any(label.endswith("_numba.batch_norm_backward") for label in backward)
     x, g, b, _ = _case(rng, (16, 64), np.float32)  # 1,024 values
     assert dispatch.lookup(F.batch_norm, x, g, b, unbiased=False) is _numba.batch_norm
     assert dispatch.lookup(F.batch_norm, x, g, b, unbiased=True) is None  # the unbiased variance: the reference
