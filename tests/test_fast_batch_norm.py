@@ -135,6 +135,13 @@ def test_the_unbiased_variance_and_float16_take_their_usual_ways(anywhere, rng):
     with dispatch.use_reference():
         y_ref, c_ref = F.batch_norm(x, g, b, 1e-5, unbiased=True)
     assert np.array_equal(y, y_ref) and cache.m == c_ref.m == 3
+    x64, g64, b64, dy64 = (a.astype(np.float64) for a in (x, g, b, dy))
+    _, c64 = F.batch_norm(x64, g64, b64, 1e-5, unbiased=True)
+    fast = F.batch_norm_backward(dy64, c64)  # the kernel's backward divides by the cache's m = N - 1
+    with dispatch.use_reference():
+        ref = F.batch_norm_backward(dy64, c64)
+    assert dispatch.lookup(F.batch_norm_backward, dy64, c64) is _numba.batch_norm_backward
+    assert all(np.array_equal(a, w) for a, w in zip(fast, ref))
     h = x.astype(np.float16)
     y16, c16 = F.batch_norm(h, g.astype(np.float16), b.astype(np.float16), 1e-5)  # computed in float32, stored 16
     assert y16.dtype == np.float16
