@@ -5,9 +5,11 @@ inputs of a layer, ``H`` the number of hidden units, ``g`` the gains and ``b`` t
 returns ``(out, cache)``; every backward takes ``(dout, cache)`` and returns the gradients of the
 differentiable inputs in the order the forward takes them.
 
-The bodies below are the reference: the equations, written plainly. Faster versions (cache-blocked NumPy
-for big arrays in :mod:`lnedu.functional._blocked`, lnedu's fused CUDA kernels) register themselves with
-:mod:`lnedu.functional.dispatch` and are asked first; ``with dispatch.use_reference():`` runs these alone.
+The bodies below are the reference: the equations, written plainly. Faster versions (the Numba kernels of the
+``[fast]`` extra in :mod:`lnedu.functional._numba` for layer norm, RMSNorm and 2-d batch norm from 512 values,
+cache-blocked NumPy for big arrays in :mod:`lnedu.functional._blocked`, lnedu's fused CUDA kernels) register
+themselves with :mod:`lnedu.functional.dispatch` and are asked first; ``with dispatch.use_reference():`` runs these
+alone.
 float16 and bfloat16 are computed in float32 and stored at 16 bits (the dispatch does it).
 
 Numerics (:func:`standardize`). The mean and variance use a *shifted two-pass* method (Chan, Golub &
