@@ -195,7 +195,7 @@ def batch_norm(x, gain, bias, eps, *, unbiased=False):
     y, xhat = np.empty_like(x), np.empty_like(x)
     rstd, shift, var = np.empty(K, dt), np.empty(K, dt), np.empty(K, dt)
     g, b = _params(K, dt, gain, bias)
-    if _compiled().batch_norm_cols(x, g, b, float(eps), y, xhat, rstd, shift, var, np.empty(K), np.empty(K)):
+    if _compiled().batch_norm_cols(x, g, b, float(eps), y, xhat, rstd, shift, var):
         return _via_reference(_norms.batch_norm, x, gain, bias, eps)  # squares overflowed, or NaN/inf
     return y, BatchNormCache(xhat, rstd.reshape(1, K), gain, x[0] + shift, var, n)
 
@@ -206,7 +206,7 @@ def batch_norm_backward(dy, cache):
     n, K = dy.shape
     dt = dy.dtype
     g, _ = _params(K, dt, gain)
-    dx, pg, pb = np.empty_like(dy), np.empty(K), np.empty(K)
+    dx, pg, pb = np.empty_like(dy), np.zeros(K), np.zeros(K)
     _compiled().batch_norm_backward_cols(dy, xhat, rstd.reshape(K), g, m, dx, pg, pb, np.empty((2, K), dt))
     return dx, (pg.astype(dt) if gain is not None else None), pb.astype(dt)
 

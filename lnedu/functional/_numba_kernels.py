@@ -426,15 +426,13 @@ def gate_backward_rows(drh, h_prev, gates, r0, dz, norm_h, xhat_h, rstd_h, gh, d
 
 
 @nb.njit(cache=True)
-def batch_norm_cols(x, gain, bias, eps, y, xhat, rstd, shift, var, s, q):
+def batch_norm_cols(x, gain, bias, eps, y, xhat, rstd, shift, var):
     """Shifted two-pass batch norm of each column of ``x`` (N, K): ``shift`` the mean of ``x - x[0]`` and ``var``
-    the biased variance (float64 sums ``s``, ``q`` rounded to the storage type), ``rstd = 1/sqrt(var + eps)``, then
+    the biased variance (float64 sums, rounded to the storage type), ``rstd = 1/sqrt(var + eps)``, then
     ``xhat = (x - x[0] - shift) * rstd`` and ``y = gain * xhat + bias`` in the storage type. Returns the number of
     columns whose variance is not finite (then nothing is written but the statistics)."""
     n, K = x.shape
-    for j in range(K):
-        s[j] = 0.0
-        q[j] = 0.0
+    s, q = np.zeros(K), np.zeros(K)
     for i in range(n):
         for j in range(K):
             s[j] += np.float64(x[i, j] - x[0, j])  # shifted by the column's first value, as the reference
@@ -467,11 +465,9 @@ def batch_norm_cols(x, gain, bias, eps, y, xhat, rstd, shift, var, s, q):
 def batch_norm_backward_cols(dy, xhat, rstd, gain, m, dx, pg, pb, c):
     """``dx = rstd * (dy gain - sum(dy) gain / N - xhat sum(dy xhat) gain / m)`` per column (``m``: N, or N - 1 for
     the unbiased variance); the column sums ``pb = sum(dy)`` and ``pg = sum(dy xhat)`` in float64, rounded to the
-    storage type through ``c`` (2, K) for the loop that writes ``dx``, as the reference computes it."""
+    storage type through ``c`` (2, K) for the loop that writes ``dx``, as the reference computes it. ``pg`` and
+    ``pb`` come zeroed."""
     n, K = dy.shape
-    for j in range(K):
-        pg[j] = 0.0
-        pb[j] = 0.0
     for i in range(n):
         for j in range(K):
             t = np.float64(dy[i, j])
