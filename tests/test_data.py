@@ -167,7 +167,10 @@ def test_bundled_digits_are_scikit_learns_read_without_importing_it(tmp_path, mo
         mnist.bundled_digits.cache_clear()
 
 
-@pytest.mark.parametrize("content", [b"not gzip at all", gzip.compress(b"1,2,3\n4,5,6\n"), gzip.compress(b"1,x\n")])
+# mtime=0: gzip stamps the time otherwise, and the bytes (so the test ids) must be the same in every xdist worker
+@pytest.mark.parametrize("content", [b"not gzip at all", gzip.compress(b"1,2,3\n4,5,6\n", mtime=0),
+                                     gzip.compress(b"1,x\n", mtime=0)],
+                         ids=["not gzip", "wrong width", "not a number"])
 def test_a_damaged_digits_table_is_refused_in_one_line_naming_it(tmp_path, monkeypatch, content):
     from lnedu.data import mnist
 
