@@ -11,7 +11,10 @@ gradients of ``x``, ``g`` and ``b`` for a given ``dy``, on the same float32 data
 * ``lnedu-ref``: the same functions under ``lnedu.functional.use_reference()``: the reference body (what a
   student reads) at every size, so that ``lnedu/lnedu-ref`` is what the fast paths buy;
 * ``blocked`` and ``fast``: the cache-blocked NumPy code and the Numba kernels called directly, at every
-  size (``fast`` only where Numba is installed);
+  size (``fast`` only where Numba is installed); ``fast-fresh``: the Numba kernels writing into new memory
+  each call, as ``np.empty`` gives it, instead of the large buffers ``lnedu/functional/_buffers.py`` reuses
+  once no one holds them (``fast/fast-fresh`` is what the reuse buys: fresh pages cost a fault and a
+  zero-fill each);
 * ``naive``: the code a student writes first (``x.mean``, ``x.var``, the compact backward with
   ``.mean`` and temporaries), defined below;
 * ``torch``: ``torch.nn.functional.layer_norm`` and ``.backward()`` through autograd, as a student uses
@@ -61,7 +64,7 @@ from _timing import (  # noqa: E402
 )
 
 import lnedu.functional as F  # noqa: E402
-from lnedu.functional import _blocked, _numba  # noqa: E402
+from lnedu.functional import _blocked, _buffers, _numba  # noqa: E402
 
 try:
     import torch
@@ -132,7 +135,12 @@ def make_contenders(x, gain, bias, dy, *, with_torch=True, torch_single_thread=F
             y, cache = _numba.layer_norm(x, gain, bias, EPS)
             return (y, *_numba.layer_norm_backward(dy, cache))
 
+        def fast_fresh_results():
+            with _buffers.fresh():
+                return fast_results()
+
         steps["fast"] = fast_results
+        steps["fast-fresh"] = fast_fresh_results
     results = dict(steps)
     steps["copy"] = copy_floor
 
@@ -330,8 +338,8 @@ def main(argv=None) -> int:
             + ")"
         )
         pairs = [("lnedu", "torch"), ("lnedu", "torch-direct"), ("lnedu", "naive"), ("lnedu", "lnedu-ref"),
-                 ("lnedu-ref", "naive"), ("blocked", "naive"), ("fast", "torch"), ("fast", "naive"),
-                 ("lnedu", "torch-1t")]
+                 ("lnedu-ref", "naive"), ("blocked", "naive"), ("fast", "torch"), ("fast", "fast-fresh"),
+                 ("fast", "naive"), ("lnedu", "torch-1t")]
         print(format_table(title, timings, ratios=pairs))
         copy = timings["copy"]
         nbytes = 4 * x.nbytes  # read x and dy, write y and dx

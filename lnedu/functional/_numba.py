@@ -8,6 +8,9 @@ twice while it sits in the CPU's cache (its sum, then its squared deviations) an
 once; the backward reads ``dy`` and ``xhat`` and writes ``dx`` once, with both row sums of the compact
 formula fused into one loop. Forward + backward thus move about six arrays through main memory, close to the
 four that cannot be avoided (``benchmarks/bench_norms.py`` measures the copy rate and the fraction of it).
+Outputs of a megabyte or more are written into memory that earlier calls' outputs used once no one holds them
+any more (:mod:`lnedu.functional._buffers`): fresh pages cost the operating system a fault and a zero-fill
+each, more than the kernels' arithmetic.
 
 Same numerics as the reference (:func:`lnedu.functional.standardize`): *shifted* two-pass statistics
 (each row shifted by its first value, so a constant row is exactly 0 and its output is the bias), with the
@@ -28,7 +31,7 @@ import importlib.util
 
 import numpy as np
 
-from . import dispatch
+from . import _buffers, dispatch
 from . import norms as _norms
 from .norms import BatchNormCache, LayerNormCache, RMSNormCache
 
@@ -122,7 +125,8 @@ def layer_norm(x, gain, bias, eps):
     H = x.shape[-1]
     rows = x.reshape(-1, H)
     n = rows.shape[0]
-    y, xhat, rstd, mean = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype), np.empty(n, x.dtype)
+    y, xhat = _buffers.empty(rows.shape, x.dtype), _buffers.empty(rows.shape, x.dtype)
+    rstd, mean = np.empty(n, x.dtype), np.empty(n, x.dtype)
     g, b = _params(H, x.dtype, gain, bias)
     if _kernel("layer_norm_rows", rows.size)(rows, g, b, float(eps), y, xhat, rstd, mean):
         return _via_reference(_norms.layer_norm, x, gain, bias, eps)  # squares overflowed, or NaN/inf
@@ -137,7 +141,7 @@ def _backward_rows(kernel: str, dy, cache, bias: bool):
     H = dy.shape[-1]
     dy2 = dy.reshape(-1, H)
     g, _ = _params(H, dy.dtype, gain)
-    dx = np.empty_like(dy2)
+    dx = _buffers.empty(dy2.shape, dy.dtype)
     pg, per = _partials(dy2.shape[0], H)
     # layer norm's kernel also takes (n, 2) of the storage type for its two row means
     extra = (np.zeros_like(pg), per, np.empty((dy2.shape[0], 2), dy.dtype)) if bias else (per,)
@@ -156,7 +160,7 @@ def rms_norm(x, gain, eps):
     H = x.shape[-1]
     rows = x.reshape(-1, H)
     n = rows.shape[0]
-    y, xhat, rstd = np.empty_like(rows), np.empty_like(rows), np.empty(n, dtype=x.dtype)
+    y, xhat, rstd = _buffers.empty(rows.shape, x.dtype), _buffers.empty(rows.shape, x.dtype), np.empty(n, x.dtype)
     g, _ = _params(H, x.dtype, gain)
     if _kernel("rms_norm_rows", rows.size)(rows, g, float(eps), y, xhat, rstd):
         return _via_reference(_norms.rms_norm, x, gain, eps)
@@ -192,7 +196,7 @@ def batch_norm(x, gain, bias, eps, *, unbiased=False):
     per time step: at (32, 128) it takes a fifth of the reference's ~20 NumPy passes and temporaries."""
     n, K = x.shape
     dt = x.dtype
-    y, xhat = np.empty_like(x), np.empty_like(x)
+    y, xhat = _buffers.empty(x.shape, dt), _buffers.empty(x.shape, dt)
     rstd, shift, var = np.empty(K, dt), np.empty(K, dt), np.empty(K, dt)
     g, b = _params(K, dt, gain, bias)
     if _compiled().batch_norm_cols(x, g, b, float(eps), y, xhat, rstd, shift, var):
@@ -206,7 +210,7 @@ def batch_norm_backward(dy, cache):
     n, K = dy.shape
     dt = dy.dtype
     g, _ = _params(K, dt, gain)
-    dx, pg, pb = np.empty_like(dy), np.zeros(K), np.zeros(K)
+    dx, pg, pb = _buffers.empty(dy.shape, dt), np.zeros(K), np.zeros(K)
     _compiled().batch_norm_backward_cols(dy, xhat, rstd.reshape(K), g, m, dx, pg, pb, np.empty((2, K), dt))
     return dx, (pg.astype(dt) if gain is not None else None), pb.astype(dt)
 
