@@ -20,6 +20,7 @@ The reference bodies (what a student reads) never use this: it serves the compil
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
 
@@ -60,7 +61,7 @@ def empty(shape: tuple, dtype) -> np.ndarray:
     """An uninitialized C-contiguous array of ``shape`` and ``dtype``, in reused memory where an idle block of
     the right size is kept (as ``np.empty`` otherwise)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize  # (np.prod of a tuple costs ~2 us, a tenth of a small call)
     if nbytes < MIN_BYTES or not _EXACT or _fresh:
         return np.empty(shape, dtype)
     with _lock:
