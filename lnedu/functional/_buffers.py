@@ -2,8 +2,10 @@
 
 A layer norm's forward + backward at (4096, 1024) float32 returns three new 16 MB arrays (``y``, the cache's
 ``xhat``, ``dx``). The C library hands memory of that size back to the system when it is freed, so each new
-array comes back as untouched pages, and the kernel zero-fills every 4 KB page on its first write: measured
-here, that made the Numba forward 3x slower than the same kernel writing into arrays it had used before.
+array may come back as untouched pages, and the kernel zero-fills every 4 KB page on its first write.
+``benchmarks/bench_norms.py`` shows what that costs: its ``fast-fresh`` column is the Numba path with this
+module switched off (:func:`fresh`); ``fast/fast-fresh`` is the ratio (at (32768, 512), 64 MB arrays, a fifth to
+a tenth of the time on a 2-core machine; at (4096, 1024) it depends on what the C library's heap keeps).
 PyTorch pays the same on the CPU; on the GPU it keeps a caching allocator for the same reason.
 
 :func:`empty` keeps each large array it made, and hands its memory out again once no Python object refers to
