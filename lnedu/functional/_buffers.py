@@ -70,21 +70,26 @@ def empty(shape: tuple, dtype) -> np.ndarray:
         blocks = _pools.setdefault(nbytes, [])
         for i in range(len(blocks)):  # by index: a loop variable would count as a reference
             if _idle(blocks, i):
-                out = blocks[i].view(dtype).reshape(shape)
-                _trim()
-                return out
-        if len(blocks) >= MAX_PER_SIZE:
-            return np.empty(shape, dtype)
-        blocks.append(np.empty(nbytes, np.uint8))
-        out = blocks[-1].view(dtype).reshape(shape)
+                break
+        else:
+            if len(blocks) >= MAX_PER_SIZE:
+                return np.empty(shape, dtype)
+            blocks.append(np.empty(nbytes, np.uint8))
+            i = len(blocks) - 1
+        out = blocks[i].view(dtype).reshape(shape)
         _trim()
         return out
+
+
+def _idle_total() -> int:
+    """Bytes of the blocks kept that no one refers to (the caller holds the lock)."""
+    return sum(nbytes for nbytes, blocks in _pools.items() for i in range(len(blocks)) if _idle(blocks, i))
 
 
 def _trim() -> None:
     """Drop idle blocks, the largest sizes first, until the idle ones fit in :data:`MAX_IDLE_BYTES` (checked at
     each call of :func:`empty`, so idle memory can exceed it between calls, when callers let arrays go)."""
-    total = sum(nbytes for nbytes, blocks in _pools.items() for i in range(len(blocks)) if _idle(blocks, i))
+    total = _idle_total()
     for nbytes in sorted(_pools, reverse=True):
         blocks = _pools[nbytes]
         i = len(blocks) - 1
@@ -98,7 +103,7 @@ def _trim() -> None:
 def idle_bytes() -> int:
     """Bytes of the blocks kept that no one refers to now."""
     with _lock:
-        return sum(nbytes for nbytes, blocks in _pools.items() for i in range(len(blocks)) if _idle(blocks, i))
+        return _idle_total()
 
 
 def held_bytes() -> int:
@@ -111,7 +116,7 @@ def release() -> int:
     """Drop every block kept: the idle ones are freed, those in use are no longer reused and go with their
     arrays. Returns the bytes freed."""
     with _lock:
-        freed = sum(nbytes for nbytes, blocks in _pools.items() for i in range(len(blocks)) if _idle(blocks, i))
+        freed = _idle_total()
         _pools.clear()
         return freed
 
