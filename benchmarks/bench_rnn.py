@@ -30,6 +30,12 @@ cross-entropy, backward and Adam (float64 cross-check first); and the handwritin
 mixture density head, T=60, B=8; the MDN NLL, BPTT and Adam with the gradient norm clipped at 10) against the
 same network in PyTorch (the LN-LSTM above, ``nn.Linear`` and the MDN NLL written with torch operations).
 
+Last, the attentive reader's batch-normalized LSTM (``lnedu.nn.BNLSTM``, Cooijmans et al.'s Eq. 6-8, gamma 0.1,
+statistics per time step) at that experiment's small preset's sizes (B=32, D=32, H=32; T=30 words, our choice),
+one training step as above, lnedu against ``lnedu-ref`` only: its step is the reference one, and what the fast
+path changes is the batch norm of each (B, 4H) term (``lnedu.functional._numba``). PyTorch has no recurrent
+batch norm to compare with.
+
 Usage::
 
     python benchmarks/bench_rnn.py              # T=50, B=32, D=64, H=256 (the issue's sizes)
@@ -424,7 +430,28 @@ def run_models(quick, *, rounds, min_time, use_torch, seed=0):
 
     _time_update(res, "MNIST-MLP-LN: one update (forward, cross-entropy, backward, Adam)", sizes, lnedu_step,
                  contenders, rounds=rounds, min_time=min_time)
-    return [res, run_handwriting(quick, rounds=rounds, min_time=min_time, use_torch=use_torch, seed=seed)]
+    return [res, run_handwriting(quick, rounds=rounds, min_time=min_time, use_torch=use_torch, seed=seed),
+            run_bn_lstm(quick, rounds=rounds, min_time=min_time, seed=seed)]
+
+
+def run_bn_lstm(quick, *, rounds, min_time, seed=0):
+    """One training step of the attentive reader's BN-LSTM at its small preset's sizes (``--quick``: tiny ones,
+    still big enough for the fast batch norm), lnedu against the reference bodies; returns the result dict."""
+    from lnedu.experiments.attentive_reader import PRESETS
+    from lnedu.nn import BNLSTM
+
+    c = PRESETS["small"]
+    sizes = dict(T=5, B=4, D=8, H=32) if quick else dict(T=30, B=c.batch_size, D=c.embed, H=c.hidden)
+    T, B, D, H = sizes["T"], sizes["B"], sizes["D"], sizes["H"]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    y = rng.standard_normal((T, B, H)).astype(np.float32)
+    layer = BNLSTM(D, H, gamma=0.1, max_steps=T, rng=seed, dtype=np.float32)
+    res = {"model": "BN-LSTM", "sizes": sizes}
+    _time_update(res, "BN-LSTM (the attentive reader's cell): one training step (forward, BPTT, Adam)", sizes,
+                 make_lnedu_step(layer, x, y), {}, rounds=rounds, min_time=min_time)
+    res["ratio_lnedu_over_reference"] = res["lnedu"]["median_ms"] / res["lnedu-ref"]["median_ms"]
+    return res
 
 
 HW_SIZES = {"full": dict(T=60, B=8, H=64, M=8), "quick": dict(T=5, B=3, H=6, M=2)}  # the small preset's sizes

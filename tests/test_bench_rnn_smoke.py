@@ -39,16 +39,19 @@ def test_quick_lnedu_only(tmp_path):
         fields = row.split()
         assert fields[0] == cell and len(fields) == 4
         assert all(float(v) > 0 for v in fields[1:])  # ms, peak MiB, kept MiB
-    assert out.count("lnedu/lnedu-ref") == 4  # the default step against the reference bodies alone (2 cells, 2 models)
+    assert out.count("lnedu/lnedu-ref") == 5  # the default step against the reference bodies alone (2 cells, 3 models)
     payload = json.loads((tmp_path / "r.json").read_text())
     assert payload["sizes"] == {"T": 6, "B": 4, "D": 8, "H": 16} and payload["torch"] is None
     assert [r["cell"] for r in payload["results"]] == ["LN-LSTM", "LN-GRU"]
     assert all(r["ratio_lnedu_over_reference"] > 0 and r["lnedu-ref"]["median_ms"] > 0 for r in payload["results"])
     assert "MNIST-MLP-LN: one update (forward, cross-entropy, backward, Adam), float32" in out
     assert "handwriting LN-LSTM + MDN: one update (forward, MDN NLL, BPTT, clipped Adam), float32" in out
-    mlp, hw = payload["models"]
-    assert mlp["model"] == "MNIST-MLP-LN" and hw["model"] == "handwriting-LN-LSTM-MDN"
-    assert all(m["lnedu"]["median_ms"] > 0 and "torch" not in m for m in (mlp, hw))
+    mlp, hw, bn = payload["models"]
+    assert mlp["model"] == "MNIST-MLP-LN" and hw["model"] == "handwriting-LN-LSTM-MDN" and bn["model"] == "BN-LSTM"
+    assert all(m["lnedu"]["median_ms"] > 0 and "torch" not in m for m in (mlp, hw, bn))
+    assert ("BN-LSTM (the attentive reader's cell): one training step (forward, BPTT, Adam), float32, "
+            "T=5 B=4 D=8 H=32") in out
+    assert bn["ratio_lnedu_over_reference"] == bn["lnedu"]["median_ms"] / bn["lnedu-ref"]["median_ms"] > 0
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch (the peer) is not installed")
