@@ -8,7 +8,8 @@ another) and the notebooks themselves. An experiment notebook starts as soon as 
 (and finds them finished), beside the training that is left; the notebooks that train nothing (the derivations)
 fill the cores while the last runs finish, or start first where no earlier report says how long they take. An
 experiment's figure for the report is drawn as soon as its runs are trained. It writes ``reports/``: one HTML
-page per notebook, ``summary.md`` and ``index.html`` with a table of what ran, and the claims table with the
+page per notebook, ``summary.md`` (with where the time went: each notebook's seconds, each experiment's runs and
+theirs) and ``index.html`` with a table of what ran, and the claims table with the
 experiments' figures. Every file is written atomically (:mod:`lnedu._io`), so an interrupted run never
 leaves a half-written page behind; the stored notebooks are never modified.
 
@@ -26,6 +27,7 @@ import importlib.util
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ._io import atomic_write_text
@@ -226,16 +228,30 @@ def experiments_of(path) -> list[str]:
     return names
 
 
-def _train(module: str, config, variant: str, seed: int, out: str, array_backend: str) -> str:
-    """One run of the training stage, in a worker; returns ``""`` or what went wrong (the notebook that asks for
-    the run then trains it again and shows the error where a reader looks)."""
+def _train(module: str, config, variant: str, seed: int, out: str, array_backend: str) -> tuple[str, float]:
+    """One run of the training stage, in a worker; returns ``("", seconds)`` or ``(what went wrong, seconds)``
+    (the notebook that asks for the run then trains it again and shows the error where a reader looks), with
+    the wall-clock seconds the run took in its worker (next to nothing for a run found finished)."""
     from .experiments.sweep import _one
 
+    start = time.perf_counter()
     try:
         _one(module, config, variant, seed, out, True, array_backend)
     except Exception as exc:  # noqa: BLE001 (reported, and met again in the notebook)
-        return f"{module.rsplit('.', 1)[-1]} {variant} seed {seed}: {type(exc).__name__}: {exc}"
-    return ""
+        why = f"{module.rsplit('.', 1)[-1]} {variant} seed {seed}: {type(exc).__name__}: {exc}"
+        return why, time.perf_counter() - start
+    return "", time.perf_counter() - start
+
+
+def _train_named(name: str, *task) -> tuple[str, str, float]:
+    """:func:`_train` with the experiment's name in front of its result (results come back in any order)."""
+    return (name, *_train(*task))
+
+
+def _add_time(times: dict, name: str, seconds: float) -> None:
+    """Count one run of ``name`` that took ``seconds`` into ``times`` (``{name: (runs, seconds)}``)."""
+    runs, total = times.get(name, (0, 0.0))
+    times[name] = (runs + 1, total + seconds)
 
 
 def _run_tasks(name: str, preset: str) -> list[tuple]:
@@ -248,37 +264,40 @@ def _run_tasks(name: str, preset: str) -> list[tuple]:
     return [(exp.__name__, config, v, s) for v in variants for s in experiments.notebook_seeds(exp, preset)]
 
 
-def train_runs(names, runs, preset: str, *, jobs: int = 1, progress: bool = True) -> list[str]:
+def train_runs(names, runs, preset: str, *, jobs: int = 1, progress: bool = True,
+               times: dict | None = None) -> list[str]:
     """Train (or resume, or find finished) every run that ``experiments.notebook_run(name)`` asks for at ``preset``,
     for each of ``names``, into ``runs/preset``; ``jobs`` runs at a time in worker processes. Returns the runs that
     failed, one line each. The configuration, variants and seeds are the notebook's own
-    (:func:`lnedu.experiments.notebook_seeds`), so the notebooks then find every run finished."""
+    (:func:`lnedu.experiments.notebook_seeds`), so the notebooks then find every run finished. ``times``: a dict
+    that receives ``{name: (runs, seconds)}``, each experiment's runs and the seconds they took in their workers."""
     from tqdm.auto import tqdm
 
     from . import backend
 
-    tasks = [t for name in names for t in _run_tasks(name, preset)]
+    tasks = [(name, t) for name in names for t in _run_tasks(name, preset)]
     out, array_backend = str(Path(runs) / preset), backend.current()
-    failed = []
+    failed, times = [], {} if times is None else times
     with tqdm(total=len(tasks), desc="training", unit="run", disable=not progress or not tasks) as bar:
         if jobs == 1 or len(tasks) < 2:
-            outcomes = (_train(*t, out, array_backend) for t in tasks)
+            outcomes = (_train_named(name, *t, out, array_backend) for name, t in tasks)
         else:
             from joblib import Parallel, delayed
 
-            # one task per run, handed out as workers free up; results in any order (only failures matter)
+            # one task per run, handed out as workers free up; results in any order (each names its experiment)
             outcomes = Parallel(n_jobs=jobs, backend="loky", batch_size=1, return_as="generator_unordered")(
-                delayed(_train)(*t, out, array_backend) for t in tasks)
-        for why in outcomes:
+                delayed(_train_named)(name, *t, out, array_backend) for name, t in tasks)
+        for name, why, seconds in outcomes:
             if why:
                 failed.append(why)
+            _add_time(times, name, seconds)
             bar.update()
     return failed
 
 
 def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout, env, report):
     """:func:`reproduce` on ``jobs`` processes: ``({path: NotebookRun}, failed runs, experiments whose figure is
-    drawn into ``report``)``.
+    drawn into ``report``, {experiment: (runs, seconds)})``.
 
     One pool of ``jobs`` processes (spawned: a worker shares no ZeroMQ state with this one) takes the work as it
     frees up, in this order: an experiment notebook whose runs are all trained (``needs[path]``: the experiments it
@@ -311,7 +330,7 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
     untrained = Counter(name for name, _ in queue)  # each experiment's runs not yet trained
     waiting = sorted(paths, key=lambda p: -last.get(p.name, 0.0))
     out, array_backend = str(Path(runs) / preset), backend.current()
-    done, failed, running = {}, [], {}
+    done, failed, running, times = {}, [], {}, {}
     figures, drawn, spoilt = [], [], set()  # experiments whose figure is due, is drawn, lost a run in training
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool, \
             tqdm(total=len(queue), desc="training", unit="run", disable=not progress or not queue) as runs_bar, \
@@ -341,7 +360,9 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
             for future in finished:
                 what = running.pop(future)
                 if isinstance(what, str):  # a run
-                    if why := future.result():
+                    why, seconds = future.result()
+                    _add_time(times, what, seconds)
+                    if why:
                         failed.append(why)
                         spoilt.add(what)
                     untrained[what] -= 1
@@ -355,14 +376,15 @@ def _pipeline(paths, needs, runs, preset, jobs, page, last, progress, *, timeout
                     done[what] = page(what, *future.result())
                     nb_bar.update()
             fill()
-    return done, failed, drawn
+    return done, failed, drawn, times
 
 
 # ---- the terminal ----------------------------------------------------------------------------------------------
 
-def terminal_summary(runs, claims, out, width: int = 100) -> str:
+def terminal_summary(runs, claims, out, width: int = 100, training=None) -> str:
     """What ``make reproduce`` prints at the end, on one screen: the notebooks that failed (or that all ran),
-    one line per claim (experiment, verdict, our figure), and where the report is."""
+    the training stage's runs and seconds (``training``: ``{experiment: (runs, seconds)}``), one line per claim
+    (experiment, verdict, our figure), and where the report is."""
     from .experiments.report import verdict_word
 
     def cut(text, n):
@@ -372,6 +394,10 @@ def terminal_summary(runs, claims, out, width: int = 100) -> str:
     ok = sum(r.ok for r in runs)
     lines = [f"notebooks: {ok} of {len(runs)} ran without error in {sum(r.seconds for r in runs):.0f} s"]
     lines += [f"  FAILED {r.path.name}: {cut(r.error, width - 12 - len(r.path.name))}" for r in runs if not r.ok]
+    if training:
+        (top, (_, most)), *_ = _by_seconds(training)
+        lines.append(f"training: {sum(n for n, _ in training.values())} runs took "
+                     f"{sum(s for _, s in training.values()):.0f} s (the most: {top}, {most:.0f} s)")
     if claims:
         w_title = min(38, max(len(c["title"]) for c in claims))
         words = [verdict_word(c) for c in claims]
@@ -385,7 +411,12 @@ def terminal_summary(runs, claims, out, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _summary_markdown(runs, claims=(), preset: str = "small") -> str:
+def _by_seconds(training: dict) -> list:
+    """``training``'s items, the experiment whose runs took longest first."""
+    return sorted(training.items(), key=lambda item: -item[1][1])
+
+
+def _summary_markdown(runs, claims=(), preset: str = "small", training=None) -> str:
     lines = [
         "# lnedu reproduce: summary",
         "",
@@ -399,6 +430,15 @@ def _summary_markdown(runs, claims=(), preset: str = "small") -> str:
         lines.append(f"| {r.path.name} | {r.title} | {status} | {r.seconds:.1f} |")
     total = sum(r.seconds for r in runs)
     lines += ["", f"{sum(r.ok for r in runs)} of {len(runs)} notebooks ran without error in {total:.1f} s."]
+    if training:  # where the job's time went, besides the notebooks
+        lines += ["", "## Training", "",
+                  "The runs the experiment notebooks ask for: one after another before the notebooks (one job), or "
+                  "each in a worker process beside them. Each experiment's runs and the seconds they took, summed "
+                  "(wall clock; a run found finished takes next to nothing).", "",
+                  "| experiment | runs | seconds |", "|---|---|---|"]
+        lines += [f"| {name} | {n} | {seconds:.1f} |" for name, (n, seconds) in _by_seconds(training)]
+        lines += ["", f"{sum(n for n, _ in training.values())} runs in "
+                      f"{sum(s for _, s in training.values()):.1f} s."]
     text = "\n".join(lines) + "\n"
     if claims:  # the claims table of claims.md: paper's numbers, per-seed values, verdict with axis, why, note
         text += "\n" + claims_markdown(claims, title="## Claims")
@@ -487,9 +527,10 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
         atomic_write_text(out / f"{path.stem}.html", _offline_html(body))
         return run
 
+    times = {}  # {experiment: (runs, seconds)} of the training stage
     if jobs == 1:
         failed = train_runs(list(dict.fromkeys(n for path in paths for n in needs[path])), runs, preset,
-                            progress=progress)
+                            progress=progress, times=times)
         done, drawn = {}, ()  # the figures: all drawn with the claims table, below
         with tqdm(total=len(paths), desc="notebooks", unit="nb", disable=not progress) as bar:
             for path in paths:
@@ -497,15 +538,15 @@ def reproduce(notebooks="notebooks", out="reports", *, runs="runs", timeout: int
                 done[path] = page(path, *execute_notebook(path, timeout=timeout, env=env))
                 bar.update()
     else:
-        done, failed, drawn = _pipeline(paths, needs, runs, preset, jobs, page, _last_seconds(out), progress,
-                                        timeout=timeout, env=env, report=out)
+        done, failed, drawn, times = _pipeline(paths, needs, runs, preset, jobs, page, _last_seconds(out), progress,
+                                               timeout=timeout, env=env, report=out)
     if failed and progress:
         print(f"training: {len(failed)} run(s) failed; their notebooks trained them again and show the error:\n  "
               + "\n  ".join(failed))
     done = [done[path] for path in paths]
     claims = write_report(Path(runs) / preset, out, drawn=drawn)
-    atomic_write_text(out / "summary.md", _summary_markdown(done, claims, preset))
+    atomic_write_text(out / "summary.md", _summary_markdown(done, claims, preset, times))
     atomic_write_text(out / "index.html", _index_html(done, claims))
     if progress:
-        print(terminal_summary(done, claims, out))
+        print(terminal_summary(done, claims, out, training=times))
     return done

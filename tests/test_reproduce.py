@@ -146,11 +146,13 @@ def test_runs_trained_first_are_the_notebooks_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LNEDU_SEEDS", "0 1")
     monkeypatch.setenv("LNEDU_PRESET", "tiny")
     monkeypatch.setenv("LNEDU_RUNS", str(tmp_path))
-    assert R.train_runs(["convnet"], tmp_path, "tiny", jobs=2, progress=False) == []
+    times = {}
+    assert R.train_runs(["convnet"], tmp_path, "tiny", jobs=2, progress=False, times=times) == []
     folder = tmp_path / "tiny" / "convnet"
     results = sorted(folder.glob("*/result.json"))
     exp = experiments.get("convnet")
     assert len(results) == 2 * len(exp.VARIANTS)
+    assert list(times) == ["convnet"] and times["convnet"][0] == len(results) and times["convnet"][1] > 0
     stamps = {p: p.stat().st_mtime_ns for p in results}
     _, _, got = experiments.notebook_run("convnet")  # what the notebook calls: every run is found finished
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
@@ -165,8 +167,27 @@ def test_a_run_that_fails_in_the_training_stage_is_reported_not_raised(tmp_path,
 
     monkeypatch.setattr(sweep, "_one", broken)
     monkeypatch.setenv("LNEDU_SEEDS", "3")
-    failed = R.train_runs(["draw"], tmp_path, "tiny", jobs=1, progress=False)
+    times = {}
+    failed = R.train_runs(["draw"], tmp_path, "tiny", jobs=1, progress=False, times=times)
     assert failed and all(line.startswith("draw ") and "seed 3: RuntimeError: no memory" in line for line in failed)
+    assert times["draw"][0] == len(failed)  # a failed run's seconds count too: the job spent them
+
+
+def test_the_summary_says_where_the_training_time_went(tmp_path):
+    """summary.md's training table, longest first, with its total, and the terminal's line; the next run reads
+    only the notebooks' seconds from it (the experiments' rows are not notebooks)."""
+    runs = [NotebookRun(tmp_path / "01-a.ipynb", "01. A", 4.0, True)]
+    training = {"mnist": (30, 20.5), "text8_grid": (54, 60.25), "convnet": (15, 7.0)}
+    text = R._summary_markdown(runs, (), "small", training)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "ipynb" not in line]
+    assert rows[2:] == ["| text8_grid | 54 | 60.2 |", "| mnist | 30 | 20.5 |", "| convnet | 15 | 7.0 |"], rows
+    assert "99 runs in 87.8 s." in text
+    (tmp_path / "summary.md").write_text(text, encoding="utf-8")
+    assert R._last_seconds(tmp_path) == {"01-a.ipynb": 4.0}
+    screen = R.terminal_summary(runs, (), tmp_path, training=training)
+    assert "training: 99 runs took 88 s (the most: text8_grid, 60 s)" in screen.splitlines()
+    assert "## Training" not in R._summary_markdown(runs, (), "small", {})  # no experiment: no table
+    assert "training:" not in R.terminal_summary(runs, (), tmp_path)
 
 
 def test_notebooks_on_two_processes_give_the_pages_of_one(tmp_path):
