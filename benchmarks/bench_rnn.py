@@ -31,10 +31,10 @@ mixture density head, T=60, B=8; the MDN NLL, BPTT and Adam with the gradient no
 same network in PyTorch (the LN-LSTM above, ``nn.Linear`` and the MDN NLL written with torch operations).
 
 Last, the attentive reader's batch-normalized LSTM (``lnedu.nn.BNLSTM``, Cooijmans et al.'s Eq. 6-8, gamma 0.1,
-statistics per time step) at that experiment's small preset's sizes (B=32, D=32, H=32; T=30 words, our choice),
-one training step as above, lnedu against ``lnedu-ref`` only: its step is the reference one, and what the fast
-path changes is the batch norm of each (B, 4H) term (``lnedu.functional._numba``). PyTorch has no recurrent
-batch norm to compare with.
+statistics per time step) at that experiment's small preset's sizes (its batch, word vector and hidden sizes, read
+from the preset; T=30 words, our choice), one training step as above, lnedu against ``lnedu-ref`` only: its step
+is the reference one, and what the fast path changes is the batch norm of each (B, 4H) term
+(``lnedu.functional._numba``). PyTorch has no recurrent batch norm to compare with.
 
 Usage::
 
