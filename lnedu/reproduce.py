@@ -396,8 +396,8 @@ def terminal_summary(runs, claims, out, width: int = 100, training=None) -> str:
     lines += [f"  FAILED {r.path.name}: {cut(r.error, width - 12 - len(r.path.name))}" for r in runs if not r.ok]
     if training:
         (top, (_, most)), *_ = _by_seconds(training)
-        lines.append(f"training: {sum(n for n, _ in training.values())} runs took "
-                     f"{sum(s for _, s in training.values()):.0f} s (the most: {top}, {most:.0f} s)")
+        n_runs, seconds = _totals(training)
+        lines.append(f"training: {n_runs} runs took {seconds:.0f} s (the most: {top}, {most:.0f} s)")
     if claims:
         w_title = min(38, max(len(c["title"]) for c in claims))
         words = [verdict_word(c) for c in claims]
@@ -414,6 +414,11 @@ def terminal_summary(runs, claims, out, width: int = 100, training=None) -> str:
 def _by_seconds(training: dict) -> list:
     """``training``'s items, the experiment whose runs took longest first."""
     return sorted(training.items(), key=lambda item: -item[1][1])
+
+
+def _totals(training: dict) -> tuple[int, float]:
+    """``(runs, seconds)`` of all of ``training``'s experiments together."""
+    return sum(n for n, _ in training.values()), sum(s for _, s in training.values())
 
 
 def _summary_markdown(runs, claims=(), preset: str = "small", training=None) -> str:
@@ -437,8 +442,8 @@ def _summary_markdown(runs, claims=(), preset: str = "small", training=None) -> 
                   "(wall clock; a run found finished takes next to nothing).", "",
                   "| experiment | runs | seconds |", "|---|---|---|"]
         lines += [f"| {name} | {n} | {seconds:.1f} |" for name, (n, seconds) in _by_seconds(training)]
-        lines += ["", f"{sum(n for n, _ in training.values())} runs in "
-                      f"{sum(s for _, s in training.values()):.1f} s."]
+        n_runs, seconds = _totals(training)
+        lines += ["", f"{n_runs} runs in {seconds:.1f} s."]
     text = "\n".join(lines) + "\n"
     if claims:  # the claims table of claims.md: paper's numbers, per-seed values, verdict with axis, why, note
         text += "\n" + claims_markdown(claims, title="## Claims")
