@@ -17,7 +17,7 @@ from lnedu import experiments
 from lnedu._io import DamagedFile, FolderLocked
 from lnedu.checkpoint import DamagedCheckpoint, read_meta
 from lnedu.experiments import mnist_mlp
-from lnedu.experiments.common import epoch_batches
+from lnedu.experiments.common import epoch_batch, epoch_batches
 from lnedu.experiments.runner import Diverged, _truncate_log, rng_state, run_one, set_rng_state, strip_timing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +93,24 @@ def test_epoch_batches_are_a_function_of_seed_and_epoch():
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
     assert len(a) == 6 and sorted(np.concatenate(a).tolist()) == sorted(set(np.concatenate(a).tolist()))
+
+
+def test_one_epoch_batch_is_that_batch_of_the_epoch_s_list():
+    """What the tasks call each update (``epoch_batch``) is the k-th batch of ``epoch_batches``, for every k of
+    epochs and batch sizes that do not divide n; the shared permutation cannot be changed through a batch."""
+    for n, bs, seed, epoch in ((50, 8, 1, 2), (1000, 4, 7, 0), (97, 32, 3, 5)):
+        whole = epoch_batches(n, bs, seed, epoch)
+        assert len(whole) == n // bs
+        for k, batch in enumerate(whole):
+            assert np.array_equal(epoch_batch(n, bs, seed, epoch, k), batch)
+    # a different epoch of the same run, then the first again: the cache keeps each epoch's own order
+    assert not np.array_equal(epoch_batch(50, 8, 1, 3, 0), epoch_batch(50, 8, 1, 2, 0))
+    assert np.array_equal(epoch_batch(50, 8, 1, 2, 0), epoch_batches(50, 8, 1, 2)[0])
+    with pytest.raises(ValueError, match="read-only"):
+        epoch_batch(50, 8, 1, 2, 0)[0] = 3
+    for k in (-1, 6):
+        with pytest.raises(IndexError, match=rf"k: expected a batch number in \[0, 6\), got {k}"):
+            epoch_batch(50, 8, 1, 2, k)
 
 
 def test_run_and_report_write_summary_table_and_plot(tmp_path):

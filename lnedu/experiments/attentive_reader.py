@@ -123,7 +123,7 @@ from ..nn import BNLSTM, LSTM, Module
 from ..nn.seq import Embedding
 from ..viz.experiments import plot_band, seed_curves
 from . import verdicts as V
-from .common import CheckpointedTask, epoch_batches, lr_for
+from .common import CheckpointedTask, epoch_batch, lr_for
 from .diagnostics import due, stats_record, train_mode_forward
 from .runner import load_task
 from .settings import Setting
@@ -596,7 +596,7 @@ class ReaderTask(CheckpointedTask):
 
     def step(self) -> dict:
         epoch, k = divmod(self.t, self.steps_per_epoch)
-        idx = epoch_batches(len(self.train_set), self.config.batch_size, self.seed, epoch)[k]
+        idx = epoch_batch(len(self.train_set), self.config.batch_size, self.seed, epoch, k)
         shuffle = np.random.default_rng([self.seed, self.t, 17]) if self.config.shuffle_entities else None
         self.model.drop_rng = np.random.default_rng([self.seed, self.t, 29])  # dropout masks: a function of (seed, t)
         doc, dm, q, qm, ans, cand = self._arrays(self.train_set, idx, shuffle)

@@ -4,6 +4,7 @@ supervised classification task."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from ..backend import to_numpy
 from .diagnostics import grad_norm
 from .runner import rng_state, set_rng_state
 
-__all__ = ["CheckpointedTask", "ClassifierTask", "epoch_batches", "epoch_schedule", "lr_for", "hold_out",
+__all__ = ["CheckpointedTask", "ClassifierTask", "epoch_batch", "epoch_batches", "epoch_schedule", "lr_for", "hold_out",
            "population_statistics"]
 
 
@@ -55,6 +56,14 @@ class CheckpointedTask:
             set_rng_state(getattr(self, name), state[f"rng/{name}"])
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of ``range(n)`` for ``(seed, epoch)``, read-only (kept: every update of an epoch reads it)."""
+    order = np.random.default_rng([seed, epoch, 0xDA7A]).permutation(n)
+    order.flags.writeable = False
+    return order
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """The mini-batches (index arrays) of one epoch: a permutation fixed by ``(seed, epoch)``.
 
@@ -62,8 +71,16 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.nda
     function of the step alone, so a resumed run sees exactly the batches it would have seen.
     The last incomplete batch is dropped (batch norm needs whole batches).
     """
-    order = np.random.default_rng([int(seed), int(epoch), 0xDA7A]).permutation(n)
+    order = _epoch_order(int(n), int(seed), int(epoch))
     return [order[i: i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def epoch_batch(n: int, batch_size: int, seed: int, epoch: int, k: int) -> np.ndarray:
+    """``epoch_batches(n, batch_size, seed, epoch)[k]``, the batch of one update, without slicing out the
+    epoch's other batches (at batch size 4 that list cost more than the update's arithmetic)."""
+    if not 0 <= k < n // batch_size:
+        raise IndexError(f"k: expected a batch number in [0, {n // batch_size}), got {k}")
+    return _epoch_order(int(n), int(seed), int(epoch))[k * batch_size: (k + 1) * batch_size]
 
 
 def epoch_schedule(epochs: float, steps_per_epoch: int, eval_per_epoch: int, checkpoint_every=None) -> tuple:
@@ -188,7 +205,7 @@ class ClassifierTask(CheckpointedTask):
 
     def step(self) -> dict:
         epoch, k = divmod(self.t, self.steps_per_epoch)
-        idx = epoch_batches(len(self.data.y_train), self.batch_size, self.seed, epoch)[k]
+        idx = epoch_batch(len(self.data.y_train), self.batch_size, self.seed, epoch, k)
         self.model.train()
         logits = self.model.forward(self._xtr[idx])
         loss, cache = F.softmax_cross_entropy(logits, self._ytr[idx])

@@ -84,7 +84,7 @@ from ..functional.vae import (  # noqa: F401 (bernoulli_nll, gaussian_kl: also i
     reparameterize_backward,
 )
 from . import verdicts as V
-from .common import CheckpointedTask, epoch_batches, epoch_schedule, hold_out, lr_for
+from .common import CheckpointedTask, epoch_batch, epoch_schedule, hold_out, lr_for
 from .runner import load_task
 from .settings import Setting
 from .verdicts import Verdict
@@ -680,7 +680,6 @@ class DrawTask(CheckpointedTask):
         self.eval_batch = int(eval_batch)
         self.rng = np.random.default_rng([self.seed, 0xD7A3])  # training noise
         self.t = 0
-        self._epoch_order = (None, None)
         self.examples_per_update = self.batch_size  # images per update
 
     def flops_per_update(self) -> float:
@@ -696,9 +695,7 @@ class DrawTask(CheckpointedTask):
 
     def step(self) -> dict:
         epoch, k = divmod(self.t, self.steps_per_epoch)
-        if self._epoch_order[0] != epoch:
-            self._epoch_order = (epoch, epoch_batches(self.n_train, self.batch_size, self.seed, epoch))
-        x = self._xtr[self._epoch_order[1][k]]
+        x = self._xtr[epoch_batch(self.n_train, self.batch_size, self.seed, epoch, k)]
         bound = self.model.forward(x, self._noise(self.rng, len(x)))
         self.opt.zero_grad()
         self.model.backward()
