@@ -97,6 +97,9 @@ class Optimizer:
     gradients' global norm is finite and raises ``ValueError`` naming the parameters with NaN/inf gradients
     otherwise, so a NaN never silently spreads into the parameters (a teaching run should stop where it
     broke). ``False`` updates regardless, like PyTorch's optimizers (parameters then become NaN).
+
+    ``last_grad_norm``: the global norm of the last step's gradients before clipping, where the step computed it
+    (clipping or the check above), else ``None``.
     """
 
     def __init__(self, modules, lr: float, *, clip: float | None = None, lr_decay: float = 0.0,
@@ -139,7 +142,7 @@ class Optimizer:
                 raise ValueError(_nonfinite_message(norm, [k for k, *_ in triples], grads))
             if self.clip is not None:
                 _scale_to(grads, self.clip, norm)
-                self.last_grad_norm = norm
+            self.last_grad_norm = norm  # before clipping: what a run logs, without a second pass over the grads
         lr = self.lr
         self.t += 1
         for key, m, name, p, g in triples:

@@ -132,6 +132,23 @@ def test_optimizer_clip_option_clips_before_the_update(rng):
         np.testing.assert_allclose(p, ref[k] - 0.1 * seq[0][k] * (0.5 / norm), rtol=1e-9, atol=1e-12)
 
 
+def test_last_grad_norm_is_the_norm_the_step_computed_clipped_or_not(rng):
+    """Without clipping, the NaN check's norm is kept too (a run logs it instead of a second pass over the
+    gradients): the norm of the gradients the step used, the same float as global_norm gives; with neither
+    clipping nor the check the step computes no norm and says so with None."""
+    model = _model()
+    seq = _grad_seq(model, rng, steps=2)
+    opt = optim.Adam(model, lr=0.01)
+    _run_with_given_grads(opt, model, seq)
+    last = [seq[-1][k] for k, _, _ in model.named_parameters()]
+    assert opt.last_grad_norm == optim.global_norm(last)
+    assert opt.last_grad_norm == pytest.approx(math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in last)),
+                                               rel=1e-12)
+    unchecked = optim.SGD(_model(), lr=0.1, error_if_nonfinite=False)
+    _run_with_given_grads(unchecked, unchecked.modules[0], _grad_seq(unchecked.modules[0], rng, steps=1))
+    assert unchecked.last_grad_norm is None
+
+
 # --------------------------------------------------------------------------------------------------
 # exact resumption
 

@@ -31,8 +31,9 @@ _CLIP = 1e-6  # gate values are clipped this far from 0 and 1 before inverting t
 
 def grad_norm(task):
     """The global norm ``sqrt(sum of squared gradient entries)`` of the task's last update, before any clipping:
-    the optimizer's ``last_grad_norm`` when it clipped, else computed from the gradients the update used (they
-    stay in place until the next ``zero_grad``). ``None`` for a task without ``opt``."""
+    the optimizer's ``last_grad_norm`` where its step computed one (to clip, or to refuse NaN/inf), else computed
+    from the gradients the update used (they stay in place until the next ``zero_grad``). ``None`` for a task
+    without ``opt``."""
     opt = getattr(task, "opt", None)
     if opt is None:
         return None
