@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -215,8 +216,14 @@ def test_charlm_verdict_reads_time_and_bpc(rng):
     t = charlm.table(results)
     assert t["bn"][2] == pytest.approx(10 * sec["bn"] * 1.01) and t["ln"][0] == pytest.approx(bpc["ln"] + 0.001)
     assert charlm.table(results, "cpu_seconds")["bn"][2] == pytest.approx(5 * sec["bn"] * 1.01)
+    faster = 1 - sec["normprop"] / sec["bn"]  # the seeds' factors (1 + 0.01 s) cancel in the ratio of means
+    assert f"NormProp {faster:.0%} less time per epoch than BN and" in v.our_figure
     results["normprop"] = [_fake_run("normprop", s, bpc["normprop"], sec["bn"] * (1.1 + 0.01 * s)) for s in range(3)]
-    assert charlm.verdict(results).held is False
+    slower = charlm.verdict(results)
+    assert slower.held is False
+    # NormProp 10% slower than BN: said as "10% more", not "-10% less"
+    assert "NormProp 10% more time per epoch than BN and" in slower.our_figure
+    assert not re.search(r"-\d+%", slower.our_figure), slower.our_figure
     assert charlm.verdict({"baseline": results["baseline"]}).held is None
 
 
