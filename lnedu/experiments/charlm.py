@@ -118,7 +118,7 @@ __all__ = [
     "NAME", "TITLE", "PAPER", "CLAIM", "VARIANTS", "PAPER_TABLE1", "LABELS", "Config", "PRESETS", "SEEDS",
     "SETTINGS", "standin",
     "WeightNormLSTM", "CharLM", "LMTask", "BlasThreads", "load_lm_data", "build", "build_layer", "gradient_growth",
-    "seconds_per_epoch", "final_bpc", "table", "verdict", "plot",
+    "seconds_per_epoch", "final_bpc", "table", "less_or_more", "verdict", "plot",
 ]
 
 
@@ -321,7 +321,7 @@ def table(results, time_key: str = "seconds") -> dict:
     return out
 
 
-def _less_or_more(fraction: float) -> str:
+def less_or_more(fraction: float) -> str:
     """``fraction = 1 - normprop / other`` in words: "23% less", or "7% more" where NormProp took longer (a
     negative fraction printed as "-7% less" read as a typo)."""
     return f"{abs(fraction):.0%} {'less' if fraction >= 0 else 'more'}"
@@ -344,7 +344,7 @@ def verdict(results) -> Verdict:
     fig = ("valid bpc " + ", ".join(f"{v} {V.arm_figure(bpc[v])}" for v in bpc)
            + f"; {'CPU' if key == 'cpu_seconds' else 'wall'} seconds/epoch "
            + ", ".join(f"{v} {V.arm_figure(sec[v], '.2f')}" for v in sec)
-           + f"; NormProp {_less_or_more(faster['bn'])} time per epoch than BN and {_less_or_more(faster['ln'])} than LN")
+           + f"; NormProp {less_or_more(faster['bn'])} time per epoch than BN and {less_or_more(faster['ln'])} than LN")
     note = ("LSTMs far smaller than the paper's, on a smaller text and for fewer updates (the paper: 1000 units on "
             "PTB, until convergence); the seconds are NumPy's at a small layer size, where per-step overhead "
             "dominates: the ratios depend on the implementation and the layer size and do not transfer")
