@@ -30,8 +30,9 @@ install: $(VENV)/.installed
 lint: install
 	$(BIN)/ruff check lnedu tests benchmarks notebooks
 
+# -p tests.file_timing: the summary lists the slowest test files (where the run's time goes; --file-times N)
 unit: install
-	$(SERIAL) $(BIN)/python -m pytest -q -n $(JOBS) -m "not browser" tests
+	$(SERIAL) $(BIN)/python -m pytest -q -n $(JOBS) -m "not browser" -p tests.file_timing tests
 
 # experiment notebooks run their tiny preset under nbval (the stored outputs come from the small preset;
 # the cells that differ are marked NBVAL_IGNORE_OUTPUT and check their claims with asserts). Only the
