@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
+
 DEFAULT_SHOWN = 15
 
 
@@ -22,9 +24,12 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    shown = config.getoption("file_times")
+    if shown < 0:
+        raise pytest.UsageError(f"--file-times: expected how many files to list (0: none), got {shown}")
     # only in the controller: xdist sends every worker's reports there, so nothing is counted twice
-    if not hasattr(config, "workerinput") and config.getoption("file_times") > 0:
-        config.pluginmanager.register(FileTimes(config.getoption("file_times")), "lnedu-file-times")
+    if not hasattr(config, "workerinput") and shown > 0:
+        config.pluginmanager.register(FileTimes(shown), "lnedu-file-times")
 
 
 class FileTimes:

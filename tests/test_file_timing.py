@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.file_timing import FileTimes
+from tests.file_timing import FileTimes, pytest_configure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +68,17 @@ def test_a_run_on_two_workers_lists_its_files_once(tmp_path):
     listed = re.findall(r"^\s*[\d.]+ s\s+\d+%\s+(\d) tests  (test_\w+\.py)$", res.stdout, re.M)
     assert len(listed) == 1 and listed[0] in {("2", "test_one.py"), ("1", "test_two.py")}, res.stdout
     assert re.search(r"^2 files, 3 tests: [\d.]+ s in all \(summed over the workers\)$", res.stdout, re.M), res.stdout
+
+
+def test_a_negative_count_of_files_is_refused_and_zero_lists_none():
+    registered = []
+    config = SimpleNamespace(getoption=lambda name: -2,
+                             pluginmanager=SimpleNamespace(register=lambda p, name: registered.append(name)))
+    with pytest.raises(pytest.UsageError, match=r"--file-times: expected how many files to list \(0: none\), got -2"):
+        pytest_configure(config)
+    config.getoption = lambda name: 0
+    pytest_configure(config)
+    assert registered == []
+    config.getoption = lambda name: 3
+    pytest_configure(config)
+    assert registered == ["lnedu-file-times"]
