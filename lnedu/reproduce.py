@@ -395,7 +395,7 @@ def terminal_summary(runs, claims, out, width: int = 100, training=None) -> str:
     lines = [f"notebooks: {ok} of {len(runs)} ran without error in {sum(r.seconds for r in runs):.0f} s"]
     lines += [f"  FAILED {r.path.name}: {cut(r.error, width - 12 - len(r.path.name))}" for r in runs if not r.ok]
     if training:
-        (top, (_, most)), *_ = _by_seconds(training)
+        top, (_, most) = max(training.items(), key=lambda item: item[1][1])
         n_runs, seconds = _totals(training)
         lines.append(f"training: {n_runs} runs took {seconds:.0f} s (the most: {top}, {most:.0f} s)")
     if claims:
