@@ -89,6 +89,42 @@ def test_forward_checker_accepts_the_right_answer_and_says_so():
     assert str(result).startswith("Exercise: layer norm forward: PASSED")
 
 
+class _DeviceArray:
+    """Stands in for a CuPy array a student hands back: its type lives in ``cupy``, ``get()`` copies it home."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def get(self):
+        return self.host.copy()
+
+
+_DeviceArray.__module__ = "cupy._core.core"
+
+
+def test_forward_checker_takes_an_answer_back_from_the_gpu():
+    result = E.check_layer_norm_forward(lambda x, gain, bias, eps: _DeviceArray(ln_right(x, gain, bias, eps)))
+    assert result.passed, str(result)
+
+
+def test_a_check_does_not_import_cupy():
+    """Only code that imported CuPy can hand back a CuPy array: a check that imported it to ask cost a student's
+    first check about a second where the [gpu] extra is installed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from lnedu import exercises as E\n"
+            "def ln(x, gain, bias, eps):\n"
+            "    mu = x.mean(axis=-1, keepdims=True)\n"
+            "    return gain * (x - mu) / np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps) + bias\n"
+            "assert E.check_layer_norm_forward(ln).passed\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cupy'))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
 def test_forward_checker_locates_the_wrong_element_without_giving_the_answer():
     def off_in_one_place(x, gain, bias, eps):
         y = ln_right(x, gain, bias, eps)
